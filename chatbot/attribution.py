@@ -1,0 +1,144 @@
+"""Post-hoc attribution: tie each sentence of an answer to the passage that supports it.
+
+Small models often write a correct sentence without its `[n]`. A sentence
+with no citation is given the number of the passage that contains most of
+its content words, when that passage covers at least `min_support` of them;
+a sentence that no passage supports is reported as unsupported. Citations
+the model wrote itself are kept as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)(?:\s*\[[\d,;\s]+\])*", re.MULTILINE)
+_CITED = re.compile(r"\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]")
+_WORD = re.compile(r"[a-z0-9][a-z0-9/.%-]*[a-z0-9%]|[a-z0-9]")
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "may",
+        "might",
+        "more",
+        "most",
+        "much",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "other",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "too",
+        "usually",
+        "very",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "also",
+        "about",
+        "after",
+        "before",
+        "often",
+        "only",
+        "each",
+        "any",
+        "all",
+        "one",
+        "two",
+    ]
+)
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and (len(w) > 2 or w.isdigit())}
+
+
+@dataclass(frozen=True)
+class Attribution:
+    text: str
+    """The answer with the added citations."""
+    added: list[int]
+    """Passage numbers cited by attribution, not by the model."""
+    unsupported: list[str]
+    """Sentences without a citation that no passage supports."""
+
+
+def attribute(answer: str, passages: Sequence[str], min_support: float = 0.6) -> Attribution:
+    vocab = [content_words(p) for p in passages]
+    added: list[int] = []
+    unsupported: list[str] = []
+
+    def visit(match: re.Match[str]) -> str:
+        sentence = match.group(0)
+        words = content_words(sentence)
+        if _CITED.search(sentence) or len(words) < 3:
+            return sentence
+        best, share = 0, 0.0
+        for n, v in enumerate(vocab, start=1):
+            s = len(words & v) / len(words)
+            if s > share:
+                best, share = n, s
+        if share < min_support:
+            unsupported.append(sentence.strip())
+            return sentence
+        if best not in added:
+            added.append(best)
+        body = sentence.rstrip()
+        tail = sentence[len(body) :]
+        end = len(body.rstrip(".!?"))
+        return f"{body[:end]} [{best}]{body[end:]}{tail}"
+
+    text = _SENTENCE.sub(visit, answer)
+    return Attribution(text, added, unsupported)

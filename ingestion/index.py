@@ -1,0 +1,173 @@
+"""The vector index: one Chroma collection that remembers how it was built.
+
+The collection's metadata records the embedder and the chunking settings;
+opening it with different ones is refused, so vector spaces never mix.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import IndexMismatchError, IndexMissingError
+from ingestion.documents import Chunk
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """What an index was built with; two specs must agree to share an index."""
+
+    embedder_id: str
+    dim: int
+    chunk_tokens: int
+    chunk_overlap_tokens: int
+
+    def as_metadata(self) -> dict[str, str | int]:
+        return {
+            "medchat_schema": SCHEMA_VERSION,
+            "embedder_id": self.embedder_id,
+            "embedding_dim": self.dim,
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap_tokens": self.chunk_overlap_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float
+
+
+def require_index(path: Path) -> None:
+    """Raise the "ingest first" error when no index was ever written at `path`."""
+    if not (path / "chroma.sqlite3").is_file():
+        raise IndexMissingError(
+            f"no index at {path}: run `medchat ingest PATH...` "
+            "(or `medchat ingest --sample` for the bundled notes) first"
+        )
+
+
+def _client(path: Path) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+
+
+class ChromaIndex:
+    """A Chroma collection of chunks with cosine similarity."""
+
+    def __init__(self, collection: Any, spec: IndexSpec, path: Path) -> None:
+        self._col = collection
+        self.spec = spec
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, name: str, spec: IndexSpec, *, create: bool = False) -> ChromaIndex:
+        """Open the collection, creating it if asked; refuse one built differently."""
+        if not create:
+            require_index(path)
+        path.mkdir(parents=True, exist_ok=True)
+        client = _client(path)
+        existing = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+        if name not in existing:
+            if not create:
+                raise IndexMissingError(
+                    f"the index at {path} has no collection '{name}': run `medchat ingest PATH...` first"
+                )
+            col = client.create_collection(
+                name=name,
+                metadata=spec.as_metadata(),
+                configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None,
+            )
+            return cls(col, spec, path)
+        col = client.get_collection(name=name, embedding_function=None)
+        cls._check(col.metadata or {}, spec, path)
+        return cls(col, spec, path)
+
+    @staticmethod
+    def _check(meta: dict[str, Any], spec: IndexSpec, path: Path) -> None:
+        built = meta.get("embedder_id")
+        if built != spec.embedder_id or meta.get("embedding_dim") != spec.dim:
+            raise IndexMismatchError(
+                f"the index at {path} was built with embedder '{built}' "
+                f"({meta.get('embedding_dim')} dims) but the settings ask for "
+                f"'{spec.embedder_id}' ({spec.dim} dims): set MEDCHAT_EMBEDDING__MODEL back, "
+                "or rebuild with `medchat ingest --rebuild PATH...`"
+            )
+        chunking = (meta.get("chunk_tokens"), meta.get("chunk_overlap_tokens"))
+        if chunking != (spec.chunk_tokens, spec.chunk_overlap_tokens):
+            raise IndexMismatchError(
+                f"the index at {path} was chunked at {chunking[0]} tokens with "
+                f"{chunking[1]} overlap, the settings ask for {spec.chunk_tokens}/"
+                f"{spec.chunk_overlap_tokens}: restore the settings or rebuild with "
+                "`medchat ingest --rebuild PATH...`"
+            )
+
+    @staticmethod
+    def drop(path: Path, name: str) -> None:
+        if not (path / "chroma.sqlite3").is_file():
+            return
+        client = _client(path)
+        existing = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+        if name in existing:
+            client.delete_collection(name)
+
+    def count(self) -> int:
+        return int(self._col.count())
+
+    def source_hashes(self) -> dict[str, str]:
+        """The content hash each ingested source was indexed with."""
+        got = self._col.get(include=["metadatas"])
+        hashes: dict[str, str] = {}
+        for meta in got["metadatas"] or []:
+            hashes[str(meta["source"])] = str(meta.get("doc_hash", ""))
+        return hashes
+
+    def ids_for_source(self, source: str) -> list[str]:
+        return list(self._col.get(where={"source": source}, include=[])["ids"])
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._col.delete(ids=list(ids))
+
+    def add(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]], doc_hash: str) -> None:
+        if not chunks:
+            return
+        metas = []
+        for c in chunks:
+            meta = c.store_metadata()
+            meta["doc_hash"] = doc_hash
+            metas.append(meta)
+        self._col.upsert(
+            ids=[c.id for c in chunks],
+            documents=[c.text for c in chunks],
+            embeddings=[list(e) for e in embeddings],
+            metadatas=metas,
+        )
+
+    def query(self, embedding: Sequence[float], k: int) -> list[Hit]:
+        n = self.count()
+        if n == 0:
+            return []
+        res = self._col.query(
+            query_embeddings=[list(embedding)],
+            n_results=min(k, n),
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            Hit(id=i, text=d, metadata=dict(m or {}), score=1.0 - float(dist))
+            for i, d, m, dist in zip(
+                res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
+            )
+        ]

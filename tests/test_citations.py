@@ -1,0 +1,24 @@
+from chatbot.citations import check_citations
+
+
+def test_valid_citations_are_kept_in_order_of_first_use():
+    c = check_citations("Salt raises pressure [2]. Exercise lowers it [1][2].", 3)
+    assert c.cited == [2, 1]
+    assert c.invalid == []
+    assert c.text == "Salt raises pressure [2]. Exercise lowers it [1][2]."
+
+
+def test_invalid_numbers_are_removed_and_reported():
+    c = check_citations("Take it daily [7]. Check the INR [1, 9].", 2)
+    assert c.cited == [1]
+    assert c.invalid == [7, 9]
+    assert c.text == "Take it daily. Check the INR [1]."
+
+
+def test_no_citation_at_all():
+    c = check_citations("Drink water.", 4)
+    assert (c.cited, c.invalid, c.text) == ([], [], "Drink water.")
+
+
+def test_zero_is_not_a_passage():
+    assert check_citations("x [0]", 3).invalid == [0]

@@ -1,0 +1,75 @@
+"""The command line through click's runner, on a real index and the fake engine."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from chatbot.cli import main
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_ask_before_ingest_is_one_line_with_the_remedy(runner):
+    result = runner.invoke(main, ["ask", "What is asthma?"])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert result.output.startswith("error: no index at") and "medchat ingest" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["ask"], ["ask", "  "]])
+def test_empty_question_is_one_line_error(runner, args):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.startswith("error: the question is empty")
+
+
+def test_bad_setting_names_the_variable(runner, monkeypatch):
+    monkeypatch.setenv("MEDCHAT_RETRIEVAL__K", "0")
+    result = runner.invoke(main, ["ask", "x"])
+    assert result.exit_code == 1
+    assert "MEDCHAT_RETRIEVAL__K" in result.output
+
+
+def test_ingest_then_ask_json(runner, few_notes, monkeypatch):
+    result = runner.invoke(main, ["ingest", "--json", str(few_notes)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["files_ingested"] == 5 and summary["chunks_added"] == summary["total_chunks"] > 5
+
+    monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
+    result = runner.invoke(main, ["ask", "--json", "How is type 2 diabetes diagnosed?"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["cited"] == [1]
+    assert data["sources"][0]["path"].endswith("type-2-diabetes.md")
+    assert data["answer"].endswith("[1]")
+    assert "not medical advice" in data["disclaimer"]
+    assert data["timings"]["total_s"] > 0
+
+
+def test_ask_prints_answer_sources_and_disclaimer(runner, few_notes, monkeypatch):
+    assert runner.invoke(main, ["ingest", str(few_notes)]).exit_code == 0
+    monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
+    out = runner.invoke(main, ["ask", "-k", "3", "What is the INR target on warfarin?"]).stdout
+    lines = out.splitlines()
+    assert lines[0].endswith("[1]")
+    assert "Sources:" in lines
+    assert any(line.startswith(" *[1] ") and "warfarin.md" in line for line in lines)
+    assert sum(1 for line in lines if line.strip().startswith(("*[", "["))) == 3
+    assert lines[-1].startswith("This is general information")
+
+
+def test_ingest_without_paths_is_a_usage_error(runner):
+    result = runner.invoke(main, ["ingest"])
+    assert result.exit_code == 2 and "--sample" in result.output
+
+
+def test_config_shows_effective_settings(runner, medchat_home):
+    data = json.loads(runner.invoke(main, ["config"]).stdout)
+    assert data["home"] == str(medchat_home)
+    assert data["ui"]["host"] == "127.0.0.1"
