@@ -40,9 +40,37 @@ class IngestionSettings(_Section):
         32, ge=0, le=256, description="Tokens of trailing context repeated in the next chunk."
     )
     extensions: list[str] = Field(
-        [".md", ".markdown", ".txt"], description="File suffixes that `medchat ingest` reads."
+        [
+            ".md",
+            ".markdown",
+            ".txt",
+            ".text",
+            ".pdf",
+            ".html",
+            ".htm",
+            ".xhtml",
+            ".jsonl",
+            ".ndjson",
+            ".json",
+            ".xml",
+            ".nxml",
+        ],
+        description="File suffixes that `medchat ingest` reads.",
     )
-    batch_size: int = Field(64, ge=1, description="Chunks embedded and written per batch.")
+    batch_size: int = Field(
+        256,
+        ge=1,
+        description="Chunks embedded and written per batch, across files; bounds the memory a run uses.",
+    )
+    jsonl_text_field: str = Field("text", min_length=1, description="JSONL field holding the text.")
+    jsonl_id_field: str = Field("id", min_length=1, description="JSONL field holding a record's id.")
+    jsonl_title_field: str = Field("title", min_length=1, description="JSONL field holding a title.")
+    max_text_chars: int = Field(
+        10_000_000, ge=1000, description="A file with more text than this is refused, not ingested."
+    )
+    prune: bool = Field(
+        False, description="Remove the chunks of indexed files that no longer exist (as `--prune`)."
+    )
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self) -> IngestionSettings:
@@ -68,6 +96,11 @@ class StoreSettings(_Section):
     chroma_path: Path | None = Field(
         None, description="Embedded Chroma folder; default `$MEDCHAT_HOME/index/chroma`."
     )
+    mode: Literal["embedded", "server"] = Field(
+        "embedded", description="`embedded`: Chroma in this process; `server`: a client of `chroma run`."
+    )
+    host: str = Field("127.0.0.1", description="Chroma server address (mode `server`).")
+    port: int = Field(8000, ge=1, le=65535, description="Chroma server port (mode `server`).")
 
 
 class RetrievalSettings(_Section):

@@ -98,7 +98,7 @@ class Chunker:
                 text = doc.text[start:end]
                 chunks.append(
                     Chunk(
-                        id=chunk_id(doc.source, text, start),
+                        id=chunk_id(doc.key, text, start),
                         text=text,
                         embed_text=f"{heading}\n{text}" if heading else text,
                         source=doc.source,

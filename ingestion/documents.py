@@ -30,6 +30,12 @@ class Document:
     def content_hash(self) -> str:
         return sha256(self.text)
 
+    @property
+    def key(self) -> str:
+        """The source plus the record id, for files that hold many documents (JSONL, XML sets)."""
+        doc_id = self.metadata.get("doc_id")
+        return f"{self.source}#{doc_id}" if doc_id not in (None, "") else self.source
+
 
 @dataclass(frozen=True)
 class Chunk:

@@ -106,3 +106,52 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
+
+
+def declared_dim(model: str) -> int | None:
+    """The output size a sentence-transformers folder declares, read without loading it."""
+    import json
+
+    folder = resolve_model_folder(model)
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+    except (OSError, ValueError):
+        return None
+    dim: int | None = None
+    for module in modules:
+        config = folder / str(module.get("path", "")) / "config.json"
+        kind = str(module.get("type", ""))
+        if not kind.endswith(("Pooling", "Dense")) or not config.is_file():
+            continue
+        try:
+            data = json.loads(config.read_text())
+        except (OSError, ValueError):
+            return None
+        dim = data.get("out_features", data.get("word_embedding_dimension", dim))
+    return int(dim) if dim else None
+
+
+class LazyEmbedder:
+    """A `SentenceTransformerEmbedder` loaded on first use, so that runs with nothing new stay instant."""
+
+    def __init__(self, model: str = PACKAGED_MINILM, device: str = "cpu", batch_size: int = 32):
+        self._args = (model, device, batch_size)
+        self._real: SentenceTransformerEmbedder | None = None
+        self.id = embedder_id(model)
+        dim = declared_dim(model)
+        self.dim = dim if dim is not None else self._load().dim
+
+    @property
+    def loaded(self) -> bool:
+        return self._real is not None
+
+    def _load(self) -> SentenceTransformerEmbedder:
+        if self._real is None:
+            self._real = SentenceTransformerEmbedder(*self._args)
+        return self._real
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._load().embed_documents(texts) if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._load().embed_query(text)

@@ -10,10 +10,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import IndexMismatchError, IndexMissingError
 from ingestion.documents import Chunk
+
+if TYPE_CHECKING:
+    from chatbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +59,41 @@ def require_index(path: Path) -> None:
         )
 
 
-def _client(path: Path) -> Any:
+Server = tuple[str, int]
+
+
+def _client(path: Path, server: Server | None = None) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if server is None:
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    host, port = server
+    try:
+        client = chromadb.HttpClient(host=host, port=port, settings=chroma_settings)
+        client.heartbeat()
+    except Exception as e:  # connection errors come in many types, all mean "no server there"
+        raise IndexMissingError(
+            f"no Chroma server answers at {host}:{port} ({type(e).__name__}): start one with "
+            f"`chroma run --path DIR --host {host} --port {port}`, or set MEDCHAT_STORE__MODE=embedded"
+        ) from e
+    return client
+
+
+def _server(settings: Settings) -> Server | None:
+    return (settings.store.host, settings.store.port) if settings.store.mode == "server" else None
+
+
+def open_index(settings: Settings, spec: IndexSpec, *, create: bool = False) -> ChromaIndex:
+    """The index the settings name: embedded under `chroma_dir`, or on a Chroma server."""
+    return ChromaIndex.open(
+        settings.chroma_dir, settings.store.collection, spec, create=create, server=_server(settings)
+    )
+
+
+def drop_index(settings: Settings) -> None:
+    ChromaIndex.drop(settings.chroma_dir, settings.store.collection, server=_server(settings))
 
 
 class ChromaIndex:
@@ -72,17 +105,21 @@ class ChromaIndex:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path, name: str, spec: IndexSpec, *, create: bool = False) -> ChromaIndex:
+    def open(
+        cls, path: Path, name: str, spec: IndexSpec, *, create: bool = False, server: Server | None = None
+    ) -> ChromaIndex:
         """Open the collection, creating it if asked; refuse one built differently."""
-        if not create:
-            require_index(path)
-        path.mkdir(parents=True, exist_ok=True)
-        client = _client(path)
+        if server is None:
+            if not create:
+                require_index(path)
+            path.mkdir(parents=True, exist_ok=True)
+        client = _client(path, server)
+        where = f"{server[0]}:{server[1]}" if server else str(path)
         existing = {c if isinstance(c, str) else c.name for c in client.list_collections()}
         if name not in existing:
             if not create:
                 raise IndexMissingError(
-                    f"the index at {path} has no collection '{name}': run `medchat ingest PATH...` first"
+                    f"the index at {where} has no collection '{name}': run `medchat ingest PATH...` first"
                 )
             col = client.create_collection(
                 name=name,
@@ -115,10 +152,10 @@ class ChromaIndex:
             )
 
     @staticmethod
-    def drop(path: Path, name: str) -> None:
-        if not (path / "chroma.sqlite3").is_file():
+    def drop(path: Path, name: str, server: Server | None = None) -> None:
+        if server is None and not (path / "chroma.sqlite3").is_file():
             return
-        client = _client(path)
+        client = _client(path, server)
         existing = {c if isinstance(c, str) else c.name for c in client.list_collections()}
         if name in existing:
             client.delete_collection(name)
@@ -137,22 +174,35 @@ class ChromaIndex:
     def ids_for_source(self, source: str) -> list[str]:
         return list(self._col.get(where={"source": source}, include=[])["ids"])
 
-    def delete(self, ids: Sequence[str]) -> None:
-        if ids:
-            self._col.delete(ids=list(ids))
+    def all_ids(self, page: int = 5000) -> set[str]:
+        """Every chunk id in the collection (read in pages, for crash recovery)."""
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            got = self._col.get(include=[], limit=page, offset=offset)["ids"]
+            ids.update(got)
+            if len(got) < page:
+                return ids
+            offset += page
 
-    def add(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]], doc_hash: str) -> None:
+    def delete(self, ids: Sequence[str], page: int = 5000) -> None:
+        ids = list(ids)
+        for i in range(0, len(ids), page):
+            self._col.delete(ids=ids[i : i + page])
+
+    def add(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]], doc_hash: str = "") -> None:
         if not chunks:
             return
         metas = []
         for c in chunks:
             meta = c.store_metadata()
-            meta["doc_hash"] = doc_hash
+            if doc_hash:
+                meta["doc_hash"] = doc_hash
             metas.append(meta)
         self._col.upsert(
             ids=[c.id for c in chunks],
             documents=[c.text for c in chunks],
-            embeddings=[list(e) for e in embeddings],
+            embeddings=embeddings if hasattr(embeddings, "shape") else [list(e) for e in embeddings],
             metadatas=metas,
         )
 

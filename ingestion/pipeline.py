@@ -1,38 +1,53 @@
-"""`medchat ingest`: files -> documents -> chunks -> embeddings -> index.
+"""`medchat ingest`: files -> documents -> chunks -> embeddings -> Chroma + BM25.
 
-A file whose content has not changed since it was indexed is skipped; a
-changed file has its old chunks replaced. A file that cannot be read is
-reported with its reason and the run goes on.
+Incremental: a file whose size and modification time (or, failing those, its
+bytes) match the manifest is not read again; a changed file has its chunks
+replaced, and only chunks whose text or metadata changed are embedded again.
+Resumable: chunks stream through the embedder in batches across files, a file
+is recorded in the manifest only after all its chunks are in Chroma, and a run
+that finds the manifest dirty (an earlier run was killed) first removes from
+Chroma whatever the manifest does not vouch for. The BM25 index is rebuilt
+from the manifest whenever the manifest moved on. A file that cannot be read
+is reported with its reason and the run goes on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import stat
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import IngestError, MedchatError
-from ingestion.documents import sha256
 
 if TYPE_CHECKING:
     from chatbot.settings import Settings
+    from ingestion.chunking import Chunker
+    from ingestion.documents import Chunk
     from ingestion.embedding import Embedder
     from ingestion.index import ChromaIndex
+    from ingestion.lexical import LexicalIndex
+    from ingestion.manifest import FileRecord, Manifest
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+STAGES = ("scan", "reconcile", "load", "chunk", "embed", "write", "bm25")
 
 
 @dataclass
 class FileOutcome:
     path: str
-    status: str  # ingested | unchanged | skipped | failed
+    status: str  # ingested | unchanged | skipped | failed | removed
     chunks: int = 0
     reason: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -40,8 +55,12 @@ class IngestReport:
     files_seen: int = 0
     chunks_added: int = 0
     chunks_removed: int = 0
+    chunks_embedded: int = 0
     total_chunks: int = 0
+    gone: int = 0  # indexed files that no longer exist (removed only with --prune)
+    recovered: bool = False  # an interrupted earlier run was cleaned up first
     seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     files: list[FileOutcome] = field(default_factory=list)
 
     def count(self, status: str) -> int:
@@ -49,32 +68,282 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
-        for status in ("ingested", "unchanged", "skipped", "failed"):
+        data["stages"] = {k: round(v, 3) for k, v in self.stages.items()}
+        for status in ("ingested", "unchanged", "skipped", "failed", "removed"):
             data[f"files_{status}"] = self.count(status)
         return data
 
 
+class _Clock:
+    def __init__(self, report: IngestReport, stage: str) -> None:
+        self.report, self.stage = report, stage
+
+    def __enter__(self) -> None:
+        self.t = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.report.stages[self.stage] += time.perf_counter() - self.t
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
 def iter_files(paths: Iterable[Path], extensions: Iterable[str], report: IngestReport) -> Iterator[Path]:
-    """Files under the given paths with a known suffix, each once, in a stable order."""
+    """Files under the given paths with a known suffix, each once, in a stable order.
+
+    Symbolic links are followed only when they resolve inside the folder given;
+    links out of it, dangling links and loops are reported as skipped. Folders
+    reached through links are not descended (their files are reached directly).
+    """
     exts = {e.lower() for e in extensions}
     seen: set[Path] = set()
-    for root in paths:
-        if not root.exists():
-            report.files.append(FileOutcome(str(root), "failed", reason="no such file or folder"))
+
+    def skip(path: Path | str, reason: str) -> None:
+        report.files.append(FileOutcome(_display(path), "skipped", reason=reason))
+
+    for given in paths:
+        if not given.exists() and not given.is_symlink():
+            report.files.append(FileOutcome(_display(given), "failed", reason="no such file or folder"))
             continue
-        candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        try:
+            root = given.resolve(strict=True)
+        except (OSError, RuntimeError):
+            skip(given, "a symbolic link that leads nowhere or in a loop; not followed")
+            continue
+        if root.is_file():
+            candidates: Iterable[Path] = [given]
+            top = root.parent
+        else:
+            top = root
+            candidates = _walk(root)
         for path in candidates:
-            resolved = path.resolve()
-            if resolved in seen:
+            if path.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    skip(path, "a symbolic link that leads nowhere or in a loop; not followed")
+                    continue
+                if path is not given and not _inside(target, top):
+                    skip(path, f"a symbolic link out of {top}; not followed")
+                    continue
+                if target.is_dir():
+                    continue
+            else:
+                target = path if path.is_absolute() else path.resolve()
+            if target in seen:
                 continue
-            seen.add(resolved)
+            seen.add(target)
             if path.suffix.lower() not in exts:
-                if root.is_file():
-                    report.files.append(
-                        FileOutcome(str(path), "skipped", reason=f"'{path.suffix}' is not an ingested type")
-                    )
+                if path is given:
+                    skip(path, f"'{path.suffix}' is not an ingested type")
                 continue
-            yield resolved
+            try:
+                str(target).encode("utf-8")
+            except UnicodeEncodeError:
+                skip(path, "the file name is not valid UTF-8; rename the file")
+                continue
+            if not target.is_file():
+                skip(path, "not a regular file")
+                continue
+            yield target
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Every entry under `root` in sorted order, without following linked folders."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs.sort()
+        base = Path(folder)
+        links = [d for d in dirs if (base / d).is_symlink()]
+        for name in sorted(files + links):
+            yield base / name
+
+
+def _display(path: Path | str) -> str:
+    return os.fsencode(str(path)).decode("utf-8", "replace")
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class _Pending:
+    record: FileRecord
+    chunks: list[Chunk]
+    to_embed: list[Chunk]
+    old_ids: set[str]
+    outcome: FileOutcome
+
+
+class _Run:
+    """One ingestion run: the collaborators, the report and the batch being filled."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        index: ChromaIndex,
+        manifest: Manifest,
+        report: IngestReport,
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.index = index
+        self.manifest = manifest
+        self.report = report
+        self.pending: list[_Pending] = []
+        self.pending_embed = 0
+        self._chunker: Chunker | None = None
+        self.dirty = False
+
+    @property
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            from ingestion.chunking import Chunker, WordPieceCounter
+            from ingestion.embedding import tokenizer_file
+
+            self._chunker = Chunker(
+                WordPieceCounter(tokenizer_file(self.settings.embedding.model)),
+                self.settings.ingestion.chunk_tokens,
+                self.settings.ingestion.chunk_overlap_tokens,
+            )
+        return self._chunker
+
+    def mark_dirty(self) -> None:
+        if not self.dirty:
+            self.manifest.set_dirty(True)
+            self.dirty = True
+
+    def process(self, path: Path, known: FileRecord | None) -> None:
+        from ingestion.loaders import LoadOptions, load
+        from ingestion.manifest import FileRecord, fingerprint
+
+        report = self.report
+        source = str(path)
+        try:
+            st = path.stat()
+        except OSError as e:
+            report.files.append(FileOutcome(source, "failed", reason=f"cannot read the file ({e.strerror})"))
+            return
+        if known and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            report.files.append(FileOutcome(source, "unchanged", chunks=known.chunks))
+            return
+        with _Clock(report, "load"):
+            try:
+                digest = _file_hash(path)
+            except OSError as e:
+                report.files.append(
+                    FileOutcome(source, "failed", reason=f"cannot read the file ({e.strerror})")
+                )
+                return
+            record = FileRecord(source, st.st_size, st.st_mtime_ns, digest, 0)
+            if known and known.file_hash == digest:
+                self.manifest.touch(record)
+                report.files.append(FileOutcome(source, "unchanged", chunks=known.chunks))
+                return
+            ing = self.settings.ingestion
+            opts = LoadOptions(
+                jsonl_text_field=ing.jsonl_text_field,
+                jsonl_id_field=ing.jsonl_id_field,
+                jsonl_title_field=ing.jsonl_title_field,
+                max_text_chars=ing.max_text_chars,
+            )
+            try:
+                docs = load(path, opts)
+            except IngestError as e:
+                report.files.append(FileOutcome(source, "failed", reason=str(e), warnings=opts.warnings))
+                log.warning("%s", e)
+                return
+            except Exception as e:  # a loader bug must not end the run; name the file and the error
+                log.exception("unexpected error reading %s", path)
+                reason = f"{path}: unexpected {type(e).__name__} while reading ({e})"
+                report.files.append(FileOutcome(source, "failed", reason=reason, warnings=opts.warnings))
+                return
+        with _Clock(report, "chunk"):
+            try:
+                chunks: dict[str, Chunk] = {}
+                for doc in docs:
+                    for c in self.chunker.chunk(doc):
+                        chunks.setdefault(c.id, c)
+            except MedchatError as e:
+                report.files.append(FileOutcome(source, "failed", reason=str(e)))
+                return
+            old = self.manifest.fingerprints(source)
+            to_embed = [c for c in chunks.values() if old.get(c.id) != fingerprint(c)]
+        for w in opts.warnings:
+            log.warning("%s", w)
+        record = FileRecord(source, st.st_size, st.st_mtime_ns, digest, len(chunks))
+        outcome = FileOutcome(source, "ingested", chunks=len(chunks), warnings=opts.warnings)
+        self.pending.append(_Pending(record, list(chunks.values()), to_embed, set(old), outcome))
+        self.pending_embed += len(to_embed)
+        if self.pending_embed >= self.settings.ingestion.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Embed and write the pending files' new chunks, then record those files as done."""
+        if not self.pending:
+            return
+        batch = self.settings.ingestion.batch_size
+        todo = [c for p in self.pending for c in p.to_embed]
+        if todo:
+            self.mark_dirty()
+        for i in range(0, len(todo), batch):
+            part = todo[i : i + batch]
+            with _Clock(self.report, "embed"):
+                vectors = self.embedder.embed_documents([c.embed_text for c in part])
+            with _Clock(self.report, "write"):
+                self.index.add(part, vectors)
+            self.report.chunks_embedded += len(part)
+        with _Clock(self.report, "write"):
+            stale: list[str] = []
+            for p in self.pending:
+                new_ids = {c.id for c in p.chunks}
+                stale.extend(p.old_ids - new_ids)
+                self.report.chunks_added += len(new_ids - p.old_ids)
+                self.report.chunks_removed += len(p.old_ids - new_ids)
+            if stale:
+                self.mark_dirty()
+            self.manifest.commit_files([(p.record, p.chunks) for p in self.pending])
+            self.index.delete(stale)
+        self.report.files.extend(p.outcome for p in self.pending)
+        self.pending = []
+        self.pending_embed = 0
+
+
+def reconcile(index: ChromaIndex, manifest: Manifest) -> tuple[int, int]:
+    """Make Chroma hold exactly the chunks the manifest records.
+
+    Chunks in Chroma that the manifest does not know (written by a run killed
+    before it recorded their file) are deleted; files whose chunks are missing
+    from Chroma are forgotten, so the next run ingests them again. Returns
+    (chunks deleted, files forgotten).
+    """
+    in_chroma = index.all_ids()
+    in_manifest = manifest.chunk_ids()
+    extra = in_chroma - in_manifest
+    index.delete(sorted(extra))
+    missing = in_manifest - in_chroma
+    broken = manifest.paths_of(sorted(missing)) if missing else set()
+    if broken:
+        doomed = set().union(*(manifest.chunk_ids(p) for p in broken)) & in_chroma
+        index.delete(sorted(doomed))
+        manifest.forget(sorted(broken))
+    if extra or broken:
+        log.warning(
+            "recovered from an interrupted run: %d stray chunks removed, %d files to ingest again",
+            len(extra),
+            len(broken),
+        )
+    return len(extra), len(broken)
 
 
 def ingest(
@@ -84,66 +353,109 @@ def ingest(
     embedder: Embedder | None = None,
     index: ChromaIndex | None = None,
     rebuild: bool = False,
+    prune: bool | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Index the Markdown and text files under `paths`; return what happened."""
-    from ingestion.chunking import Chunker, WordPieceCounter
-    from ingestion.embedding import SentenceTransformerEmbedder, tokenizer_file
-    from ingestion.index import ChromaIndex, IndexSpec
-    from ingestion.loaders import load
+    """Index the files under `paths`; return what happened to each."""
+    from ingestion.embedding import LazyEmbedder
+    from ingestion.index import IndexSpec, drop_index, open_index
+    from ingestion.lexical import LexicalIndex, bm25_dir, manifest_path
+    from ingestion.manifest import Manifest
 
     started = time.perf_counter()
     report = IngestReport()
-    files = list(iter_files([Path(p).expanduser() for p in paths], settings.ingestion.extensions, report))
+    prune = settings.ingestion.prune if prune is None else prune
+    with _Clock(report, "scan"):
+        files = list(iter_files([Path(p).expanduser() for p in paths], settings.ingestion.extensions, report))
     report.files_seen = len(files) + len(report.files)
 
     if embedder is None:
-        embedder = SentenceTransformerEmbedder(
+        embedder = LazyEmbedder(
             settings.embedding.model, settings.embedding.device, settings.embedding.batch_size
         )
     spec = IndexSpec(
         embedder.id, embedder.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
     )
-    if index is None:
-        if rebuild:
-            ChromaIndex.drop(settings.chroma_dir, settings.store.collection)
-        index = ChromaIndex.open(settings.chroma_dir, settings.store.collection, spec, create=True)
-    chunker = Chunker(
-        WordPieceCounter(tokenizer_file(settings.embedding.model)),
-        settings.ingestion.chunk_tokens,
-        settings.ingestion.chunk_overlap_tokens,
-    )
-    known = index.source_hashes()
+    if rebuild:
+        if index is None:
+            drop_index(settings)
+        Manifest.drop(manifest_path(settings))
+        import shutil
 
+        shutil.rmtree(bm25_dir(settings), ignore_errors=True)
+    if index is None:
+        index = open_index(settings, spec, create=True)
+    manifest = Manifest(manifest_path(settings), spec.as_metadata())
+    try:
+        lexical = LexicalIndex.open(settings, spec, manifest)
+        with _Clock(report, "reconcile"):
+            if manifest.dirty or manifest.chunk_count() != index.count():
+                removed, _ = reconcile(index, manifest)
+                report.recovered = True
+                report.chunks_removed += removed
+                manifest.set_dirty(False)
+        _run_files(files, settings, embedder, index, manifest, report, prune, progress)
+        with _Clock(report, "bm25"):
+            lexical.sync()
+        report.total_chunks = index.count()
+    finally:
+        manifest.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run_files(
+    files: list[Path],
+    settings: Settings,
+    embedder: Embedder,
+    index: ChromaIndex,
+    manifest: Manifest,
+    report: IngestReport,
+    prune: bool,
+    progress: Progress | None,
+) -> None:
+    known = manifest.files()
+    run = _Run(settings, embedder, index, manifest, report)
     for i, path in enumerate(files):
         if progress:
             progress(str(path), i, len(files))
-        try:
-            docs = load(path)
-        except IngestError as e:
-            report.files.append(FileOutcome(str(path), "failed", reason=str(e)))
-            log.warning("%s", e)
-            continue
-        doc_hash = sha256("\x00".join(d.content_hash for d in docs))
-        if known.get(str(path)) == doc_hash:
-            report.files.append(FileOutcome(str(path), "unchanged"))
-            continue
-        try:
-            chunks = [c for d in docs for c in chunker.chunk(d)]
-            vectors = embedder.embed_documents([c.embed_text for c in chunks])
-        except MedchatError as e:
-            report.files.append(FileOutcome(str(path), "failed", reason=str(e)))
-            continue
-        old = index.ids_for_source(str(path))
-        new_ids = {c.id for c in chunks}
-        stale = [i for i in old if i not in new_ids]
-        index.add(chunks, vectors, doc_hash)
-        index.delete(stale)
-        report.chunks_added += len(new_ids - set(old))
-        report.chunks_removed += len(stale)
-        report.files.append(FileOutcome(str(path), "ingested", chunks=len(chunks)))
+        run.process(path, known.get(str(path)))
+    run.flush()
     if progress:
         progress("", len(files), len(files))
-    report.total_chunks = index.count()
-    report.seconds = round(time.perf_counter() - started, 3)
-    return report
+    gone = sorted(p for p in known if not os.path.lexists(p) or not stat.S_ISREG(_mode(p)))
+    report.gone = len(gone)
+    if gone and prune:
+        with _Clock(report, "write"):
+            run.mark_dirty()
+            doomed: dict[str, set[str]] = defaultdict(set)
+            for p in gone:
+                doomed[p] = manifest.chunk_ids(p)
+            manifest.forget(gone)
+            index.delete(sorted(set().union(*doomed.values())))
+        for p in gone:
+            report.chunks_removed += len(doomed[p])
+            report.files.append(FileOutcome(p, "removed", chunks=len(doomed[p]), reason="the file is gone"))
+        report.gone = 0
+    if run.dirty:
+        manifest.set_dirty(False)
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return 0
+
+
+def lexical_index(settings: Settings, embedder: Embedder | None = None) -> LexicalIndex:
+    """The BM25 index for these settings (for hybrid retrieval), checked against the embedder."""
+    from ingestion.embedding import LazyEmbedder
+    from ingestion.index import IndexSpec
+    from ingestion.lexical import LexicalIndex
+
+    emb: Any = embedder or LazyEmbedder(settings.embedding.model, settings.embedding.device)
+    spec = IndexSpec(
+        emb.id, emb.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
+    )
+    return LexicalIndex.open(settings, spec)

@@ -44,7 +44,8 @@ def test_text_encodings(tmp_path, data, expected):
         ("blank.txt", b"  \n\n ", "empty"),
         ("nul.txt", b"abc\x00def", "NUL"),
         ("bad.md", b"---\ntitle: [unclosed\n---\nbody", "front matter"),
-        ("x.pdf", b"%PDF-1.4", "no loader"),
+        ("x.pdf", b"%PDF-1.4", "PDF"),
+        ("x.xyz", b"data", "no loader"),
     ],
 )
 def test_bad_files_name_the_file_and_the_reason(tmp_path, name, data, reason):

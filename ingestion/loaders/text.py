@@ -1,20 +1,15 @@
-"""Loaders: one function per file format, each returning `Document`s.
-
-The walking skeleton reads Markdown (with optional YAML front matter) and
-plain text. Every loader raises `IngestError` with the file and the reason
-when it cannot read a file, so the caller can report it and go on.
-"""
+"""Markdown (with optional YAML front matter) and plain text in any common encoding."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from chatbot.errors import IngestError
 from ingestion.documents import Document, Section
+from ingestion.loaders.base import LoadOptions
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
@@ -75,7 +70,7 @@ def markdown_sections(text: str, start: int = 0) -> list[Section]:
     return sections
 
 
-def load_markdown(path: Path) -> list[Document]:
+def load_markdown(path: Path, opts: LoadOptions | None = None) -> list[Document]:
     text = read_text(path)
     meta, body_start = _front_matter(text, path)
     sections = markdown_sections(text, body_start)
@@ -84,26 +79,7 @@ def load_markdown(path: Path) -> list[Document]:
     return [Document(text=text, source=str(path), title=title, metadata=meta, sections=sections)]
 
 
-def load_text(path: Path) -> list[Document]:
+def load_text(path: Path, opts: LoadOptions | None = None) -> list[Document]:
     text = read_text(path)
     title = path.stem.replace("_", " ").replace("-", " ")
     return [Document(text=text, source=str(path), title=title, sections=[Section("", 0, len(text))])]
-
-
-LOADERS: dict[str, Callable[[Path], list[Document]]] = {
-    ".md": load_markdown,
-    ".markdown": load_markdown,
-    ".txt": load_text,
-}
-
-
-def load(path: Path) -> list[Document]:
-    """Load one file with the loader for its suffix."""
-    loader = LOADERS.get(path.suffix.lower())
-    if loader is None:
-        known = ", ".join(sorted(LOADERS))
-        raise IngestError(f"{path}: no loader for '{path.suffix}' files (known: {known})")
-    docs = loader(path)
-    if not any(d.text.strip() for d in docs):
-        raise IngestError(f"{path}: the file is empty")
-    return docs

@@ -1,0 +1,159 @@
+"""The lexical (BM25) index beside the Chroma collection, always in step with it.
+
+The chunk texts live in the ingestion manifest (SQLite), written in the same
+transaction that records a file as indexed; the `bm25s` arrays under
+`index_dir/bm25-<collection>/` are derived from them and stamped with the
+manifest's generation and the index spec (embedder id and chunking). A stale
+or missing stamp means "rebuild from the manifest", so an interrupted run can
+never leave BM25 and Chroma disagreeing; a stamp written for another embedder
+or chunking is refused like Chroma's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chatbot.errors import IndexMismatchError, IndexMissingError
+from ingestion.index import Hit, IndexSpec
+from ingestion.manifest import Manifest
+
+if TYPE_CHECKING:
+    from chatbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STAMP = "medchat-stamp.json"
+
+
+def manifest_path(settings: Settings) -> Path:
+    return settings.index_dir / f"{settings.store.collection}.manifest.sqlite3"
+
+
+def bm25_dir(settings: Settings) -> Path:
+    return settings.index_dir / f"bm25-{settings.store.collection}"
+
+
+def _tokenize(texts: list[str]) -> list[list[str]]:
+    import bm25s
+
+    tokens = bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+    return tokens if isinstance(tokens, list) else list(tokens)
+
+
+class LexicalIndex:
+    """BM25 over the indexed chunks; `query(text, k)` returns `Hit`s like `ChromaIndex.query`."""
+
+    def __init__(self, folder: Path, manifest: Manifest, spec: IndexSpec) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.spec = spec
+        self._bm25: Any = None
+        self._ids: list[str] = []
+
+    @classmethod
+    def open(cls, settings: Settings, spec: IndexSpec, manifest: Manifest | None = None) -> LexicalIndex:
+        """Open the BM25 index of the settings' collection; refuse one built differently."""
+        path = manifest_path(settings)
+        if manifest is None:
+            if not path.is_file():
+                raise IndexMissingError(
+                    f"no lexical index at {settings.index_dir}: run `medchat ingest PATH...` first"
+                )
+            manifest = Manifest(path, spec.as_metadata())
+        index = cls(bm25_dir(settings), manifest, spec)
+        index._check_stamp()
+        return index
+
+    def _stamp(self) -> dict[str, Any]:
+        file = self.folder / STAMP
+        try:
+            return dict(json.loads(file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _check_stamp(self) -> None:
+        stamp = self._stamp().get("spec")
+        if stamp and stamp != self.spec.as_metadata():
+            raise IndexMismatchError(
+                f"the BM25 index at {self.folder} was built with {stamp}, the settings ask for "
+                f"{self.spec.as_metadata()}: rebuild with `medchat ingest --rebuild PATH...`"
+            )
+
+    @property
+    def fresh(self) -> bool:
+        return (
+            self._stamp().get("generation") == self.manifest.generation
+            and (self.folder / "ids.json").is_file()
+        )
+
+    def sync(self) -> bool:
+        """Rebuild from the manifest when it moved on since the last build; True if rebuilt."""
+        if self.fresh:
+            return False
+        self.rebuild()
+        return True
+
+    def rebuild(self) -> None:
+        import bm25s
+
+        generation = self.manifest.generation
+        ids: list[str] = []
+        texts: list[str] = []
+        for cid, text, _meta in self.manifest.iter_chunks():
+            ids.append(cid)
+            texts.append(text)
+        tmp = self.folder.with_name(self.folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        bm25 = bm25s.BM25()
+        if texts:
+            bm25.index(_tokenize(texts), show_progress=False)
+            bm25.save(str(tmp))
+        (tmp / "ids.json").write_text(json.dumps(ids))
+        (tmp / STAMP).write_text(json.dumps({"generation": generation, "spec": self.spec.as_metadata()}))
+        # swap in the new folder; a crash here leaves a stale or missing stamp, rebuilt next time
+        old = self.folder.with_name(self.folder.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.folder.exists():
+            self.folder.rename(old)
+        tmp.rename(self.folder)
+        shutil.rmtree(old, ignore_errors=True)
+        self._bm25 = bm25 if texts else None
+        self._ids = ids
+        log.info("BM25 index rebuilt: %d chunks (generation %d)", len(ids), generation)
+
+    def _load(self) -> None:
+        if self._bm25 is not None or self._ids:
+            return
+        if not self.fresh:
+            self.rebuild()
+            return
+        import bm25s
+
+        self._ids = json.loads((self.folder / "ids.json").read_text())
+        self._bm25 = bm25s.BM25.load(str(self.folder)) if self._ids else None
+
+    def count(self) -> int:
+        self._load()
+        return len(self._ids)
+
+    def query(self, text: str, k: int) -> list[Hit]:
+        """The `k` best chunks by BM25 score (only those sharing a term with the query)."""
+        self._load()
+        if self._bm25 is None or not self._ids:
+            return []
+        tokens = _tokenize([text])
+        if not tokens or not tokens[0]:
+            return []
+        docs, scores = self._bm25.retrieve(tokens, k=min(k, len(self._ids)), show_progress=False)
+        picked = [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+        stored = self.manifest.get_chunks([cid for cid, _ in picked])
+        return [
+            Hit(id=cid, text=stored[cid][0], metadata=json.loads(stored[cid][1]), score=score)
+            for cid, score in picked
+            if cid in stored
+        ]

@@ -1,0 +1,77 @@
+"""Loaders: one module per file format, each turning a file into `Document`s.
+
+`load(path)` picks the loader by suffix. Every loader raises `IngestError`
+with the file and the reason when it cannot read a file, so the caller can
+report it and go on; problems inside a file that does not stop it (a bad
+JSON line, an unreadable PDF page) go to `LoadOptions.warnings`. Parsing
+libraries are imported by the loaders that use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from chatbot.errors import IngestError
+from ingestion.documents import Document
+from ingestion.loaders.base import LoadOptions, check_size
+from ingestion.loaders.html import load_html
+from ingestion.loaders.jsondata import load_json, load_jsonl
+from ingestion.loaders.pdf import load_pdf
+from ingestion.loaders.text import load_markdown, load_text, markdown_sections, read_text
+from ingestion.loaders.xml import load_xml
+
+Loader = Callable[[Path, LoadOptions | None], list[Document]]
+
+LOADERS: dict[str, Loader] = {
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".txt": load_text,
+    ".text": load_text,
+    ".pdf": load_pdf,
+    ".html": load_html,
+    ".htm": load_html,
+    ".xhtml": load_html,
+    ".jsonl": load_jsonl,
+    ".ndjson": load_jsonl,
+    ".json": load_json,
+    ".xml": load_xml,
+    ".nxml": load_xml,
+}
+
+__all__ = [
+    "LOADERS",
+    "LoadOptions",
+    "load",
+    "load_html",
+    "load_json",
+    "load_jsonl",
+    "load_markdown",
+    "load_pdf",
+    "load_text",
+    "load_xml",
+    "markdown_sections",
+    "read_text",
+]
+
+
+def load(path: Path, opts: LoadOptions | None = None) -> list[Document]:
+    """Load one file with the loader for its suffix."""
+    opts = opts or LoadOptions()
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        known = ", ".join(sorted(LOADERS))
+        raise IngestError(f"{path}: no loader for '{path.suffix}' files (known: {known})")
+    try:
+        docs = loader(path, opts)
+    except IngestError:
+        raise
+    except RecursionError as e:
+        raise IngestError(f"{path}: nested too deeply to read") from e
+    except MemoryError as e:
+        raise IngestError(f"{path}: too large to read into memory") from e
+    docs = [d for d in docs if d.text.strip()]
+    if not docs:
+        raise IngestError(f"{path}: the file is empty (no text found)")
+    check_size(path, docs, opts)
+    return docs

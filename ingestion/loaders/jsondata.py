@@ -1,0 +1,156 @@
+"""JSON Lines (configurable text, id and title fields) and QA data sets stored as JSON.
+
+JSON files are recognised by shape: SQuAD-style `{"data": [{"paragraphs": ...}]}`
+(COVID-QA: one document per article), PubMedQA `{pmid: {"CONTEXTS": ...}}` (one
+document per abstract, its labelled parts as sections; the conclusion that the
+data set holds back as `LONG_ANSWER` is left out so that evaluation stays
+honest), or a list of records read like JSON Lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import IngestError
+from ingestion.documents import Document
+from ingestion.loaders.base import LoadOptions, assemble, clean_block
+from ingestion.loaders.text import read_text
+
+
+def _record_doc(record: Any, where: str, path: Path, opts: LoadOptions) -> Document | None:
+    if not isinstance(record, dict):
+        opts.warn(f"{path}:{where}: not a JSON object; skipped")
+        return None
+    text = record.get(opts.jsonl_text_field)
+    if not isinstance(text, str) or not text.strip():
+        opts.warn(f"{path}:{where}: no text in field '{opts.jsonl_text_field}'; skipped")
+        return None
+    rid = record.get(opts.jsonl_id_field)
+    rid = str(rid) if rid not in (None, "") else where
+    title = record.get(opts.jsonl_title_field)
+    meta = {
+        k: v
+        for k, v in record.items()
+        if k not in (opts.jsonl_text_field, opts.jsonl_title_field) and isinstance(v, (str, int, float, bool))
+    }
+    meta["doc_id"] = rid
+    return assemble(
+        [("", clean_block(text))],
+        source=str(path),
+        title=str(title) if title else f"{path.stem} {rid}",
+        metadata=meta,
+    )
+
+
+def load_jsonl(path: Path, opts: LoadOptions | None = None) -> list[Document]:
+    opts = opts or LoadOptions()
+    docs = []
+    seen: set[str] = set()
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            opts.warn(f"{path}:{number}: bad JSON ({e.msg}); line skipped")
+            continue
+        doc = _record_doc(record, f"line {number}", path, opts)
+        if doc is None:
+            continue
+        if doc.metadata["doc_id"] in seen:
+            opts.warn(f"{path}:{number}: repeats id {doc.metadata['doc_id']!r}; line skipped")
+            continue
+        seen.add(doc.metadata["doc_id"])
+        docs.append(doc)
+    if not docs and opts.warnings:
+        raise IngestError(f"{path}: no usable line ({opts.warnings[0]})")
+    return docs
+
+
+def _as_list(value: Any) -> list[Any]:
+    """PubMedQA stores some lists as their Python repr; accept both."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return [value]
+        return parsed if isinstance(parsed, list) else [value]
+    return [value] if value else []
+
+
+def _pubmedqa(data: dict[str, Any], path: Path) -> list[Document]:
+    docs = []
+    for pmid, item in data.items():
+        contexts = [str(c) for c in _as_list(item.get("CONTEXTS"))]
+        labels = [str(x) for x in _as_list(item.get("LABELS"))]
+        labels += [""] * (len(contexts) - len(labels))
+        parts = [
+            (lab.title() if lab.isupper() else lab, ctx) for lab, ctx in zip(labels, contexts, strict=False)
+        ]
+        year = str(item.get("YEAR") or "")
+        docs.append(
+            assemble(
+                parts,
+                source=str(path),
+                title=f"PubMed {pmid}",
+                metadata={
+                    "doc_id": str(pmid),
+                    "pmid": str(pmid),
+                    "url": f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
+                    "year": int(year) if year.isdigit() else None,
+                    "mesh": "; ".join(str(m) for m in _as_list(item.get("MESHES"))),
+                },
+            )
+        )
+    return docs
+
+
+def _squad(data: dict[str, Any], path: Path) -> list[Document]:
+    docs = []
+    for article in data.get("data", []):
+        title = str(article.get("title") or "")
+        for n, para in enumerate(article.get("paragraphs", [])):
+            context = para.get("context")
+            if not isinstance(context, str) or not context.strip():
+                continue
+            did = str(para.get("document_id") or f"{title or 'article'}-{n}")
+            docs.append(
+                assemble(
+                    [("", context)],
+                    source=str(path),
+                    title=title or f"Document {did}",
+                    metadata={"doc_id": did},
+                )
+            )
+    return docs
+
+
+def load_json(path: Path, opts: LoadOptions | None = None) -> list[Document]:
+    opts = opts or LoadOptions()
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise IngestError(f"{path}: malformed JSON ({e.msg} at line {e.lineno})") from e
+    except RecursionError as e:
+        raise IngestError(f"{path}: JSON nested too deeply to read") from e
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        docs = _squad(data, path)
+    elif (
+        isinstance(data, dict)
+        and data
+        and all(isinstance(v, dict) and "CONTEXTS" in v for v in data.values())
+    ):
+        docs = _pubmedqa(data, path)
+    elif isinstance(data, list):
+        docs = [d for n, r in enumerate(data) if (d := _record_doc(r, f"item {n}", path, opts)) is not None]
+    else:
+        raise IngestError(
+            f"{path}: JSON of an unknown shape (read are: SQuAD-style {{'data': [...]}}, "
+            "PubMedQA {pmid: {CONTEXTS, LABELS, ...}}, or a list of records)"
+        )
+    return docs
