@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chatbot.attribution import attribute
 from chatbot.citations import check_citations
+from chatbot.conversation import standalone
 from chatbot.engines.base import GenerationParams
 from chatbot.errors import EmptyQuestionError
-from chatbot.safety import DISCLAIMER, INSUFFICIENT_EVIDENCE
+from chatbot.ranking import edges_first
+from chatbot.safety import DISCLAIMER, INSUFFICIENT_EVIDENCE, EmergencyGate, EmergencyVerdict
 from prompts import PromptVariant, build_prompt
 
 if TYPE_CHECKING:
     from chatbot.engines.base import Engine
-    from chatbot.retrieval import Passage, Retriever
+    from chatbot.retrieval import Filters, Passage, Retriever
     from chatbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,9 @@ class Answer:
     """Uncited sentences that no given passage supports."""
     abstained: bool = False
     emergency: bool = False
+    emergency_category: str = ""
+    query: str = ""
+    """What was searched: the question, made standalone when it was a follow-up."""
     model: str = ""
     quantization: str = ""
     prompt_hash: str = ""
@@ -69,6 +74,8 @@ class Answer:
             "unsupported": self.unsupported,
             "abstained": self.abstained,
             "emergency": self.emergency,
+            "emergency_category": self.emergency_category,
+            "query": self.query,
             "uncited": self.uncited,
             "model": self.model,
             "quantization": self.quantization,
@@ -107,6 +114,7 @@ class Chain:
         variant: PromptVariant | None = None,
     ) -> None:
         self.settings = settings
+        self._gate: EmergencyGate | None = None
         self._retriever = retriever
         self._engine = engine
         self.variant = variant or PromptVariant.from_settings(settings.prompts)
@@ -120,6 +128,12 @@ class Chain:
         return self._retriever
 
     @property
+    def gate(self) -> EmergencyGate:
+        if self._gate is None:
+            self._gate = EmergencyGate(self.settings.safety)
+        return self._gate
+
+    @property
     def engine(self) -> Engine:
         if self._engine is None:
             from chatbot.engines import get_engine
@@ -127,32 +141,65 @@ class Chain:
             self._engine = get_engine(self.settings.generation)
         return self._engine
 
-    def answer(self, question: str) -> Answer:
-        stream = self.stream(question)
+    def answer(self, question: str, *, history: Sequence[str] = (), filters: Filters | None = None) -> Answer:
+        stream = self.stream(question, history=history, filters=filters)
         for _ in stream:
             pass
         assert stream.answer is not None
         return stream.answer
 
-    def stream(self, question: str, *, params: GenerationParams | None = None) -> AnswerStream:
+    def stream(
+        self,
+        question: str,
+        *,
+        history: Sequence[str] = (),
+        filters: Filters | None = None,
+        params: GenerationParams | None = None,
+    ) -> AnswerStream:
+        """Answer `question`; `history` holds the earlier questions of the conversation, oldest first."""
         question = (question or "").strip()
         if not question:
             raise EmptyQuestionError(
                 'the question is empty: type a medical question, e.g. `medchat ask "What is HbA1c?"`'
             )
+        verdict = self.gate.check(question)
+        if verdict is not None:  # before retrieval, before the model, before even opening the index
+            return AnswerStream(lambda holder: self._emergency(question, verdict, holder))
         retriever = self.retriever  # opening the index raises before streaming starts
-        return AnswerStream(lambda holder: self._run(question, retriever, params, holder))
+        return AnswerStream(lambda holder: self._run(question, history, filters, retriever, params, holder))
+
+    def _emergency(self, question: str, verdict: EmergencyVerdict, holder: AnswerStream) -> Iterator[str]:
+        holder.answer = Answer(
+            question=question,
+            text=verdict.message,
+            passages=[],
+            emergency=True,
+            emergency_category=verdict.category,
+            variant=self.variant.as_dict(),
+        )
+        yield verdict.message
 
     def _run(
-        self, question: str, retriever: Retriever, params: GenerationParams | None, holder: AnswerStream
+        self,
+        question: str,
+        history: Sequence[str],
+        filters: Filters | None,
+        retriever: Retriever,
+        params: GenerationParams | None,
+        holder: AnswerStream,
     ) -> Iterator[str]:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        found = retriever.retrieve(question)
+        query = standalone(question, history)
+        found = retriever.retrieve(query, filters=filters)
         timings["retrieve_s"] = time.perf_counter() - t0
         floor = self.settings.retrieval.min_score
-        passages = [p for p in found if p.score >= floor]
-        answer = Answer(question=question, text="", passages=passages, variant=self.variant.as_dict())
+        best = max((p.score for p in found if p.dense_scored), default=0.0)
+        passages = [] if best < floor else [p for p in found if not p.dense_scored or p.score >= floor]
+        passages = edges_first(passages)  # strongest at the start and the end of the context
+        answer = Answer(
+            question=question, text="", passages=passages, query=query, variant=self.variant.as_dict()
+        )
         if not passages:
             answer.abstained = True
             answer.text = INSUFFICIENT_EVIDENCE
@@ -161,7 +208,7 @@ class Chain:
             yield answer.text
             return
 
-        prompt = build_prompt(question, passages, self.variant)
+        prompt = build_prompt(query, passages, self.variant)
         engine = self.engine
         answer.model, answer.quantization, answer.prompt_hash = engine.name, engine.quantization, prompt.hash
         params = params or GenerationParams.from_settings(self.settings.generation)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from chatbot.ranking import reciprocal_rank_fusion
 
 if TYPE_CHECKING:
     from chatbot.settings import Settings
     from ingestion.embedding import Embedder
-    from ingestion.index import ChromaIndex
+    from ingestion.index import ChromaIndex, Hit
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,11 @@ class Passage:  # satisfies prompts.PassageLike
     section: str
     source: str
     score: float
+    """Cosine similarity to the question (0 when only the lexical index found it)."""
     metadata: dict[str, Any] = field(default_factory=dict)
+    fused: float = 0.0
+    """Reciprocal-rank-fusion score (the dense similarity when there is no lexical index)."""
+    dense_scored: bool = True
 
     @property
     def source_name(self) -> str:
@@ -36,38 +43,93 @@ class Passage:  # satisfies prompts.PassageLike
             "section": self.section,
             "path": self.source,
             "score": round(self.score, 4),
+            "fused": round(self.fused, 5),
             "text": self.text,
             "metadata": self.metadata,
         }
 
 
+class LexicalIndex(Protocol):
+    def query(self, text: str, k: int) -> list[Hit]: ...
+
+
+Filters = Mapping[str, Any]
+"""Metadata a passage must match: a value for equality, or a dict of
+`$gte`/`$lte`/`$in` conditions, e.g. `{"source": "...", "year": {"$gte": 2020}}`."""
+
+
+def matches(metadata: Mapping[str, Any], filters: Filters | None) -> bool:
+    for key, want in (filters or {}).items():
+        have = metadata.get(key)
+        if isinstance(want, Mapping):
+            for op, ref in want.items():
+                ok = {
+                    "$gte": lambda h, r: h is not None and h >= r,
+                    "$lte": lambda h, r: h is not None and h <= r,
+                    "$in": lambda h, r: h in r,
+                    "$ne": lambda h, r: h != r,
+                }.get(op)
+                if ok is None:
+                    raise ValueError(f"unknown filter operator {op!r} for {key!r}")
+                if not ok(have, ref):
+                    return False
+        elif have != want:
+            return False
+    return True
+
+
+def _passage(hit: Hit, dense: float | None, fused: float) -> Passage:
+    meta = {k: v for k, v in hit.metadata.items() if k not in {"title", "section", "source", "doc_hash"}}
+    return Passage(
+        id=hit.id,
+        text=hit.text,
+        title=str(hit.metadata.get("title", "")),
+        section=str(hit.metadata.get("section", "")),
+        source=str(hit.metadata.get("source", "")),
+        score=dense if dense is not None else 0.0,
+        metadata=meta,
+        fused=fused,
+        dense_scored=dense is not None,
+    )
+
+
 class Retriever:
-    def __init__(self, index: ChromaIndex, embedder: Embedder, k: int) -> None:
+    """Dense retrieval from Chroma, fused with a lexical index when one is given."""
+
+    def __init__(
+        self,
+        index: ChromaIndex,
+        embedder: Embedder,
+        k: int,
+        *,
+        lexical: LexicalIndex | None = None,
+        candidates: int = 20,
+        dense_weight: float = 1.0,
+        lexical_weight: float = 1.0,
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.k = k
+        self.lexical = lexical
+        self.candidates = candidates
+        self.weights = (dense_weight, lexical_weight)
 
-    def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
-        hits = self.index.query(self.embedder.embed_query(question), k or self.k)
-        passages = []
-        for h in hits:
-            meta = {
-                key: v
-                for key, v in h.metadata.items()
-                if key not in {"title", "section", "source", "doc_hash"}
-            }
-            passages.append(
-                Passage(
-                    id=h.id,
-                    text=h.text,
-                    title=str(h.metadata.get("title", "")),
-                    section=str(h.metadata.get("section", "")),
-                    source=str(h.metadata.get("source", "")),
-                    score=h.score,
-                    metadata=meta,
-                )
-            )
-        return passages
+    def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Passage]:
+        """The best `k` passages, best first; `score` is the dense cosine similarity."""
+        k = k or self.k
+        pool = max(k, self.candidates) * (4 if filters else 1)
+        dense = [
+            h
+            for h in self.index.query(self.embedder.embed_query(question), pool)
+            if matches(h.metadata, filters)
+        ]
+        if self.lexical is None:
+            return [_passage(h, h.score, h.score) for h in dense[:k]]
+        lexical = [h for h in self.lexical.query(question, pool) if matches(h.metadata, filters)]
+        by_id = {h.id: h for h in lexical} | {h.id: h for h in dense}
+        dense_score = {h.id: h.score for h in dense}
+        fused = reciprocal_rank_fusion([[h.id for h in dense], [h.id for h in lexical]], self.weights)
+        return [_passage(by_id[i], dense_score.get(i), f) for i, f in fused[:k]]
 
 
 _embedders: dict[tuple[str, str], Embedder] = {}

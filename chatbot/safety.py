@@ -12,3 +12,282 @@ INSUFFICIENT_EVIDENCE = (
     "I can't answer that from the indexed sources: none of them is relevant enough to rely on."
 )
 """The one abstention answer, returned without calling the model when retrieval is weak."""
+
+
+# --- the emergency gate ------------------------------------------------------
+#
+# Rules, not a model: they run before retrieval and generation, in microseconds,
+# and each decision can be read back. A message is an emergency when it
+# describes red-flag symptoms AND reads as happening to someone now; a question
+# *about* a topic ("how does CPR work?", "what are the signs of a stroke?") or a
+# past, resolved event is not. Recall and precision on a labelled set, part of it
+# held out during design, are reported in the README (`bench/bench_safety.py`).
+
+import re  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from chatbot.settings import SafetySettings
+
+
+def _rx(*parts: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE)
+
+
+_INFANT = (
+    r"\b(newborn|new-born|neonate|((\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+    r"[- ]?(days?|weeks?|wks?)|([12]|one|two)[- ]?(months?|mo|mths?))([- ]old)?|under (3|three) months)\b"
+)
+
+# red-flag descriptions, by category (lay words, common misspellings)
+_RED_FLAGS: dict[str, re.Pattern[str]] = {
+    "stroke": _rx(
+        r"\bface\b.{0,40}\b(droop\w*|drop\w*|fall\w*|fallen|fell|slump\w*|lopsided|uneven|crooked|numb)",
+        r"\b(droop\w*|drooping|lopsided|crooked)\b.{0,30}\b(face|mouth|smile)\b",
+        r"\bslurr?\w*\b.{0,20}\b(speech|words|talk\w*)\b|\b(speech|words|talk\w*)\b.{0,20}\bslurr?\w*",
+        r"\b(can ?n?o?'?t|cannot|unable to|not able to|is not|isn'?t|not)\s+"
+        r"(speak|talk|get (his|her|the) words)",
+        r"\b(arm|leg|side)\b.{0,30}\b(gone )?(weak|numb|dead|limp|heavy|won'?t move|can'?t (lift|move))",
+        r"\b(stro+ke?|stroak|stroek|strok)\b.{0,40}\b(now|right now|having|happening|think|i think)",
+        r"\b(having|has|had) a (stro+ke|stroak)\b",
+    ),
+    "cardiac_chest_pain": _rx(
+        r"\bchest\b.{0,40}\b(pain|tight\w*|pressure|crush\w*|heav\w*|squeez\w*|ache|aching|hurts?|burning)",
+        r"\b(crush\w*|tight\w*|squeez\w*|heavy|pressure)\b.{0,25}\bchest\b",
+        r"\bheart ?attack\b.{0,40}\b(now|having|think|i think|right now|help|pls|please)|"
+        r"\b(having|has) a heart ?attack",
+        r"\b(elephant|weight|brick)\b.{0,30}\bchest\b|\bchest\b.{0,30}\b(elephant|weight on)",
+        r"\bclutch\w* (his|her|my|their|at (his|her|my|their)) chest\b",
+    ),
+    "anaphylaxis": _rx(
+        r"\b(swell\w*|swollen|puff\w* up|blow\w* up)\b.{0,30}\b(lips?|tongue|throat|face|mouth|eyes)",
+        r"\b(lips?|tongue|throat|face|mouth)\b.{0,30}\b(swell\w*|swollen|puff\w*|blow\w* up)",
+        r"\bthroat\b.{0,20}\b(clos\w*|tight\w*|clos\w* up|shut\w*)",
+        r"\b(ana?ph?[iy]la[xc]\w*|anafil\w*|anaphalaxis)\b",
+        r"\b(epi-?pen|adrenaline pen|auto-?injector)\b.{0,40}\b(now|use|used|should i|help)",
+    ),
+    "overdose_poisoning": _rx(
+        r"\b(took|taken|swallow\w*|ate|eaten|drank|drunk|had|downed|chewed|necked)\b.{0,40}\b(all|whole|"
+        r"entire|bottle|box|packet|pack|strip|handful|loads|lots|bunch|\d{2,})\b.{0,30}\b(pills|tablets|"
+        r"capsules|paracetamol|tylenol|acetaminophen|ibuprofen|aspirin|meds|medication)\b",
+        r"\b(swallow\w*|ate|eaten|drank|drunk|got into|chewed|licked|sucked)\b.{0,40}\b(bleach|cleaning|"
+        r"cleaner|detergent|dishwasher|washing (pod|tablet|liquid)|liquid tabs?|antifreeze|weedkiller|"
+        r"pesticide|button batter\w*|batter(y|ies)|white spirit|lamp oil|methadone)\b",
+        r"\b(son|daughter|baby|toddler|child|kid|boy|girl|grandson|granddaughter|he|she)\b.{0,40}\b(swallow\w*|"
+        r"ate|eaten|got into|chewed)\b.{0,40}\b(pills|tablets|capsules|medicine|meds)\b",
+        r"\b(overdos\w*|over ?dose\w*|o\.?d\.?'?d|od'?ed|oded)\b",
+        r"\bpoison\w*\b",
+        r"\b(too many|too much|loads of|a lot of|handful of|\d{2,} )\b.{0,25}\b(pills|tablets|paracetamol|"
+        r"tylenol|meds|medication)",
+    ),
+    "suicidal": _rx(
+        r"\b(kill|killing|hurt|hang|end) (my ?self|myself)\b",
+        r"\bend(ing)? (my life|it all|it|everything|things|his life|her life|their life)\b",
+        r"\b(want|wants|wanted) (it|this|everything) (all )?to (be over|end|stop)\b",
+        r"\b(written|wrote|writing) (goodbye )?letters? to\b",
+        r"\bnobody would (even )?(notice|care|miss)\b|\bif i (was|were) gone\b",
+        r"\b(on|at) the (edge of the )?(bridge|roof|ledge|cliff|tracks|platform edge)\b",
+        r"\b(to|and) (not|never) wake up\b|\bi'?ve had enough\b",
+        r"\bhow many\b.{0,40}\b(would it take|to die|to kill|to not wake|to never wake)\b",
+        r"\bsuicid\w*\b.{0,40}\b(i|i'm|im|me|my|feel|thinking|plan|going to)\b",
+        r"\b(i|i'm|im|me|my)\b.{0,40}\bsuicid\w*",
+        r"\b(want|wanna|going) to die\b",
+        r"\bdon'?t want to (live|be alive|be here|wake up|go on)\b",
+        r"\bno (point|reason) (in |to )?(living|live|going on|carrying on|being here)\b",
+        r"\b(take|taking) my (own )?life\b",
+        r"\bbetter off (dead|without me)\b",
+        r"\b(goodbye|suicide) (note|letter)s?\b",
+        r"\b(saved|saving|stockpil\w*|hoard\w*) up\b.{0,30}\b(pills|tablets|meds)\b",
+    ),
+    "severe_bleeding": _rx(
+        r"bleed\w*\b.{0,40}\b(won'?t stop|wont stop|not stopp\w*|doesn'?t stop|can'?t stop|heav\w*|"
+        r"a lot|everywhere|spurt\w*|pour\w*|gush\w*|soak\w*|pump\w*)",
+        r"\b(blood)\b.{0,30}\b(everywhere|spurt\w*|pour\w*|gush\w*|won'?t stop|soak\w*|pump\w*)",
+        r"\b(lost|losing) a lot of blood\b",
+        r"\b(vomit\w*|cough\w*|throw\w* up|puk\w*)\b.{0,20}\bblood\b",
+    ),
+    "infant_fever": _rx(
+        rf"{_INFANT}.{{0,80}}\b(fever|feverish|temp\w*|hot|burning up|3[89]([.,]\d)?|10[0-5]([.,]\d)?)\b",
+        rf"\b(fever|feverish|temp\w*|3[89]([.,]\d)?|10[0-5]([.,]\d)?)\b.{{0,60}}{_INFANT}",
+    ),
+    "breathing": _rx(
+        r"\b(can ?n?o?'?t|cannot|can not|struggl\w* to|hard to|unable to|not able to)\s+(breath\w*|breth\w*)",
+        r"\b(gasping|choking|chocking|turning blue|blue lips|"
+        r"lips (are |look |going |turned )?(blue|grey|gray))",
+        r"\b(not|isn'?t|stopped|stop) breath\w*\b",
+        r"\bcan'?t catch (his|her|my|their)? ?breath\b",
+        r"\b(sudden\w*|really bad|severe\w*|very|extremely)\b.{0,20}\b(short(ness)? of breath|breathless\w*)",
+        r"\bsharp pain when (i |he |she )?breath\w*",
+    ),
+    "unconscious": _rx(
+        r"\b(unconscious|unresponsive|not responding|won'?t wake( up)?|can'?t wake (him|her|them)|"
+        r"not waking( up)?|no pulse|passed out and|collapsed|colapsed|not moving and)\b",
+    ),
+    "seizure": _rx(
+        r"\b(seiz\w*|fitting|convuls\w*|a fit)\b.{0,60}\b(won'?t stop|not stopp\w*|still|minutes|mins|"
+        r"first|never had|for \d+|keeps?|again and again)",
+        r"\b(shaking|jerking)\b.{0,40}\b(won'?t stop|can'?t stop|not stopp\w*|unresponsive|minutes)",
+        r"\b(seiz\w*|fits)\b.{0,20}\b(in a row|one after (another|the other)|back to back)\b",
+    ),
+    "meningitis": _rx(
+        r"\brash\b.{0,50}\b(doesn'?t|does not|won'?t|didn'?t|not) (fade|go away|disappear|blanch)",
+        r"\b(glass test|tumbler test|non-?blanching|purple rash|purple spots|pinprick rash)\b",
+        r"\bstiff neck\b.{0,60}\b(fever|temp\w*|rash|light)|\b(fever|temp\w*)\b.{0,60}\bstiff neck\b",
+    ),
+}
+
+# When a message matches several categories, the most time-critical names it.
+_PRIORITY = (
+    "unconscious",
+    "breathing",
+    "anaphylaxis",
+    "cardiac_chest_pain",
+    "stroke",
+    "severe_bleeding",
+    "seizure",
+    "suicidal",
+    "overdose_poisoning",
+    "meningitis",
+    "infant_fever",
+)
+assert set(_PRIORITY) == set(_RED_FLAGS)
+
+# Signs that the message is about someone, now.
+_PERSONAL = _rx(
+    r"\b(i|i'm|im|i've|ive|me|my|mine|we|we're|our|us)\b",
+    r"\b(he|she|they|he's|she's|his|her|him|them)\b",
+    r"\b(my|our) (son|daughter|baby|child|kid|husband|wife|partner|mum|mom|dad|father|mother|friend|"
+    r"brother|sister|grandma|grandpa|grandmother|grandfather|flatmate|roommate|colleague|neighbour|neighbor)",
+    r"\b(now|right now|just|suddenly|tonight|this morning|at the moment|currently|help|please|quick|hurry|"
+    r"what do i do|what should i do)\b",
+)
+# A question about a topic in general, not a situation.
+_ABOUT = _rx(
+    r"^\s*(what|how|why|when|which|who|explain|describe|define|list|tell me about|can you explain|"
+    r"is it true|what's|whats)\b(?!.{0,30}\b(do i|should i|do we|should we|to do)\b)",
+    r"\b(in general|for my (exam|essay|course|class|studies|nursing|assignment)|as a (student|nurse|doctor|"
+    r"paramedic|teacher)|i'?m (a|an) (student|nurse|doctor|medic|paramedic|teacher|first aider)|"
+    r"studying|revision|lecture|textbook|in a novel|in my (novel|story|book)|fictional|hypothetical\w*)\b",
+    r"\b(statistics|rate|rates|prevalence|history of|definition|mechanism|guidelines?)\b",
+)
+# Past, resolved events.
+_PAST = _rx(
+    r"\b(last (year|month|week)|years? ago|months? ago|weeks? ago|when i was|in the past|used to|once had|"
+    r"it turned out|turned out to be|was diagnosed|recovered|fully recovered)\b",
+)
+_STILL = _rx(r"\b(right now|again|still|tonight|at the moment|currently|it'?s back|came back|back again)\b")
+# Training, fiction, professional or legal questions: not a situation to act on.
+_FICTION = _rx(
+    r"\b(drill|scenario|trainees?|training (session|course)|first aid course|crime novel|"
+    r"my (novel|story|book|screenplay)|writing a (novel|story|book|scene)|fiction\w*|hypothetical\w*|"
+    r"legally|liabilit\w*)\b",
+    r"\b(if|when) (someone|somebody|a person|a patient|a passenger)\b",
+)
+_ROLE = _rx(
+    r"\bi'?m (a|an) (nurse|doctor|gp|medic|paramedic|pharmacist|student|medical student|nursing student|"
+    r"teacher|first aider|emt)\b",
+)
+# Findings that point away from the emergency reading of a category.
+_BENIGN: dict[str, re.Pattern[str]] = {
+    "cardiac_chest_pain": _rx(
+        r"\b(hurts|sore|tender|painful) (when|if) (i |you )?(press|push|touch)",
+        r"\bafter (heavy |some )?(lifting|bench|gym|workout|weights|coughing)",
+    ),
+}
+# "no fever", "without swelling": negated findings are not findings (up to the next punctuation).
+_NEGATED = re.compile(r"\b(no|without|denies|never had any)\b[^.,;!?]{0,40}", re.IGNORECASE)
+# Strong, unambiguous statements: an emergency whatever the framing.
+_ALWAYS = _rx(
+    r"\b(i (want|wanna|am going|'m going|plan) to (kill myself|die|end (it|my life)))\b",
+    r"\b(i('ve| have)? (just )?(taken|took|swallowed) (an? )?(overdose|all my|the whole|\d{2,}))",
+    r"\b(not breathing|no pulse|won'?t wake up|unresponsive and)\b",
+)
+
+_GUIDANCE: dict[str, str] = {
+    "stroke": "These can be signs of a stroke. Note the time the symptoms started. Do not give food, "
+    "drink or medicines. If the person is drowsy, lay them on their side.",
+    "cardiac_chest_pain": "Chest pain like this can be a heart attack. Sit down and rest while you wait; "
+    "loosen tight clothing. Unless you are allergic or have been told not to, chewing one 300 mg aspirin "
+    "can help; tell the call handler.",
+    "anaphylaxis": "This can be anaphylaxis, a severe allergic reaction. Use an adrenaline auto-injector "
+    "(EpiPen) now if there is one, into the outer thigh; a second dose can be given after 5 minutes if there "
+    "is no improvement. Lie down with legs raised, or sit up if breathing is hard. Do not stand up suddenly.",
+    "overdose_poisoning": "Do not make the person sick. Keep the packet, bottle or container to show the "
+    "paramedics. If they become drowsy, lay them on their side. In the UK you can also call NHS 111; in the "
+    "US, Poison Control is 1-800-222-1222, but call emergency services first if they are unwell.",
+    "suicidal": "You deserve help right now. If you are in danger of acting on these thoughts, call "
+    "emergency services or go to an emergency department. You can also reach {crisis_line}. If you can, "
+    "stay with someone you trust and put medicines or other means out of reach.",
+    "severe_bleeding": "Press firmly on the wound with a clean cloth or your hand and keep pressing; do not "
+    "lift to look. If it soaks through, add more on top. Lie the person down and raise the injured part if "
+    "possible.",
+    "infant_fever": "A fever (38°C or more) in a baby under 3 months old needs to be seen urgently by a "
+    "doctor, today. Do not wait to see if it settles.",
+    "breathing": "Severe difficulty breathing is an emergency. Sit the person upright and loosen tight "
+    "clothing. If they are choking, encourage coughing, then give up to 5 back blows between the shoulder "
+    "blades.",
+    "unconscious": "If they are not breathing normally, start CPR: push hard and fast in the centre of the "
+    "chest, about 2 pushes a second; the call handler will guide you. If they are breathing, lay them on "
+    "their side.",
+    "seizure": "Protect them from injury; do not hold them down or put anything in their mouth. Time the "
+    "seizure. When it stops, lay them on their side. A seizure over 5 minutes, or a first seizure, needs "
+    "an ambulance.",
+    "meningitis": "A rash that does not fade under a pressed glass, with fever or a stiff neck, can be "
+    "meningitis or sepsis and needs treatment immediately.",
+}
+
+
+@dataclass(frozen=True)
+class EmergencyVerdict:
+    category: str
+    message: str
+
+
+class EmergencyGate:
+    """Recognises messages that describe an emergency happening now."""
+
+    def __init__(self, settings: SafetySettings | None = None) -> None:
+        from chatbot.settings import SafetySettings
+
+        self.settings = settings or SafetySettings()
+
+    def classify(self, text: str) -> str | None:
+        """The emergency category the message describes, or None."""
+        if not self.settings.emergency_gate:
+            return None
+        flat = " ".join(text.split())
+        if _FICTION.search(flat):
+            return None
+        if _ALWAYS.search(flat):
+            return next((cat for cat in _PRIORITY if _RED_FLAGS[cat].search(flat)), "unconscious")
+        findings = _NEGATED.sub(" ", flat)
+        hits = [
+            cat
+            for cat in _PRIORITY
+            if _RED_FLAGS[cat].search(findings) and not (cat in _BENIGN and _BENIGN[cat].search(flat))
+        ]
+        if not hits or _ROLE.search(flat):
+            return None
+        if _PAST.search(flat) and not _STILL.search(flat):
+            return None
+        personal = bool(_PERSONAL.search(flat))
+        about = bool(_ABOUT.search(flat))
+        if about and not personal:
+            return None
+        return hits[0] if personal or not about else None
+
+    def check(self, text: str) -> EmergencyVerdict | None:
+        category = self.classify(text)
+        if category is None:
+            return None
+        return EmergencyVerdict(category, self.message(category))
+
+    def message(self, category: str) -> str:
+        s = self.settings
+        guidance = _GUIDANCE[category].format(crisis_line=s.crisis_line)
+        return (
+            f"This may be an emergency. Call {s.emergency_number} (your local emergency number) now.\n\n"
+            f"While you wait: {guidance}\n\n"
+            "medchat cannot assess emergencies; the emergency services can."
+        )

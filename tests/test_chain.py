@@ -88,3 +88,46 @@ def test_as_dict_carries_sources_with_ids_titles_paths_and_scores(chain):
     src = data["sources"][0]
     assert {"n", "id", "title", "path", "score", "text", "section"} <= set(src)
     assert data["abstained"] is False and data["emergency"] is False
+
+
+def test_a_follow_up_is_searched_with_the_previous_question(chain):
+    answer = chain.answer("And how is it monitored?", history=["What is warfarin used for?"])
+    assert answer.query == "What is warfarin used for? And how is it monitored?"
+    assert answer.passages[0].source.endswith("warfarin.md")
+
+
+def test_metadata_filters_limit_the_sources(chain):
+    answer = chain.answer("How is high blood pressure treated?", filters={"source": {"$ne": ""}})
+    assert answer.passages
+    only = chain.answer("What is the INR?", filters={"title": "Migraine"})  # no such title: nothing passes
+    assert only.abstained
+
+
+def test_context_order_puts_the_strongest_passages_at_both_ends(chain):
+    found = chain.retriever.retrieve("asthma inhalers")
+    answer = chain.answer("asthma inhalers")
+    assert [p.id for p in answer.passages] == [found[i].id for i in (0, 2, 3, 1)]
+
+
+class _Lexical:
+    """A stand-in lexical index that always ranks one chosen chunk first."""
+
+    def __init__(self, hit):
+        self.hit = hit
+
+    def query(self, text, k):
+        return [self.hit]
+
+
+def test_hybrid_retrieval_fuses_a_lexical_ranking(few_index, settings, embedder):
+    from chatbot.retrieval import Retriever
+    from ingestion.index import Hit
+
+    dense = open_retriever(settings, embedder)
+    plain = dense.retrieve("warfarin INR", k=8)
+    outsider = plain[-1]
+    hit = Hit(outsider.id, outsider.text, {"source": outsider.source, "title": outsider.title}, 0.0)
+    hybrid = Retriever(dense.index, embedder, 4, lexical=_Lexical(hit), lexical_weight=3.0)
+    fused = hybrid.retrieve("warfarin INR")
+    assert fused[0].id == outsider.id  # the heavily weighted lexical ranking wins
+    assert fused[0].fused > fused[1].fused

@@ -20,8 +20,10 @@ def sources_markdown(answer: Answer | None) -> str:
     """The sources panel for one answer."""
     if answer is None:
         return ""
+    if answer.emergency:
+        return "_Emergency guidance is given without searching the sources._"
     if answer.abstained:
-        return "_No source was relevant enough to answer from._"
+        return f"_No source was relevant enough to answer from. Searched for: {html.escape(answer.query)}_"
     rows = []
     for n, p in enumerate(answer.passages, start=1):
         cited = "cited" if n in answer.cited else "not cited"
@@ -36,6 +38,18 @@ def sources_markdown(answer: Answer | None) -> str:
     return "\n\n".join(rows)
 
 
+def render_reply(answer: Answer) -> str:
+    """The finished answer as shown in the chat, emergencies and abstentions marked."""
+    if answer.emergency:
+        return f"🚨 **EMERGENCY**\n\n{answer.text}"
+    if answer.abstained:
+        return f"ℹ️ **Not enough evidence**\n\n{answer.text}\n\n_{DISCLAIMER}_"
+    note = ""
+    if answer.unsupported:
+        note = f"\n\n⚠️ {len(answer.unsupported)} sentence(s) above are not supported by the sources."
+    return f"{answer.text}{note}\n\n_{DISCLAIMER}_"
+
+
 def build_app(chain: Chain) -> gr.Blocks:
     """Build (not launch) the app around a chain; all users share the chain's models."""
     import gradio as gr
@@ -46,9 +60,12 @@ def build_app(chain: Chain) -> gr.Blocks:
         question = (question or "").strip()
         if not question:
             raise gr.Error("Type a medical question first.")
+        earlier = [
+            m["content"] for m in history if m.get("role") == "user" and isinstance(m.get("content"), str)
+        ]
         history = [*history, {"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         try:
-            stream = chain.stream(question)
+            stream = chain.stream(question, history=earlier)
             text = ""
             for piece in stream:
                 text += piece
@@ -58,7 +75,7 @@ def build_app(chain: Chain) -> gr.Blocks:
             raise gr.Error(str(e)) from e
         answer = stream.answer
         assert answer is not None
-        history[-1] = {"role": "assistant", "content": f"{answer.text}\n\n_{DISCLAIMER}_"}
+        history[-1] = {"role": "assistant", "content": render_reply(answer)}
         yield "", history, sources_markdown(answer)
 
     with gr.Blocks(title=chain.settings.ui.title) as app:

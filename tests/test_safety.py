@@ -1,0 +1,99 @@
+"""The emergency gate: rules checked on labelled messages, and its place in the chain."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chatbot.chain import Chain
+from chatbot.engines.fake import FakeEngine
+from chatbot.safety import EmergencyGate
+from chatbot.settings import SafetySettings
+
+SAFETY = Path(__file__).resolve().parent.parent / "data" / "safety"
+
+
+def _rows(name: str) -> list[dict]:
+    path = SAFETY / name
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _recall_precision(rows: list[dict]) -> tuple[float, float]:
+    gate = EmergencyGate()
+    got = [gate.classify(r["text"]) is not None for r in rows]
+    want = [bool(r["emergency"]) for r in rows]
+    tp = sum(g and w for g, w in zip(got, want, strict=True))
+    return tp / max(sum(want), 1), tp / max(sum(got), 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("my dad's face is drooping on one side and he can't get his words out", "stroke"),
+        ("crushing pain in my chest going down my left arm and I'm sweating", "cardiac_chest_pain"),
+        ("ate a peanut cookie and now my lips and tongue are swelling up", "anaphylaxis"),
+        ("my toddler swallowed some of grandma's tablets", "overdose_poisoning"),
+        ("i want to kill myself tonight", "suicidal"),
+        ("cut my hand on glass and the bleeding won't stop", "severe_bleeding"),
+        ("my 6 week old baby has a temperature of 38.4", "infant_fever"),
+        ("she cant breathe and her lips are going blue", "breathing"),
+        ("my flatmate is unresponsive and not breathing", "unconscious"),
+        ("he's been having a seizure for 7 minutes and it won't stop", "seizure"),
+        ("fever and a purple rash that doesn't fade under a glass", "meningitis"),
+    ],
+)
+def test_emergencies_are_recognised_by_category(text, category):
+    assert EmergencyGate().classify(text) == category
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How does CPR work?",
+        "What are the FAST signs of a stroke?",
+        "What is the maximum daily dose of paracetamol?",
+        "I had chest pain last year, it turned out to be reflux. How do I prevent it?",
+        "this exam is killing me",
+        "I'm a nurse: what is the adrenaline dose in anaphylaxis?",
+        "We're running a first aid drill; the scenario is a casualty who is not breathing.",
+        "Woke up with a stiff neck, no fever, feel fine. Best stretches?",
+        "",
+    ],
+)
+def test_questions_about_topics_are_not_emergencies(text):
+    assert EmergencyGate().classify(text) is None
+
+
+def test_the_message_names_the_configured_number_and_what_to_do():
+    gate = EmergencyGate(SafetySettings(emergency_number="999"))
+    verdict = gate.check("I want to end my life")
+    assert verdict is not None and verdict.category == "suicidal"
+    assert "Call 999" in verdict.message
+    assert "116 123" in verdict.message  # the crisis line
+    assert EmergencyGate(SafetySettings(emergency_gate=False)).check("I want to end my life") is None
+
+
+def test_dev_set_recall_and_precision():
+    recall, precision = _recall_precision(_rows("emergency_dev.jsonl"))
+    assert recall >= 0.95 and precision >= 0.95
+
+
+def test_heldout_set_does_not_get_worse():
+    """Held out during design; the figures are reported in the README. This guards against regressions."""
+    recall, precision = _recall_precision(_rows("emergency_heldout.jsonl"))
+    assert recall >= HELDOUT_RECALL_FLOOR and precision >= HELDOUT_PRECISION_FLOOR
+
+
+HELDOUT_RECALL_FLOOR = 0.43
+HELDOUT_PRECISION_FLOOR = 0.59
+
+
+def test_emergency_is_answered_before_any_index_or_model(settings):
+    """No index exists and the engine is never called: the gate comes first."""
+    engine = FakeEngine()
+    chain = Chain(settings, engine=engine)
+    answer = chain.answer("my husband collapsed and is not breathing")
+    assert answer.emergency and answer.emergency_category == "unconscious"
+    assert answer.text.startswith("This may be an emergency. Call 112 or 911")
+    assert answer.passages == [] and engine.calls == []
+    assert answer.as_dict()["emergency"] is True
