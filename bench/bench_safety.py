@@ -3,9 +3,10 @@
     python bench/bench_safety.py            # both sets, metrics only
     python bench/bench_safety.py --errors   # also list the dev set's mistakes
 
-`emergency_dev.jsonl` was seen while the rules were designed; `emergency_heldout.jsonl`
-was written by someone else and kept unseen until the rules were frozen, so its figures
-are the honest estimate. Only the dev set's mistakes are ever printed.
+`emergency_dev.jsonl` and `emergency_dev2.jsonl` were seen while the rules were designed;
+`emergency_heldout.jsonl` was written separately and its messages were never read by the
+rules' author, only these aggregate figures, so they are the honest estimate. Only the
+dev sets' mistakes are ever printed.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ def main() -> None:
     gate = EmergencyGate()
     header = ("set", "messages", "emerg.", "recall", "precision", "missed", "false+")
     print("{:<10} {:>8} {:>7} {:>7} {:>9} {:>7} {:>7}".format(*header))
-    for name in ("dev", "heldout"):
+    for name in ("dev", "dev2", "heldout"):
         path = DATA / f"emergency_{name}.jsonl"
-        r = score(path, gate, args.errors and name == "dev")
+        r = score(path, gate, args.errors and name != "heldout")
         print(
             f"{name:<10} {r['messages']:>8} {r['emergencies']:>7} {r['recall']:>7.3f} {r['precision']:>9.3f} "
             f"{r['missed']:>7} {r['false_alarms']:>7}   ({r['us_per_message']:.0f} µs/message)"

@@ -37,8 +37,10 @@ def _rx(*parts: str) -> re.Pattern[str]:
 
 _INFANT = (
     r"\b(newborn|new-born|neonate|((\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
-    r"[- ]?(days?|weeks?|wks?)|([12]|one|two)[- ]?(months?|mo|mths?))([- ]old)?|under (3|three) months)\b"
+    r"[- ]?(days?|weeks?|wks?)[- ]old)|(baby|infant|she|he) is \d{1,2} ?(days?|weeks?|wks?)|"
+    r"([12]|one|two)[- ]?(months?|mo|mths?)([- ]old)?|under (3|three) months)\b"
 )
+_FEVER = r"(fever|feverish|high temp\w*|hot|burning up|3[89]([.,]\d)?( ?°?c)?|10[0-5]([.,]\d)?( ?°?f)?)"
 
 # red-flag descriptions, by category (lay words, common misspellings)
 _RED_FLAGS: dict[str, re.Pattern[str]] = {
@@ -51,6 +53,10 @@ _RED_FLAGS: dict[str, re.Pattern[str]] = {
         r"\b(arm|leg|side)\b.{0,30}\b(gone )?(weak|numb|dead|limp|heavy|won'?t move|can'?t (lift|move))",
         r"\b(stro+ke?|stroak|stroek|strok)\b.{0,40}\b(now|right now|having|happening|think|i think)",
         r"\b(having|has|had) a (stro+ke|stroak)\b",
+        r"\b(sudden\w*|all of a sudden)\b.{0,30}\b(lost|loss of|can'?t|cannot|can ?not|unable to)\b.{0,15}"
+        r"\b(sight|vision|see|follow|understand|speak|talk|walk|move)\b",
+        r"\b(lost|losing) (the )?(sight|vision) in\b|\bblack curtain\b",
+        r"\b(worst|worse) headache (of|in) (my|his|her) life\b|\bthunderclap\b",
     ),
     "cardiac_chest_pain": _rx(
         r"\bchest\b.{0,40}\b(pain|tight\w*|pressure|crush\w*|heav\w*|squeez\w*|ache|aching|hurts?|burning)",
@@ -59,13 +65,17 @@ _RED_FLAGS: dict[str, re.Pattern[str]] = {
         r"\b(having|has) a heart ?attack",
         r"\b(elephant|weight|brick)\b.{0,30}\bchest\b|\bchest\b.{0,30}\b(elephant|weight on)",
         r"\bclutch\w* (his|her|my|their|at (his|her|my|their)) chest\b",
+        r"\b(dolor (de|en el) pecho|douleur (à la poitrine|thoracique)|brustschmerz\w*|seene mein dard)\b",
+        r"\b(sweat\w*|sudando|clammy)\b.{0,60}\b(left arm|arm|brazo|jaw)\b",
     ),
     "anaphylaxis": _rx(
         r"\b(swell\w*|swollen|puff\w* up|blow\w* up)\b.{0,30}\b(lips?|tongue|throat|face|mouth|eyes)",
         r"\b(lips?|tongue|throat|face|mouth)\b.{0,30}\b(swell\w*|swollen|puff\w*|blow\w* up)",
         r"\bthroat\b.{0,20}\b(clos\w*|tight\w*|clos\w* up|shut\w*)",
         r"\b(ana?ph?[iy]la[xc]\w*|anafil\w*|anaphalaxis)\b",
-        r"\b(epi-?pen|adrenaline pen|auto-?injector)\b.{0,40}\b(now|use|used|should i|help)",
+        r"\b(gave|given|used|injected|jabbed|give)\b.{0,25}\b(epi-?pen|adrenaline|auto-?injector)",
+        r"\b(epi-?pen|adrenaline pen|auto-?injector)\b.{0,40}\b(right now|now\b|should i use it)",
+        r"\ballerg\w*\b.{0,80}\b(hoarse|wheez\w*|can'?t swallow|drool\w*|faint\w*|floppy)",
     ),
     "overdose_poisoning": _rx(
         r"\b(took|taken|swallow\w*|ate|eaten|drank|drunk|had|downed|chewed|necked)\b.{0,40}\b(all|whole|"
@@ -78,6 +88,15 @@ _RED_FLAGS: dict[str, re.Pattern[str]] = {
         r"ate|eaten|got into|chewed)\b.{0,40}\b(pills|tablets|capsules|medicine|meds)\b",
         r"\b(overdos\w*|over ?dose\w*|o\.?d\.?'?d|od'?ed|oded)\b",
         r"\bpoison\w*\b",
+        r"\b(chew\w*|eating|sucking|licking|drinking|swallowing)\b.{0,30}\b(dishwasher|washing|bleach|"
+        r"batter(y|ies)|detergent|cleaning|tablet|pills)",
+        r"\b(wild mushrooms?|toadstools?|berries|nightshade|foxglove|hemlock)\b.{0,100}\b(vomit\w*|sick|"
+        r"sleepy|drows\w*|confus\w*|pupils|diarrh\w*|cramps?)",
+        r"\b(carbon monoxide|co alarm|boiler|gas (leak|smell)|generator|"
+        r"flame (has )?(gone |turned )?yellow)\b.{0,120}"
+        r"\b(headaches?|dizz\w*|sick|confus\w*|drows\w*|faint\w*|collaps\w*)",
+        r"\b(headaches?|dizz\w*)\b.{0,120}\b(boiler|carbon monoxide|co alarm|"
+        r"flame (has )?(gone |turned )?yellow)",
         r"\b(too many|too much|loads of|a lot of|handful of|\d{2,} )\b.{0,25}\b(pills|tablets|paracetamol|"
         r"tylenol|meds|medication)",
     ),
@@ -90,6 +109,11 @@ _RED_FLAGS: dict[str, re.Pattern[str]] = {
         r"\b(on|at) the (edge of the )?(bridge|roof|ledge|cliff|tracks|platform edge)\b",
         r"\b(to|and) (not|never) wake up\b|\bi'?ve had enough\b",
         r"\bhow many\b.{0,40}\b(would it take|to die|to kill|to not wake|to never wake)\b",
+        r"\b(use|using|got|has|have|bought|found)\b.{0,20}\b(the |a |his |her |my )?(gun|shotgun|rifle|rope|"
+        r"noose)\b",
+        r"\bpills\b.{0,20}\b(lined up|counted out|in front of me)\b|\btaking them tonight\b",
+        r"\bno point (any ?more|anymore|in anything)\b",
+        r"\b(text\w*|messag\w*|said|wrote)\b.{0,25}\bgoodbye\b|\bit'?s tonight\b",
         r"\bsuicid\w*\b.{0,40}\b(i|i'm|im|me|my|feel|thinking|plan|going to)\b",
         r"\b(i|i'm|im|me|my)\b.{0,40}\bsuicid\w*",
         r"\b(want|wanna|going) to die\b",
@@ -105,11 +129,16 @@ _RED_FLAGS: dict[str, re.Pattern[str]] = {
         r"a lot|everywhere|spurt\w*|pour\w*|gush\w*|soak\w*|pump\w*)",
         r"\b(blood)\b.{0,30}\b(everywhere|spurt\w*|pour\w*|gush\w*|won'?t stop|soak\w*|pump\w*)",
         r"\b(lost|losing) a lot of blood\b",
-        r"\b(vomit\w*|cough\w*|throw\w* up|puk\w*)\b.{0,20}\bblood\b",
+        r"\b(vomit\w*|cough\w*|throw\w* up|puk\w*|spitting)\b.{0,40}\bblood\b",
+        r"\b(bled|bleeding) through\b|\b(soaked|soaking) (through )?(\d+|several|two|three) (towels|pads)\b",
+        r"\b(black|tarry)\b.{0,20}\b(poo|stool|stools|poop)\b.{0,80}\b(faint\w*|passed out|dizz\w*|blood)",
+        r"\b(poo\w*|stools?)\b.{0,20}\b(black|tarry)\b.{0,80}\b(faint\w*|passed out|dizz\w*|blood)",
+        r"\b(pregnant|weeks)\b.{0,80}\b(bleed\w*|blood)\b.{0,60}\b(pain|faint\w*|hard)|"
+        r"\bsudden severe pain in my bump\b",
     ),
     "infant_fever": _rx(
-        rf"{_INFANT}.{{0,80}}\b(fever|feverish|temp\w*|hot|burning up|3[89]([.,]\d)?|10[0-5]([.,]\d)?)\b",
-        rf"\b(fever|feverish|temp\w*|3[89]([.,]\d)?|10[0-5]([.,]\d)?)\b.{{0,60}}{_INFANT}",
+        rf"{_INFANT}.{{0,80}}\b{_FEVER}(?![\d.])",
+        rf"\b{_FEVER}(?![\d.]).{{0,60}}{_INFANT}",
     ),
     "breathing": _rx(
         r"\b(can ?n?o?'?t|cannot|can not|struggl\w* to|hard to|unable to|not able to)\s+(breath\w*|breth\w*)",
@@ -119,6 +148,12 @@ _RED_FLAGS: dict[str, re.Pattern[str]] = {
         r"\bcan'?t catch (his|her|my|their)? ?breath\b",
         r"\b(sudden\w*|really bad|severe\w*|very|extremely)\b.{0,20}\b(short(ness)? of breath|breathless\w*)",
         r"\bsharp pain when (i |he |she )?breath\w*",
+        r"\blips\b.{0,15}\b(have |has )?(gone|turned|turning|going) (blue|grey|gray|purple)",
+        r"\b(high[- ]pitched|whistling|crowing) (noise|sound)\b.{0,40}\bbreath|\bstridor\b",
+        r"\b(skin|ribs?|chest|tummy)\b.{0,30}\b(sucking|sucks|pulling|caving) in\b|\bnostrils? flaring\b",
+        r"\bgrunting\b.{0,30}\bbreath|\bbreathing (really |very )?(fast and shallow|fast|hard) and\b",
+        r"\bcan (barely|hardly) (talk|speak|breathe|breath|get words out)\b",
+        r"\b(inhaler|puffs)\b.{0,40}\b(no better|not helping|isn'?t helping|doesn'?t help|not working)\b",
     ),
     "unconscious": _rx(
         r"\b(unconscious|unresponsive|not responding|won'?t wake( up)?|can'?t wake (him|her|them)|"
@@ -129,11 +164,35 @@ _RED_FLAGS: dict[str, re.Pattern[str]] = {
         r"first|never had|for \d+|keeps?|again and again)",
         r"\b(shaking|jerking)\b.{0,40}\b(won'?t stop|can'?t stop|not stopp\w*|unresponsive|minutes)",
         r"\b(seiz\w*|fits)\b.{0,20}\b(in a row|one after (another|the other)|back to back)\b",
+        r"\b(shak\w*|jerk\w*|twitch\w*|fitting)\b.{0,60}\b(eyes rolled|foam\w*|won'?t stop|not stopp\w*|"
+        r"no dey stop|more than \d+ min\w*|never (done|had) (this|that|one))",
+        r"\b(just had|having|had) a (seizure|fit)\b.{0,80}\b(pregnant|first|never)\b|"
+        r"\bpregnant\b.{0,80}\b(seizure|fit)\b",
     ),
     "meningitis": _rx(
         r"\brash\b.{0,50}\b(doesn'?t|does not|won'?t|didn'?t|not) (fade|go away|disappear|blanch)",
         r"\b(glass test|tumbler test|non-?blanching|purple rash|purple spots|pinprick rash)\b",
         r"\bstiff neck\b.{0,60}\b(fever|temp\w*|rash|light)|\b(fever|temp\w*)\b.{0,60}\bstiff neck\b",
+        r"\b(high temp\w*|fever)\b.{0,60}\bcold hands\b|\bcold hands\b.{0,60}\b(fever|high temp\w*)",
+    ),
+    "head_injury": _rx(
+        r"\b(hit|banged|bumped|knock\w*|injur\w*|fell\b.{0,40}\bon)\b.{0,20}\b(his|her|my|their|the)? ?head\b"
+        r".{0,120}\b(sick|vomit\w*|sleepy|drows\w*|confus\w*|out cold|knocked out|unconscious|pupils?|fluid|"
+        r"seiz\w*|won'?t wake)",
+        r"\bhead\b.{0,40}\b(bleed\w*|blood)\b.{0,60}\bpupils?\b|\bone pupil\b",
+    ),
+    "sepsis": _rx(
+        r"\b(blotchy|mottled|purplish|bluish)\b.{0,30}\b(skin|knees|hands|legs|colour|color)\b",
+        r"\b(hasn'?t|not|no)\b.{0,10}\b(had a wee|weed|peed|passed (urine|water))\b.{0,10}\bsince\b",
+    ),
+    "other_emergency": _rx(
+        r"\b(boiling|scalding|hot) (oil|water|fat)\b.{0,80}\b(skin|arm|chest|face|leg|child|daughter|son)\b",
+        r"\b(skin)\b.{0,20}\b(peeling|white|charred|black)\b.{0,40}\b(big|large|area|burn\w*)",
+        r"\b(worst|terrible|excruciating) pain\b.{0,80}\b(faint\w*|collaps\w*|passed out)",
+        r"\bpregnant\b.{0,80}\b(shoulder tip|faint\w*)\b",
+        r"\bsudden\w* (severe |terrible )?pain in (one|his|my|a) (testicle|ball)",
+        r"\b(hypo|low (blood )?sugar|blood sugar)\b.{0,80}\b(confus\w*|not making sense|can'?t swallow|"
+        r"unconscious|getting worse|won'?t wake)|\b(diabetic|type 1)\b.{0,80}\b(confused|not making sense)\b",
     ),
 }
 
@@ -145,11 +204,14 @@ _PRIORITY = (
     "cardiac_chest_pain",
     "stroke",
     "severe_bleeding",
+    "head_injury",
     "seizure",
+    "sepsis",
     "suicidal",
     "overdose_poisoning",
     "meningitis",
     "infant_fever",
+    "other_emergency",
 )
 assert set(_PRIORITY) == set(_RED_FLAGS)
 
@@ -174,19 +236,37 @@ _ABOUT = _rx(
 # Past, resolved events.
 _PAST = _rx(
     r"\b(last (year|month|week)|years? ago|months? ago|weeks? ago|when i was|in the past|used to|once had|"
-    r"it turned out|turned out to be|was diagnosed|recovered|fully recovered)\b",
+    r"it turned out|turned out to be|was diagnosed|recovered|fully recovered|back in (19|20)\d\d|"
+    r"in (19|20)\d\d|before \d+ (years|months)|\d+ (years|months) (back|before))\b",
 )
-_STILL = _rx(r"\b(right now|again|still|tonight|at the moment|currently|it'?s back|came back|back again)\b")
+_STILL = _rx(r"\b(right now|again|tonight|at the moment|currently|it'?s back|came back|back again)\b")
+# It is over: resolved, ruled out, discharged.
+_RESOLVED = _rx(
+    r"\b(ruled out|sent (him|her|me|them) home|discharged|all clear|came back (clear|normal)|"
+    r"(much |a lot )?better place now|(is|am|i'?m|she'?s|he'?s) (good|fine|ok|okay|well) now|"
+    r"now (she|he|i) (is|am) (good|fine|ok|okay|well))\b",
+)
+# Figures of speech that borrow emergency words.
+_FIGURATIVE = _rx(
+    r"\bcould (kill|murder) (my ?self|him|her|them)\b",
+    r"\b(makes?|making|made) me want to die\b",
+    r"\b(lol|lmao|haha+|rofl)\b",
+    r"\bgiving me a heart attack\b|\bdying (to|of) (know|laughter|embarrassment)\b",
+)
 # Training, fiction, professional or legal questions: not a situation to act on.
 _FICTION = _rx(
     r"\b(drill|scenario|trainees?|training (session|course)|first aid course|crime novel|"
     r"my (novel|story|book|screenplay)|writing a (novel|story|book|scene)|fiction\w*|hypothetical\w*|"
     r"legally|liabilit\w*)\b",
     r"\b(if|when) (someone|somebody|a person|a patient|a passenger)\b",
+    r"\b(role-?play\w*|training|refresh\w* my first aid|first aid (course|refresher|class)|just in case|"
+    r"(want|wanted|like) to be prepared|writing an? (essay|paper|article|assignment|dissertation|report))\b",
+    r"\bif my (child|son|daughter|baby|kid|husband|wife|partner|mum|mom|dad)\b.{0,20}\bever\b",
 )
 _ROLE = _rx(
     r"\bi'?m (a|an) (nurse|doctor|gp|medic|paramedic|pharmacist|student|medical student|nursing student|"
     r"teacher|first aider|emt)\b",
+    r"\b(nursing|medical|med|pharmacy|paramedic) student\b|\bstudent nurse\b",
 )
 # Findings that point away from the emergency reading of a category.
 _BENIGN: dict[str, re.Pattern[str]] = {
@@ -196,7 +276,11 @@ _BENIGN: dict[str, re.Pattern[str]] = {
     ),
 }
 # "no fever", "without swelling": negated findings are not findings (up to the next punctuation).
-_NEGATED = re.compile(r"\b(no|without|denies|never had any)\b[^.,;!?]{0,40}", re.IGNORECASE)
+_NEGATED = re.compile(
+    r"\b(no|without|denies|never had any|(not|isn'?t|aren'?t|wasn'?t) (struggling|having (any )?(trouble|"
+    r"difficulty)|sick|vomiting|drowsy|sleepy|confused))\b[^.,;!?]{0,40}",
+    re.IGNORECASE,
+)
 # Strong, unambiguous statements: an emergency whatever the framing.
 _ALWAYS = _rx(
     r"\b(i (want|wanna|am going|'m going|plan) to (kill myself|die|end (it|my life)))\b",
@@ -233,6 +317,14 @@ _GUIDANCE: dict[str, str] = {
     "seizure": "Protect them from injury; do not hold them down or put anything in their mouth. Time the "
     "seizure. When it stops, lay them on their side. A seizure over 5 minutes, or a first seizure, needs "
     "an ambulance.",
+    "head_injury": "After a head injury, vomiting, drowsiness, confusion, a fit, fluid from the nose or "
+    "ears, or unequal pupils need emergency care. Keep the person still and do not give them anything to "
+    "eat or drink.",
+    "sepsis": "Mottled or blotchy skin, fast breathing, new confusion or not passing urine can be sepsis, "
+    "which needs treatment in hospital immediately.",
+    "other_emergency": "Keep the person warm and still, do not give food or drink, and keep this message "
+    "thread to show the paramedics. For a burn, cool it under cool running water for 20 minutes and "
+    "cover it loosely with cling film.",
     "meningitis": "A rash that does not fade under a pressed glass, with fever or a stiff neck, can be "
     "meningitis or sepsis and needs treatment immediately.",
 }
@@ -268,6 +360,8 @@ class EmergencyGate:
             if _RED_FLAGS[cat].search(findings) and not (cat in _BENIGN and _BENIGN[cat].search(flat))
         ]
         if not hits or _ROLE.search(flat):
+            return None
+        if _FIGURATIVE.search(flat) or _RESOLVED.search(flat):
             return None
         if _PAST.search(flat) and not _STILL.search(flat):
             return None

@@ -73,8 +73,9 @@ def test_the_message_names_the_configured_number_and_what_to_do():
     assert EmergencyGate(SafetySettings(emergency_gate=False)).check("I want to end my life") is None
 
 
-def test_dev_set_recall_and_precision():
-    recall, precision = _recall_precision(_rows("emergency_dev.jsonl"))
+@pytest.mark.parametrize("name", ["emergency_dev.jsonl", "emergency_dev2.jsonl"])
+def test_dev_sets_recall_and_precision(name):
+    recall, precision = _recall_precision(_rows(name))
     assert recall >= 0.95 and precision >= 0.95
 
 
@@ -84,8 +85,8 @@ def test_heldout_set_does_not_get_worse():
     assert recall >= HELDOUT_RECALL_FLOOR and precision >= HELDOUT_PRECISION_FLOOR
 
 
-HELDOUT_RECALL_FLOOR = 0.43
-HELDOUT_PRECISION_FLOOR = 0.59
+HELDOUT_RECALL_FLOOR = 0.62
+HELDOUT_PRECISION_FLOOR = 0.79
 
 
 def test_emergency_is_answered_before_any_index_or_model(settings):
