@@ -20,7 +20,7 @@ from ingestion.loaders.base import LoadOptions, assemble, clean_block
 from ingestion.loaders.text import read_text
 
 
-def _record_doc(record: Any, where: str, path: Path, opts: LoadOptions) -> Document | None:
+def _record_doc(record: Any, where: str, path: Path, opts: LoadOptions, fallback_id: str) -> Document | None:
     if not isinstance(record, dict):
         opts.warn(f"{path}:{where}: not a JSON object; skipped")
         return None
@@ -29,7 +29,7 @@ def _record_doc(record: Any, where: str, path: Path, opts: LoadOptions) -> Docum
         opts.warn(f"{path}:{where}: no text in field '{opts.jsonl_text_field}'; skipped")
         return None
     rid = record.get(opts.jsonl_id_field)
-    rid = str(rid) if rid not in (None, "") else where
+    rid = str(rid) if rid not in (None, "") else fallback_id
     title = record.get(opts.jsonl_title_field)
     meta = {
         k: v
@@ -57,7 +57,7 @@ def load_jsonl(path: Path, opts: LoadOptions | None = None) -> list[Document]:
         except json.JSONDecodeError as e:
             opts.warn(f"{path}:{number}: bad JSON ({e.msg}); line skipped")
             continue
-        doc = _record_doc(record, f"line {number}", path, opts)
+        doc = _record_doc(record, str(number), path, opts, f"line {number}")
         if doc is None:
             continue
         if doc.metadata["doc_id"] in seen:
@@ -147,7 +147,11 @@ def load_json(path: Path, opts: LoadOptions | None = None) -> list[Document]:
     ):
         docs = _pubmedqa(data, path)
     elif isinstance(data, list):
-        docs = [d for n, r in enumerate(data) if (d := _record_doc(r, f"item {n}", path, opts)) is not None]
+        docs = [
+            d
+            for n, r in enumerate(data)
+            if (d := _record_doc(r, f"item {n}", path, opts, f"item {n}")) is not None
+        ]
     else:
         raise IngestError(
             f"{path}: JSON of an unknown shape (read are: SQuAD-style {{'data': [...]}}, "

@@ -40,6 +40,7 @@ def load_pdf(path: Path, opts: LoadOptions | None = None) -> list[Document]:
 
     parts: list[tuple[str, str]] = []
     bad: list[int] = []
+    blank: list[int] = []
     for number in range(1, n_pages + 1):
         try:
             text = pages[number - 1].extract_text() or ""
@@ -48,9 +49,13 @@ def load_pdf(path: Path, opts: LoadOptions | None = None) -> list[Document]:
             bad.append(number)
             continue
         text = text.replace("\x00", "")
+        if not text.strip():
+            blank.append(number)
         parts.append((f"Page {number}", text))
     if bad:
         opts.warn(f"{path}: skipped unreadable page(s) {', '.join(map(str, bad))} of {n_pages}")
+    if blank and len(blank) < n_pages:
+        opts.warn(f"{path}: no text on page(s) {', '.join(map(str, blank))} (damaged, or images only)")
     meta: dict[str, str | int] = {}
     title = ""
     try:

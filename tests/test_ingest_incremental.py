@@ -1,0 +1,207 @@
+"""Incremental, resumable ingestion into Chroma + BM25, with a cheap deterministic embedder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from chatbot.errors import IndexMismatchError
+from ingestion.index import IndexSpec, open_index
+from ingestion.lexical import LexicalIndex, manifest_path
+from ingestion.pipeline import ingest, lexical_index
+
+
+class HashEmbedder:
+    """Bag-of-words vectors from hashed words: deterministic, instant, good enough to rank."""
+
+    id = "test/hash-embedder"
+    dim = 64
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.calls = 0
+        self.embedded = 0
+        self.fail_after = fail_after
+
+    def embed_documents(self, texts):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt("simulated interruption")
+        self.embedded += len(texts)
+        return [self._vec(t) for t in texts]
+
+    def embed_query(self, text):
+        return self._vec(text)
+
+    def _vec(self, text):
+        v = [0.0] * self.dim
+        for word in text.lower().split():
+            v[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norm = math.sqrt(sum(x * x for x in v)) or 1.0
+        return [x / norm for x in v]
+
+
+def make_corpus(folder: Path, n: int = 12) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        paras = [
+            f"Topic {i} paragraph {j}: condition{i} responds to treatment{j} in most adults. " * 4
+            for j in range(3)
+        ]
+        (folder / f"note-{i:02d}.md").write_text(f"# Note {i}\n\n" + "\n\n## Part\n\n".join(paras) + "\n")
+    (folder / "records.jsonl").write_text(
+        "\n".join(json.dumps({"id": f"r{k}", "text": f"Record {k} about drug{k} dosing."}) for k in range(5))
+    )
+    return folder
+
+
+def spec_of(settings, embedder) -> IndexSpec:
+    return IndexSpec(
+        embedder.id, embedder.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
+    )
+
+
+def state(settings, embedder) -> tuple[set[str], set[str]]:
+    """(ids in Chroma, ids in BM25) of the settings' index."""
+    chroma = open_index(settings, spec_of(settings, embedder)).all_ids()
+    lexical = LexicalIndex.open(settings, spec_of(settings, embedder))
+    lexical.sync()
+    bm25 = set(json.loads((lexical.folder / "ids.json").read_text()))
+    return chroma, bm25
+
+
+@pytest.fixture
+def small(settings):
+    settings.ingestion.chunk_tokens = 64
+    settings.ingestion.chunk_overlap_tokens = 8
+    settings.ingestion.batch_size = 8
+    return settings
+
+
+def test_first_run_then_unchanged_run_adds_nothing(small, tmp_path):
+    corpus = make_corpus(tmp_path / "c")
+    emb = HashEmbedder()
+    first = ingest([corpus], settings=small, embedder=emb)
+    assert first.count("ingested") == 13 and first.total_chunks == first.chunks_added > 13
+    assert first.chunks_embedded == first.total_chunks
+    chroma, bm25 = state(small, emb)
+    assert chroma == bm25 and len(chroma) == first.total_chunks
+    again = ingest([corpus], settings=small, embedder=HashEmbedder())
+    assert again.count("unchanged") == 13
+    assert (again.chunks_added, again.chunks_removed, again.chunks_embedded) == (0, 0, 0)
+    assert again.total_chunks == first.total_chunks
+    # touching a file without changing it costs a hash, not an embedding
+    os.utime(corpus / "note-00.md", ns=(1, 1))
+    touched = ingest([corpus], settings=small, embedder=HashEmbedder())
+    assert touched.count("unchanged") == 13 and touched.chunks_embedded == 0
+
+
+def test_a_changed_file_replaces_its_chunks_and_embeds_only_new_ones(small, tmp_path):
+    corpus = make_corpus(tmp_path / "c")
+    emb = HashEmbedder()
+    first = ingest([corpus], settings=small, embedder=emb)
+    note = corpus / "note-03.md"
+    note.write_text(note.read_text() + "\n## Added\n\nA new passage about zebrafish models.\n")
+    emb2 = HashEmbedder()
+    again = ingest([corpus], settings=small, embedder=emb2)
+    assert again.count("ingested") == 1 and again.count("unchanged") == 12
+    assert again.chunks_added >= 1 and emb2.embedded < 4  # earlier chunks reused, not re-embedded
+    assert again.total_chunks == first.total_chunks + again.chunks_added - again.chunks_removed
+    chroma, bm25 = state(small, emb)
+    assert chroma == bm25
+    hits = lexical_index(small, emb).query("zebrafish models", 3)
+    assert hits and "zebrafish" in hits[0].text and hits[0].metadata["source"] == str(note.resolve())
+
+    note.write_text("# Note 3\n\nNow only a short note about ferritin.\n")
+    third = ingest([corpus], settings=small, embedder=HashEmbedder())
+    assert third.chunks_removed > 1 and third.chunks_added == 1
+    chroma, bm25 = state(small, emb)
+    assert chroma == bm25 and len(chroma) == third.total_chunks
+    assert not lexical_index(small, emb).query("zebrafish", 3)
+
+
+def test_prune_removes_chunks_of_files_that_are_gone(small, tmp_path):
+    corpus = make_corpus(tmp_path / "c")
+    emb = HashEmbedder()
+    first = ingest([corpus], settings=small, embedder=emb)
+    gone = corpus / "note-05.md"
+    gone_ids = open_index(small, spec_of(small, emb))._col.get(where={"source": str(gone.resolve())})["ids"]
+    gone.unlink()
+    kept = ingest([corpus], settings=small, embedder=emb)
+    assert kept.gone == 1 and kept.total_chunks == first.total_chunks
+    pruned = ingest([corpus], settings=small, embedder=emb, prune=True)
+    assert pruned.count("removed") == 1 and pruned.chunks_removed == len(gone_ids) > 0
+    chroma, bm25 = state(small, emb)
+    assert chroma == bm25 and not chroma & set(gone_ids)
+    assert pruned.total_chunks == first.total_chunks - len(gone_ids)
+
+
+def test_an_interrupted_run_resumes_to_the_clean_result(small, tmp_path, monkeypatch):
+    corpus = make_corpus(tmp_path / "c")
+    with pytest.raises(KeyboardInterrupt):
+        ingest([corpus], settings=small, embedder=HashEmbedder(fail_after=3))
+    assert open_index(small, spec_of(small, HashEmbedder())).count() > 0  # something was written
+    resumed = ingest([corpus], settings=small, embedder=HashEmbedder())
+    assert resumed.count("unchanged") >= 1 and resumed.count("ingested") >= 1
+    resumed_state = state(small, HashEmbedder())
+
+    clean_home = tmp_path / "clean-home"
+    monkeypatch.setenv("MEDCHAT_HOME", str(clean_home))
+    from chatbot.settings import Settings
+
+    clean_settings = Settings(ingestion=small.ingestion.model_dump())
+    ingest([corpus], settings=clean_settings, embedder=HashEmbedder())
+    assert resumed_state == state(clean_settings, HashEmbedder())
+    assert resumed_state[0] == resumed_state[1]
+
+
+def test_stray_chunks_from_a_killed_run_are_removed(small, tmp_path):
+    """Chroma written, manifest not: the state a kill between the two leaves behind."""
+    corpus = make_corpus(tmp_path / "c", n=3)
+    emb = HashEmbedder()
+    ingest([corpus], settings=small, embedder=emb)
+    clean = state(small, emb)
+    index = open_index(small, spec_of(small, emb))
+    from ingestion.documents import Chunk
+
+    stray = Chunk("stray-id", "stray text", "stray text", "x.md", "x", "", 0, 10)
+    index.add([stray], [emb.embed_query("stray text")])
+    again = ingest([corpus], settings=small, embedder=emb)
+    assert again.recovered and state(small, emb) == clean
+
+
+def test_bm25_refuses_an_index_built_with_another_embedder(small, tmp_path):
+    corpus = make_corpus(tmp_path / "c", n=2)
+    ingest([corpus], settings=small, embedder=HashEmbedder())
+    other = IndexSpec("other/model", 64, small.ingestion.chunk_tokens, small.ingestion.chunk_overlap_tokens)
+    with pytest.raises(IndexMismatchError, match="other/model|rebuild"):
+        LexicalIndex.open(small, other)
+    assert manifest_path(small).is_file()
+
+
+def test_rebuild_starts_from_nothing(small, tmp_path):
+    corpus = make_corpus(tmp_path / "c", n=2)
+    ingest([corpus], settings=small, embedder=HashEmbedder())
+    small.ingestion.chunk_tokens = 96
+    with pytest.raises(IndexMismatchError):
+        ingest([corpus], settings=small, embedder=HashEmbedder())
+    rebuilt = ingest([corpus], settings=small, embedder=HashEmbedder(), rebuild=True)
+    assert rebuilt.count("ingested") == 3 and rebuilt.chunks_added == rebuilt.total_chunks
+    chroma, bm25 = state(small, HashEmbedder())
+    assert chroma == bm25 and len(chroma) == rebuilt.total_chunks
+
+
+def test_memory_is_bounded_by_batch_size(small, tmp_path, monkeypatch):
+    """Chunks reach the embedder in batches of batch_size across files, never the whole corpus."""
+    corpus = make_corpus(tmp_path / "c", n=10)
+    emb = HashEmbedder()
+    sizes: list[int] = []
+    real = emb.embed_documents
+    monkeypatch.setattr(emb, "embed_documents", lambda texts: sizes.append(len(texts)) or real(texts))
+    report = ingest([corpus], settings=small, embedder=emb)
+    assert max(sizes) <= small.ingestion.batch_size and len(sizes) > 3
+    assert sum(sizes) == report.total_chunks
