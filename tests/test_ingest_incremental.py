@@ -178,7 +178,7 @@ def test_bm25_refuses_an_index_built_with_another_embedder(small, tmp_path):
     corpus = make_corpus(tmp_path / "c", n=2)
     ingest([corpus], settings=small, embedder=HashEmbedder())
     other = IndexSpec("other/model", 64, small.ingestion.chunk_tokens, small.ingestion.chunk_overlap_tokens)
-    with pytest.raises(IndexMismatchError, match="other/model|rebuild"):
+    with pytest.raises(IndexMismatchError, match=r"other/model|rebuild"):
         LexicalIndex.open(small, other)
     assert manifest_path(small).is_file()
 

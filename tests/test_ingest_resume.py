@@ -95,9 +95,9 @@ def _free_port() -> int:
 def chroma_server(tmp_path):
     port = _free_port()
     log = (tmp_path / "chroma.log").open("w")
+    data = str(tmp_path / "server-data")
     proc = subprocess.Popen(
-        [str(BIN / "chroma"), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1"]
-        + ["--port", str(port)],
+        [str(BIN / "chroma"), "run", "--path", data, "--host", "127.0.0.1", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
