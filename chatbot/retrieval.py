@@ -150,13 +150,30 @@ def get_embedder(settings: Settings) -> Embedder:
 
 
 def open_retriever(settings: Settings, embedder: Embedder | None = None) -> Retriever:
-    """A retriever over the existing index; raises `IndexMissingError` if there is none."""
-    from ingestion.index import ChromaIndex, IndexSpec, require_index
+    """A retriever over the existing index; raises `IndexMissingError` if there is none.
 
-    require_index(settings.chroma_dir)  # before loading the embedder: fail at once
+    With `retrieval.hybrid` (the default) the BM25 index kept beside Chroma is fused in.
+    """
+    from ingestion.index import IndexSpec, open_index, require_index
+    from ingestion.lexical import LexicalIndex, manifest_path
+
+    if settings.store.mode == "embedded":
+        require_index(settings.chroma_dir)  # before loading the embedder: fail at once
     embedder = embedder or get_embedder(settings)
     spec = IndexSpec(
         embedder.id, embedder.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
     )
-    index = ChromaIndex.open(settings.chroma_dir, settings.store.collection, spec)
-    return Retriever(index, embedder, settings.retrieval.k)
+    index = open_index(settings, spec)
+    r = settings.retrieval
+    lexical = None
+    if r.hybrid and manifest_path(settings).is_file():
+        lexical = LexicalIndex.open(settings, spec)
+    return Retriever(
+        index,
+        embedder,
+        r.k,
+        lexical=lexical,
+        candidates=r.candidates,
+        dense_weight=r.dense_weight,
+        lexical_weight=r.lexical_weight,
+    )

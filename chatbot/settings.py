@@ -120,6 +120,12 @@ class RetrievalSettings(_Section):
             "for medchat to cite it there."
         ),
     )
+    hybrid: bool = Field(
+        True, description="Fuse dense (Chroma) and lexical (BM25) rankings by reciprocal rank fusion."
+    )
+    candidates: int = Field(20, ge=1, le=500, description="Candidates taken from each retriever before fusion.")
+    dense_weight: float = Field(1.0, ge=0.0, description="Weight of the dense ranking in the fusion.")
+    lexical_weight: float = Field(1.0, ge=0.0, description="Weight of the BM25 ranking in the fusion.")
 
 
 class GenerationSettings(_Section):

@@ -54,7 +54,7 @@ def test_bad_files_are_reported_and_the_rest_goes_on(tmp_path, settings, embedde
 def test_retrieval_finds_the_right_note(few_index, settings, embedder):
     hits = open_retriever(settings, embedder).retrieve("What is the target INR for warfarin?")
     assert hits[0].source.endswith("warfarin.md")
-    assert hits == sorted(hits, key=lambda h: -h.score)
+    assert hits == sorted(hits, key=lambda h: -h.fused)
     assert 0 < hits[0].score <= 1
 
 
