@@ -1,4 +1,4 @@
-"""The answer chain: retrieve -> relevance floor -> prompt -> generate -> check citations.
+"""The answer chain: gate -> rewrite -> retrieve -> floor -> order -> prompt -> generate -> check.
 
 `Chain.stream(question)` yields the answer as it is generated and leaves the
 finished `Answer` on the stream; `Chain.answer(question)` returns it at once.
@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chatbot.attribution import attribute
+from chatbot.attribution import attribute, content_words
 from chatbot.citations import check_citations
 from chatbot.conversation import standalone
 from chatbot.engines.base import GenerationParams
 from chatbot.errors import EmptyQuestionError
-from chatbot.ranking import edges_first
-from chatbot.safety import DISCLAIMER, INSUFFICIENT_EVIDENCE, EmergencyGate, EmergencyVerdict
-from prompts import PromptVariant, build_prompt
+from chatbot.ranking import edges_first, mmr
+from chatbot.safety import DISCLAIMER, INSUFFICIENT_EVIDENCE, EmergencyGate
+from prompts import BuiltPrompt, PromptVariant, build_prompt
 
 if TYPE_CHECKING:
     from chatbot.engines.base import Engine
@@ -102,8 +102,39 @@ class AnswerStream:
             close()
 
 
+@dataclass
+class Turn:
+    """The state one question carries through the steps of the chain."""
+
+    question: str
+    history: Sequence[str] = ()
+    filters: Filters | None = None
+    params: GenerationParams | None = None
+    answer: Answer | None = None
+    prompt: BuiltPrompt | None = None
+    pieces: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        """Answered without the model (emergency or abstention)."""
+        return self.answer is not None and (self.answer.emergency or self.answer.abstained)
+
+    def finish(self) -> Answer:
+        assert self.answer is not None
+        self.timings["total_s"] = time.perf_counter() - self.started
+        self.answer.timings = {k: round(v, 4) for k, v in self.timings.items()}
+        return self.answer
+
+
 class Chain:
-    """Collaborators are passed in or built lazily from settings on first use."""
+    """Collaborators are passed in or built lazily from settings on first use.
+
+    The steps (gate, rewrite, retrieve, floor, order, prompt, generate, check)
+    are methods over a `Turn`; `stream()` runs them in order and streams the
+    generation, `as_runnable()` composes the same methods as LangChain runnables.
+    """
 
     def __init__(
         self,
@@ -141,6 +172,8 @@ class Chain:
             self._engine = get_engine(self.settings.generation)
         return self._engine
 
+    # -- entry points -----------------------------------------------------------
+
     def answer(self, question: str, *, history: Sequence[str] = (), filters: Filters | None = None) -> Answer:
         stream = self.stream(question, history=history, filters=filters)
         for _ in stream:
@@ -157,79 +190,165 @@ class Chain:
         params: GenerationParams | None = None,
     ) -> AnswerStream:
         """Answer `question`; `history` holds the earlier questions of the conversation, oldest first."""
+        turn = self._start(question, history, filters, params)
+        self.gate_step(turn)  # before retrieval, before the model, before even opening the index
+        if not turn.done:
+            _ = self.retriever  # a missing index raises here, before streaming starts
+        return AnswerStream(lambda holder: self._run(turn, holder))
+
+    def _start(
+        self,
+        question: str,
+        history: Sequence[str],
+        filters: Filters | None,
+        params: GenerationParams | None,
+    ) -> Turn:
         question = (question or "").strip()
         if not question:
             raise EmptyQuestionError(
                 'the question is empty: type a medical question, e.g. `medchat ask "What is HbA1c?"`'
             )
-        verdict = self.gate.check(question)
-        if verdict is not None:  # before retrieval, before the model, before even opening the index
-            return AnswerStream(lambda holder: self._emergency(question, verdict, holder))
-        retriever = self.retriever  # opening the index raises before streaming starts
-        return AnswerStream(lambda holder: self._run(question, history, filters, retriever, params, holder))
+        return Turn(question, tuple(history), filters, params)
 
-    def _emergency(self, question: str, verdict: EmergencyVerdict, holder: AnswerStream) -> Iterator[str]:
-        holder.answer = Answer(
-            question=question,
-            text=verdict.message,
-            passages=[],
-            emergency=True,
-            emergency_category=verdict.category,
-            variant=self.variant.as_dict(),
-        )
-        yield verdict.message
-
-    def _run(
-        self,
-        question: str,
-        history: Sequence[str],
-        filters: Filters | None,
-        retriever: Retriever,
-        params: GenerationParams | None,
-        holder: AnswerStream,
-    ) -> Iterator[str]:
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        query = standalone(question, history)
-        found = retriever.retrieve(query, filters=filters)
-        timings["retrieve_s"] = time.perf_counter() - t0
-        floor = self.settings.retrieval.min_score
-        best = max((p.score for p in found if p.dense_scored), default=0.0)
-        passages = [] if best < floor else [p for p in found if not p.dense_scored or p.score >= floor]
-        passages = edges_first(passages)  # strongest at the start and the end of the context
-        answer = Answer(
-            question=question, text="", passages=passages, query=query, variant=self.variant.as_dict()
-        )
-        if not passages:
-            answer.abstained = True
-            answer.text = INSUFFICIENT_EVIDENCE
-            answer.timings = {k: round(v, 4) for k, v in timings.items()}
-            holder.answer = answer
-            yield answer.text
+    def _run(self, turn: Turn, holder: AnswerStream) -> Iterator[str]:
+        for step in (
+            self.rewrite_step,
+            self.retrieve_step,
+            self.floor_step,
+            self.order_step,
+            self.prompt_step,
+        ):
+            if turn.done:
+                break
+            step(turn)
+        if turn.done:
+            holder.answer = turn.finish()
+            yield holder.answer.text
             return
+        yield from self.generate_step(turn)
+        self.check_step(turn)
+        holder.answer = turn.finish()
 
-        prompt = build_prompt(query, passages, self.variant)
+    def as_runnable(self) -> Any:
+        """The chain as LangChain runnables, one named step each, for composition and tracing.
+
+        Input: `{"question": str, "history": [str], "filters": {...}}`; output: `Answer`.
+        """
+        from langchain_core.runnables import RunnableLambda
+
+        def start(inputs: dict[str, Any]) -> Turn:
+            return self._start(
+                inputs.get("question", ""), inputs.get("history", ()), inputs.get("filters"), None
+            )
+
+        def step(fn: Callable[[Turn], None], name: str) -> Any:
+            def run(turn: Turn) -> Turn:
+                if not turn.done:
+                    fn(turn)
+                return turn
+
+            return RunnableLambda(run, name=name)
+
+        def generate(turn: Turn) -> None:
+            for _ in self.generate_step(turn):
+                pass
+
+        return (
+            RunnableLambda(start, name="start")
+            | step(self.gate_step, "gate")
+            | step(self.rewrite_step, "rewrite")
+            | step(self.retrieve_step, "retrieve")
+            | step(self.floor_step, "floor")
+            | step(self.order_step, "order")
+            | step(self.prompt_step, "prompt")
+            | step(generate, "generate")
+            | step(self.check_step, "check")
+            | RunnableLambda(lambda turn: turn.finish(), name="answer")
+        )
+
+    # -- the steps ----------------------------------------------------------------
+
+    def gate_step(self, turn: Turn) -> None:
+        """Emergencies are answered at once, with no retrieval and no model."""
+        verdict = self.gate.check(turn.question)
+        turn.answer = Answer(question=turn.question, text="", passages=[], variant=self.variant.as_dict())
+        if verdict is not None:
+            turn.answer.text = verdict.message
+            turn.answer.emergency = True
+            turn.answer.emergency_category = verdict.category
+
+    def rewrite_step(self, turn: Turn) -> None:
+        """A follow-up ("and for children?") becomes a standalone query."""
+        assert turn.answer is not None
+        turn.answer.query = standalone(turn.question, turn.history)
+
+    def retrieve_step(self, turn: Turn) -> None:
+        assert turn.answer is not None
+        t = time.perf_counter()
+        r = self.settings.retrieval
+        k = r.k * 2 if r.mmr else r.k
+        turn.answer.passages = self.retriever.retrieve(turn.answer.query, k=k, filters=turn.filters)
+        turn.timings["retrieve_s"] = time.perf_counter() - t
+
+    def floor_step(self, turn: Turn) -> None:
+        """Too little evidence: the one named abstention, and the model is not called."""
+        assert turn.answer is not None
+        floor = self.settings.retrieval.min_score
+        found = turn.answer.passages
+        best = max((p.score for p in found if p.dense_scored), default=0.0)
+        kept = [] if best < floor else [p for p in found if not p.dense_scored or p.score >= floor]
+        turn.answer.passages = kept
+        if not kept:
+            turn.answer.abstained = True
+            turn.answer.text = INSUFFICIENT_EVIDENCE
+
+    def order_step(self, turn: Turn) -> None:
+        """Optional diversity, then the strongest passages at both ends of the context."""
+        assert turn.answer is not None
+        r = self.settings.retrieval
+        passages = turn.answer.passages
+        if r.mmr and len(passages) > r.k:
+            words = {p.id: content_words(p.text) for p in passages}
+
+            def overlap(a: Passage, b: Passage) -> float:
+                union = words[a.id] | words[b.id]
+                return len(words[a.id] & words[b.id]) / len(union) if union else 0.0
+
+            top = max(p.fused for p in passages) or 1.0
+            passages = mmr(passages, [p.fused / top for p in passages], overlap, r.k, r.mmr_lambda)
+        turn.answer.passages = edges_first(passages[: r.k])
+
+    def prompt_step(self, turn: Turn) -> None:
+        assert turn.answer is not None
+        turn.prompt = build_prompt(turn.answer.query, turn.answer.passages, self.variant)
+        turn.answer.prompt_hash = turn.prompt.hash
+
+    def generate_step(self, turn: Turn) -> Iterator[str]:
+        assert turn.answer is not None and turn.prompt is not None
         engine = self.engine
-        answer.model, answer.quantization, answer.prompt_hash = engine.name, engine.quantization, prompt.hash
-        params = params or GenerationParams.from_settings(self.settings.generation)
-        t1 = time.perf_counter()
-        pieces: list[str] = []
-        first = None
-        for piece in engine.stream(prompt.messages, params):
-            if first is None:
-                first = time.perf_counter() - t1
-            pieces.append(piece)
+        turn.answer.model, turn.answer.quantization = engine.name, engine.quantization
+        params = turn.params or GenerationParams.from_settings(self.settings.generation)
+        t = time.perf_counter()
+        for piece in engine.stream(turn.prompt.messages, params):
+            if "first_token_s" not in turn.timings:
+                turn.timings["first_token_s"] = time.perf_counter() - t
+            turn.pieces.append(piece)
             yield piece
-        timings["first_token_s"] = first if first is not None else time.perf_counter() - t1
-        timings["generate_s"] = time.perf_counter() - t1
-        timings["total_s"] = time.perf_counter() - t0
-        check = check_citations("".join(pieces), len(passages))
+        turn.timings.setdefault("first_token_s", time.perf_counter() - t)
+        turn.timings["generate_s"] = time.perf_counter() - t
+
+    def check_step(self, turn: Turn) -> None:
+        """Invalid citations removed; uncited sentences attributed or reported as unsupported."""
+        answer = turn.answer
+        assert answer is not None
+        n = len(answer.passages)
+        check = check_citations("".join(turn.pieces), n)
         if check.invalid:
             log.info("removed citations to missing passages: %s", check.invalid)
-        attributed = attribute(check.text, [p.text for p in passages], self.settings.retrieval.min_support)
-        final = check_citations(attributed.text, len(passages))
+        attributed = attribute(
+            check.text, [p.text for p in answer.passages], self.settings.retrieval.min_support
+        )
+        final = check_citations(attributed.text, n)
         answer.text, answer.cited, answer.invalid_citations = final.text, final.cited, check.invalid
-        answer.attributed = [n for n in attributed.added if n not in check.cited]
+        answer.attributed = [c for c in attributed.added if c not in check.cited]
         answer.unsupported = attributed.unsupported
-        answer.timings = {k: round(v, 4) for k, v in timings.items()}
-        holder.answer = answer

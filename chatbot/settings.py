@@ -123,7 +123,13 @@ class RetrievalSettings(_Section):
     hybrid: bool = Field(
         True, description="Fuse dense (Chroma) and lexical (BM25) rankings by reciprocal rank fusion."
     )
-    candidates: int = Field(20, ge=1, le=500, description="Candidates taken from each retriever before fusion.")
+    candidates: int = Field(
+        20, ge=1, le=500, description="Candidates taken from each retriever before fusion."
+    )
+    mmr: bool = Field(False, description="Prefer diverse passages (maximal marginal relevance).")
+    mmr_lambda: float = Field(
+        0.7, ge=0.0, le=1.0, description="MMR trade-off: 1 is pure relevance, 0 pure diversity."
+    )
     dense_weight: float = Field(1.0, ge=0.0, description="Weight of the dense ranking in the fusion.")
     lexical_weight: float = Field(1.0, ge=0.0, description="Weight of the BM25 ranking in the fusion.")
 
@@ -201,12 +207,13 @@ class GenerationSettings(_Section):
 
 
 class PromptSettings(_Section):
-    persona: str = Field("clinician_to_patient", description="File stem under prompts/persona/.")
-    task: str = Field("answer_with_citations", description="File stem under prompts/task/.")
-    context: str = Field("numbered_passages", description="File stem under prompts/context/.")
-    exemplar: str = Field("cited_answer", description="File stem under prompts/exemplar/.")
-    format: str = Field("short_then_details", description="File stem under prompts/format/.")
-    tone: str = Field("plain_calm", description="File stem under prompts/tone/.")
+    preset: str = Field("patient", description="A part combination named in prompts/presets.toml.")
+    persona: str | None = Field(None, description="Override: file stem under prompts/persona/.")
+    task: str | None = Field(None, description="Override: file stem under prompts/task/.")
+    context: str | None = Field(None, description="Override: file stem under prompts/context/.")
+    exemplar: str | None = Field(None, description="Override: file stem under prompts/exemplar/.")
+    format: str | None = Field(None, description="Override: file stem under prompts/format/.")
+    tone: str | None = Field(None, description="Override: file stem under prompts/tone/.")
 
 
 class SafetySettings(_Section):
@@ -226,6 +233,47 @@ class UISettings(_Section):
     host: str = Field("127.0.0.1", description="Address `medchat serve` listens on.")
     port: int = Field(7860, ge=1, le=65535)
     title: str = Field("medchat", description="Page title.")
+    max_k: int = Field(12, ge=1, le=64, description="Largest retrieval k a user may pick on the chat page.")
+    max_temperature: float = Field(
+        1.2, ge=0.0, le=2.0, description="Highest temperature a user may pick on the chat page."
+    )
+
+
+class PrefsSettings(_Section):
+    """Preference labelling (the Compare tab) and the database its judgments live in."""
+
+    db_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the judgments database (e.g. `postgresql+psycopg://...`); "
+            "default SQLite (WAL) at `$MEDCHAT_HOME/prefs.sqlite3`."
+        ),
+    )
+    variants_file: Path = Field(
+        REPO_ROOT / "data" / "variants.yaml", description="YAML file naming the variants to compare."
+    )
+    users_file: Path | None = Field(
+        None,
+        description="YAML file of annotators (name, role, password hash); default `$MEDCHAT_HOME/users.yaml`",
+    )
+    require_login: bool = Field(
+        True, description="Ask for a login when a users file exists (`medchat serve` refuses to start open)."
+    )
+    guideline_version: str = Field(
+        "v1", min_length=1, description="Labelling guideline version stored with judgments."
+    )
+    overlap: int = Field(
+        1, ge=1, le=20, description="Annotators who judge each queued item (>1 for agreement)."
+    )
+    gold_ratio: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of served queue items that are gold items, when any are loaded.",
+    )
+    bootstrap_rounds: int = Field(
+        200, ge=10, le=10_000, description="Bootstrap resamples for leaderboard intervals."
+    )
 
 
 class Settings(BaseSettings):
@@ -251,6 +299,7 @@ class Settings(BaseSettings):
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     ui: UISettings = Field(default_factory=UISettings)
+    prefs: PrefsSettings = Field(default_factory=PrefsSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -278,6 +327,14 @@ class Settings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.home.expanduser() / "logs"
+
+    @property
+    def prefs_db_url(self) -> str:
+        return self.prefs.db_url or f"sqlite:///{self.home.expanduser() / 'prefs.sqlite3'}"
+
+    @property
+    def users_path(self) -> Path:
+        return (self.prefs.users_file or self.home / "users.yaml").expanduser()
 
 
 def config_file() -> Path:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,6 +31,7 @@ SYSTEM_PARTS = ("persona", "task", "format", "tone")
 PARTS = (*SYSTEM_PARTS, "exemplar", "context")
 EXEMPLAR_SPLIT = "=== answer ==="
 
+_VERSION = re.compile(r"\A---\s*\nversion:\s*(\d+)\s*\n---\s*(?:\n|\Z)")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Chat-template control tokens (ChatML, Llama 2/3, Mistral, Gemma) and role headers.
 _CONTROL = re.compile(
@@ -64,7 +65,7 @@ def available(part: str) -> list[str]:
     return sorted(p.stem for p in (PROMPTS_DIR / part).glob("*.md"))
 
 
-def load_part(part: str, name: str) -> str:
+def _read_part(part: str, name: str) -> tuple[int, str]:
     if part not in PARTS:
         raise PromptError(f"unknown prompt part '{part}' (parts: {', '.join(PARTS)})")
     path = PROMPTS_DIR / part / f"{name}.md"
@@ -73,7 +74,29 @@ def load_part(part: str, name: str) -> str:
             f"no {part} prompt named '{name}' ({path} is missing); "
             f"available: {', '.join(available(part)) or 'none'}"
         )
-    return path.read_text(encoding="utf-8").strip()
+    text = path.read_text(encoding="utf-8")
+    match = _VERSION.match(text)
+    if not match:
+        raise PromptError(f"{path} must start with a `---` / `version: N` / `---` header")
+    return int(match.group(1)), text[match.end() :].strip()
+
+
+def load_part(part: str, name: str) -> str:
+    """The text of one prompt part, without its version header."""
+    return _read_part(part, name)[1]
+
+
+def part_version(part: str, name: str) -> int:
+    """The version a part file declares; bump it whenever its wording changes."""
+    return _read_part(part, name)[0]
+
+
+def presets() -> dict[str, dict[str, str]]:
+    """The named part combinations in prompts/presets.toml."""
+    import tomllib
+
+    data = tomllib.loads((PROMPTS_DIR / "presets.toml").read_text(encoding="utf-8"))
+    return {name: {k: str(v) for k, v in table.items()} for name, table in data.items()}
 
 
 def neutralise(text: str) -> str:
@@ -94,12 +117,25 @@ class PromptVariant:
     exemplar: str = "cited_answer"
     context: str = "numbered_passages"
 
+    preset: str = ""
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: str | None) -> PromptVariant:
+        table = presets().get(name)
+        if table is None:
+            raise PromptError(f"no prompt preset named '{name}'; presets: {', '.join(sorted(presets()))}")
+        parts = {part: table[part] for part in PARTS if part in table}
+        parts.update({part: value for part, value in overrides.items() if value is not None})
+        return cls(preset=name, **parts)
+
     @classmethod
     def from_settings(cls, prompts: PromptSettings) -> PromptVariant:
-        return cls(**{part: getattr(prompts, part) for part in PARTS})
+        return cls.from_preset(prompts.preset, **{part: getattr(prompts, part) for part in PARTS})
 
     def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+        """Provenance: the preset and each part as `name@version`."""
+        named = {part: f"{getattr(self, part)}@{part_version(part, getattr(self, part))}" for part in PARTS}
+        return {"preset": self.preset, **named}
 
 
 def format_passages(passages: Sequence[PassageLike]) -> str:

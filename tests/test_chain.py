@@ -131,3 +131,45 @@ def test_hybrid_retrieval_fuses_a_lexical_ranking(few_index, settings, embedder)
     fused = hybrid.retrieve("warfarin INR")
     assert fused[0].id == outsider.id  # the heavily weighted lexical ranking wins
     assert fused[0].fused > fused[1].fused
+
+
+def test_the_same_steps_run_as_langchain_runnables(chain):
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Names(BaseCallbackHandler):
+        def __init__(self):
+            self.names = []
+
+        def on_chain_start(self, serialized, inputs, **kwargs):
+            self.names.append(kwargs.get("name"))
+
+    names = Names()
+    runnable = chain.as_runnable()
+    via_runnable = runnable.invoke({"question": "What is migraine?"}, config={"callbacks": [names]})
+    direct = chain.answer("What is migraine?")
+    assert via_runnable.text == direct.text and via_runnable.cited == direct.cited
+    assert via_runnable.prompt_hash == direct.prompt_hash
+    for step in ("gate", "rewrite", "retrieve", "floor", "order", "prompt", "generate", "check"):
+        assert step in names.names
+    emergency = runnable.invoke({"question": "my wife collapsed and is not breathing"})
+    assert emergency.emergency and emergency.passages == []
+
+
+def _mean_overlap(passages):
+    from itertools import combinations
+
+    from chatbot.attribution import content_words
+
+    pairs = list(combinations([content_words(p.text) for p in passages], 2))
+    return sum(len(a & b) / len(a | b) for a, b in pairs) / len(pairs)
+
+
+def test_mmr_prefers_passages_that_say_different_things(chain):
+    question = "warfarin INR monitoring"
+    plain = chain.answer(question).passages
+    chain.settings.retrieval.mmr = True
+    chain.settings.retrieval.mmr_lambda = 0.3
+    diverse = chain.answer(question).passages
+    assert len(diverse) == chain.settings.retrieval.k == len({p.id for p in diverse})
+    assert {p.id for p in diverse} != {p.id for p in plain}
+    assert _mean_overlap(diverse) < _mean_overlap(plain)
