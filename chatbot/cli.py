@@ -163,7 +163,13 @@ def ingest(
     targets = list(paths) + ([settings.sample_corpus] if sample else [])
     if not targets and not prune:
         raise click.UsageError("give at least one file or folder to ingest, or --sample")
-    report = run_ingest(settings, targets, rebuild=rebuild, quiet=as_json, prune=prune or None)
+    try:
+        report = run_ingest(settings, targets, rebuild=rebuild, quiet=as_json, prune=prune or None)
+    except KeyboardInterrupt:
+        click.echo(
+            "\ninterrupted: files finished so far are kept; run the same command again to resume", err=True
+        )
+        sys.exit(130)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
