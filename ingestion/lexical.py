@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +55,8 @@ class LexicalIndex:
         self.spec = spec
         self._bm25: Any = None
         self._ids: list[str] = []
+        self._generation = -1
+        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings, spec: IndexSpec, manifest: Manifest | None = None) -> LexicalIndex:
@@ -106,7 +110,7 @@ class LexicalIndex:
         for cid, text, _meta in self.manifest.iter_chunks():
             ids.append(cid)
             texts.append(text)
-        tmp = self.folder.with_name(self.folder.name + ".tmp")
+        tmp = self.folder.with_name(f"{self.folder.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         bm25 = bm25s.BM25()
@@ -116,42 +120,52 @@ class LexicalIndex:
         (tmp / "ids.json").write_text(json.dumps(ids))
         (tmp / STAMP).write_text(json.dumps({"generation": generation, "spec": self.spec.as_metadata()}))
         # swap in the new folder; a crash here leaves a stale or missing stamp, rebuilt next time
-        old = self.folder.with_name(self.folder.name + ".old")
+        old = self.folder.with_name(f"{self.folder.name}.old{os.getpid()}")
         shutil.rmtree(old, ignore_errors=True)
-        if self.folder.exists():
-            self.folder.rename(old)
-        tmp.rename(self.folder)
+        try:
+            if self.folder.exists():
+                self.folder.rename(old)
+            tmp.rename(self.folder)
+        except OSError as e:  # another process swapped at the same moment; its copy is as good
+            log.info("BM25 index not saved (%s); using the one built in memory", e)
         shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         self._bm25 = bm25 if texts else None
         self._ids = ids
+        self._generation = generation
         log.info("BM25 index rebuilt: %d chunks (generation %d)", len(ids), generation)
 
     def _load(self) -> None:
-        if self._bm25 is not None or self._ids:
+        """Load the arrays once, and again whenever an ingestion moved the manifest on."""
+        if self._generation == self.manifest.generation:
             return
         if not self.fresh:
             self.rebuild()
             return
         import bm25s
 
+        generation = int(self._stamp().get("generation", -1))
         self._ids = json.loads((self.folder / "ids.json").read_text())
         self._bm25 = bm25s.BM25.load(str(self.folder)) if self._ids else None
+        self._generation = generation
 
     def count(self) -> int:
-        self._load()
-        return len(self._ids)
+        with self._lock:
+            self._load()
+            return len(self._ids)
 
     def query(self, text: str, k: int) -> list[Hit]:
         """The `k` best chunks by BM25 score (only those sharing a term with the query)."""
-        self._load()
-        if self._bm25 is None or not self._ids:
-            return []
         tokens = _tokenize([text])
         if not tokens or not tokens[0]:
             return []
-        docs, scores = self._bm25.retrieve(tokens, k=min(k, len(self._ids)), show_progress=False)
-        picked = [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
-        stored = self.manifest.get_chunks([cid for cid, _ in picked])
+        with self._lock:
+            self._load()
+            if self._bm25 is None or not self._ids:
+                return []
+            docs, scores = self._bm25.retrieve(tokens, k=min(k, len(self._ids)), show_progress=False)
+            picked = [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+            stored = self.manifest.get_chunks([cid for cid, _ in picked])
         return [
             Hit(id=cid, text=stored[cid][0], metadata=json.loads(stored[cid][1]), score=score)
             for cid, score in picked

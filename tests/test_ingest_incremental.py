@@ -205,3 +205,15 @@ def test_memory_is_bounded_by_batch_size(small, tmp_path, monkeypatch):
     report = ingest([corpus], settings=small, embedder=emb)
     assert max(sizes) <= small.ingestion.batch_size and len(sizes) > 3
     assert sum(sizes) == report.total_chunks
+
+
+def test_an_open_lexical_index_follows_later_ingestions(small, tmp_path):
+    corpus = make_corpus(tmp_path / "c", n=2)
+    emb = HashEmbedder()
+    ingest([corpus], settings=small, embedder=emb)
+    lexical = lexical_index(small, emb)
+    assert not lexical.query("pangolin", 3)
+    (corpus / "new.md").write_text("# New\n\nA pangolin note.\n")
+    ingest([corpus], settings=small, embedder=emb)
+    hits = lexical.query("pangolin", 3)
+    assert len(hits) == 1 and hits[0].metadata["title"] == "New"
