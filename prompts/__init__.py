@@ -141,7 +141,13 @@ class PromptVariant:
 def format_passages(passages: Sequence[PassageLike]) -> str:
     # One line per passage, text only: small models copy titles and file names
     # into the answer when they are shown; the sources list shows them instead.
-    return "\n".join(f"[{n}] {' '.join(neutralise(p.text).split())}" for n, p in enumerate(passages, start=1))
+    from chatbot.safety import strip_injections
+
+    lines = []
+    for n, p in enumerate(passages, start=1):
+        text, _ = strip_injections(neutralise(p.text))
+        lines.append(f"[{n}] {' '.join(text.split())}")
+    return "\n".join(lines)
 
 
 def exemplar_turns(name: str) -> list[tuple[str, str]]:
