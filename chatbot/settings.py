@@ -229,6 +229,27 @@ class SafetySettings(_Section):
     )
 
 
+class BatchSettings(_Section):
+    question_field: str = Field("question", min_length=1, description="Input field holding the question.")
+    id_field: str = Field(
+        "id", min_length=1, description="Input field with a stable row id (else a hash of the question)."
+    )
+    concurrency: int = Field(
+        4, ge=1, le=64, description="Questions answered at once with an HTTP engine (local engines: one)."
+    )
+
+
+class EvalSettings(_Section):
+    work_dir: Path | None = Field(
+        None, description="Where benchmark corpora are indexed; default `$MEDCHAT_HOME/eval`."
+    )
+    ks: list[int] = Field([1, 2, 3, 5, 10, 20, 32], description="Cut-offs k for recall@k and nDCG@k.")
+    seed: int = Field(0, description="Sampling seed for `--limit` and `--corpus-limit`.")
+    answer_max_tokens: int = Field(
+        16, ge=1, le=512, description="New tokens allowed for a yes/no/maybe or option-letter answer."
+    )
+
+
 class UISettings(_Section):
     host: str = Field("127.0.0.1", description="Address `medchat serve` listens on.")
     port: int = Field(7860, ge=1, le=65535)
@@ -300,6 +321,8 @@ class Settings(BaseSettings):
     safety: SafetySettings = Field(default_factory=SafetySettings)
     ui: UISettings = Field(default_factory=UISettings)
     prefs: PrefsSettings = Field(default_factory=PrefsSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -323,6 +346,10 @@ class Settings(BaseSettings):
     @property
     def chroma_dir(self) -> Path:
         return (self.store.chroma_path or self.index_dir / "chroma").expanduser()
+
+    @property
+    def eval_work_dir(self) -> Path:
+        return (self.eval.work_dir or self.home.expanduser() / "eval").expanduser()
 
     @property
     def log_dir(self) -> Path:
