@@ -19,6 +19,13 @@ from pathlib import Path
 from chatbot.safety import EmergencyGate
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "safety"
+MEDQUAD = (
+    Path(__file__).resolve().parent.parent.parent
+    / "shared"
+    / "datasets"
+    / "medquad"
+    / "medquad_answered.jsonl"
+)
 
 
 def score(path: Path, gate: EmergencyGate, show_errors: bool) -> dict[str, float]:
@@ -62,6 +69,19 @@ def main() -> None:
             f"{name:<10} {r['messages']:>8} {r['emergencies']:>7} {r['recall']:>7.3f} {r['precision']:>9.3f} "
             f"{r['missed']:>7} {r['false_alarms']:>7}   ({r['us_per_message']:.0f} µs/message)"
         )
+    medquad_false_alarms(gate)
+
+
+def medquad_false_alarms(gate: EmergencyGate) -> None:
+    """MedQuAD's 16k consumer questions are informational: every flag is a false alarm."""
+    if not MEDQUAD.is_file():
+        print(f"MedQuAD false alarms: skipped ({MEDQUAD} is absent)")
+        return
+    questions = [
+        json.loads(line)["question"] for line in MEDQUAD.read_text(encoding="utf-8").splitlines() if line
+    ]
+    flagged = [q for q in questions if gate.classify(q)]
+    print(f"MedQuAD questions flagged (false alarms): {len(flagged)} of {len(questions)}")
 
 
 if __name__ == "__main__":

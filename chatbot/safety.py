@@ -87,7 +87,8 @@ _RED_FLAGS: dict[str, re.Pattern[str]] = {
         r"\b(son|daughter|baby|toddler|child|kid|boy|girl|grandson|granddaughter|he|she)\b.{0,40}\b(swallow\w*|"
         r"ate|eaten|got into|chewed)\b.{0,40}\b(pills|tablets|capsules|medicine|meds)\b",
         r"\b(overdos\w*|over ?dose\w*|o\.?d\.?'?d|od'?ed|oded)\b",
-        r"\bpoison\w*\b",
+        r"\b(been|was|were|got|is|are|think (he|she|i|they)('?s|'?m| am| are)?) poisoned\b",
+        r"\b(ate|drank|swallowed|took|drinking|eating) (some |the |rat |weed )?poison\b",
         r"\b(chew\w*|eating|sucking|licking|drinking|swallowing)\b.{0,30}\b(dishwasher|washing|bleach|"
         r"batter(y|ies)|detergent|cleaning|tablet|pills)",
         r"\b(wild mushrooms?|toadstools?|berries|nightshade|foxglove|hemlock)\b.{0,100}\b(vomit\w*|sick|"
@@ -109,8 +110,8 @@ _RED_FLAGS: dict[str, re.Pattern[str]] = {
         r"\b(on|at) the (edge of the )?(bridge|roof|ledge|cliff|tracks|platform edge)\b",
         r"\b(to|and) (not|never) wake up\b|\bi'?ve had enough\b",
         r"\bhow many\b.{0,40}\b(would it take|to die|to kill|to not wake|to never wake)\b",
-        r"\b(use|using|got|has|have|bought|found)\b.{0,20}\b(the |a |his |her |my )?(gun|shotgun|rifle|rope|"
-        r"noose)\b",
+        r"\b(use|using|got|has|bought|found|kept|hidden)\b.{0,20}\b(the |a |his |her |my )(gun|shotgun|rifle|"
+        r"rope|noose)\b",
         r"\bpills\b.{0,20}\b(lined up|counted out|in front of me)\b|\btaking them tonight\b",
         r"\bno point (any ?more|anymore|in anything)\b",
         r"\b(text\w*|messag\w*|said|wrote)\b.{0,25}\bgoodbye\b|\bit'?s tonight\b",

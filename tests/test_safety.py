@@ -132,3 +132,18 @@ def test_ordinary_medical_advice_is_kept(benign):
     from chatbot.safety import strip_injections
 
     assert strip_injections(benign) == (benign, 0)
+
+
+def test_informational_medquad_questions_raise_almost_no_alarms():
+    from tests.conftest import SHARED_DATASETS
+
+    path = SHARED_DATASETS / "medquad" / "medquad_answered.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the shared datasets are not beside the repository)")
+    gate = EmergencyGate()
+    questions = [
+        json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line
+    ]
+    flagged = [q for q in questions if gate.classify(q)]
+    assert len(questions) > 16000
+    assert len(flagged) <= len(questions) // 1000, flagged[:10]
