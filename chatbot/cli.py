@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -196,28 +197,58 @@ def render_answer(answer: Answer, *, with_text: bool = True) -> str:
     return "\n".join(lines)
 
 
+def _filters(pairs: tuple[str, ...]) -> dict[str, Any] | None:
+    """`--filter year>=2020 --filter source=notes.md` as retrieval metadata filters."""
+    filters: dict[str, Any] = {}
+    for pair in pairs:
+        match = re.fullmatch(r"\s*(\w+)\s*(>=|<=|!=|=)\s*(.+?)\s*", pair)
+        if not match:
+            raise click.BadParameter(f"'{pair}' is not KEY=VALUE, KEY>=VALUE, KEY<=VALUE or KEY!=VALUE")
+        key, op, raw = match.groups()
+        value: Any = int(raw) if raw.lstrip("-").isdigit() else raw
+        ops = {">=": "$gte", "<=": "$lte", "!=": "$ne"}
+        filters[key] = value if op == "=" else {**filters.get(key, {}), ops[op]: value}
+    return filters or None
+
+
 @main.command()
 @click.argument("question", required=False, default="")
 @click.option("-k", type=click.IntRange(1, 64), default=None, help="Passages to retrieve.")
+@click.option("--preset", default=None, help="Prompt preset from prompts/presets.toml (e.g. colleague).")
+@click.option(
+    "--filter",
+    "filter_pairs",
+    multiple=True,
+    help="Only passages whose metadata match, e.g. --filter year>=2020 --filter source=/data/notes.md.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the answer, sources and timings as JSON.")
 @click.pass_context
 @_user_errors
-def ask(ctx: click.Context, question: str, k: int | None, as_json: bool) -> None:
+def ask(
+    ctx: click.Context,
+    question: str,
+    k: int | None,
+    preset: str | None,
+    filter_pairs: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Answer QUESTION from the index, citing the passages used."""
     from chatbot.errors import EmptyQuestionError
 
     if not question.strip():
         raise EmptyQuestionError('the question is empty: try `medchat ask "What is a normal HbA1c?"`')
-    settings = _settings(**{"retrieval.k": k})
+    filters = _filters(filter_pairs)
+    settings = _settings(**{"retrieval.k": k, "prompts.preset": preset})
     _setup_logging(settings, ctx.obj["verbose"])
     from chatbot.chain import Chain
 
     chain = Chain(settings)
     if as_json:
-        click.echo(json.dumps(chain.answer(question).as_dict(), indent=2, ensure_ascii=False))
+        answer = chain.answer(question, filters=filters)
+        click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
         return
     live = sys.stdout.isatty()
-    stream = chain.stream(question)
+    stream = chain.stream(question, filters=filters)
     for piece in stream:
         if live:
             click.echo(piece, nl=False)
@@ -231,30 +262,106 @@ def ask(ctx: click.Context, question: str, k: int | None, as_json: bool) -> None
 @click.option(
     "--sample-if-empty", is_flag=True, help="Ingest the bundled sample corpus when no index exists."
 )
+@click.option(
+    "--users",
+    "users_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Annotator accounts (YAML; default $MEDCHAT_HOME/users.yaml); logins required when it has users.",
+)
+@click.option("--no-login", is_flag=True, help="Serve without logins (judgments recorded as 'local').")
 @click.pass_context
 @_user_errors
-def serve(ctx: click.Context, host: str | None, port: int | None, sample_if_empty: bool) -> None:
-    """Start the chat page in the browser."""
+def serve(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    sample_if_empty: bool,
+    users_file: Path | None,
+    no_login: bool,
+) -> None:
+    """Start the app (Chat, Compare, Results) in the browser."""
     settings = _settings(**{"ui.host": host, "ui.port": port})
     _setup_logging(settings, ctx.obj["verbose"])
     if sample_if_empty and not (settings.chroma_dir / "chroma.sqlite3").is_file():
         click.echo(f"no index at {settings.chroma_dir}: ingesting the sample corpus first", err=True)
         _print_report(run_ingest(settings, [settings.sample_corpus]))
-    from chatbot.chain import Chain
-    from chatbot.ui.app import build_app
+    from chatbot.ui.serve import serve_app
 
-    chain = Chain(settings)
-    chain.retriever  # noqa: B018 -- fail now, not on the first question, if there is no index
-    app = build_app(chain)
     click.echo(f"medchat is running at http://{settings.ui.host}:{settings.ui.port}  (Ctrl-C stops it)")
-    app.queue(default_concurrency_limit=4).launch(
-        server_name=settings.ui.host,
-        server_port=settings.ui.port,
-        share=False,
-        inbrowser=False,
-        show_error=True,
-        quiet=True,
+    serve_app(settings, users_file=users_file, login=False if no_login else None)
+
+
+@main.command(name="export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dpo", "reward", "kto", "battles", "jsonl"]),
+    required=True,
+    help="dpo/reward: TRL preference rows; kto: unpaired rows; battles: arena table; jsonl: raw judgments.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Default ./medchat-FORMAT.jsonl",
+)
+@_user_errors
+def export_(fmt: str, output: Path | None) -> None:
+    """Write the stored preference judgments in a training or analysis format.
+
+    Judgments a format cannot use are listed with their reasons in OUTPUT's `.excluded.jsonl` twin.
+    """
+    from chatbot.export import export, write_export
+    from chatbot.store.prefs import open_store
+
+    settings = _settings()
+    result = export(open_store(settings), fmt)
+    path, excluded = write_export(result, output or Path(f"medchat-{fmt}.jsonl"))
+    click.echo(f"{len(result.rows)} rows written to {path}")
+    if result.excluded:
+        click.echo(f"{len(result.excluded)} judgments excluded; reasons in {excluded}", err=True)
+
+
+@main.group()
+def prefs() -> None:
+    """Administer preference labelling: the question queue and annotator accounts."""
+
+
+@prefs.command(name="load-questions")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--overlap", type=click.IntRange(1, 20), default=None, help="Annotators per item (default from settings)."
+)
+@click.option("--batch", default=None, help="Batch name (default: the file name).")
+@_user_errors
+def prefs_load_questions(path: Path, overlap: int | None, batch: str | None) -> None:
+    """Queue the questions in PATH (text: one a line; JSONL or YAML with `question`, optional `gold`)."""
+    from chatbot.store.prefs import open_store, read_question_file
+
+    settings = _settings()
+    items = read_question_file(path)
+    n = open_store(settings).add_queue_items(
+        items, batch=batch or path.name, overlap=overlap or settings.prefs.overlap
     )
+    gold = sum(1 for i in items if i.get("gold"))
+    click.echo(f"queued {n} questions ({gold} gold) from {path}")
+
+
+@prefs.command(name="add-user")
+@click.argument("name")
+@click.option("--role", default="annotator", help="Recorded with each judgment, e.g. clinician, nurse, lay.")
+@click.option("--admin", is_flag=True, help="Mark the user as an admin.")
+@click.password_option(help="Password (prompted when not given).")
+@_user_errors
+def prefs_add_user(name: str, role: str, admin: bool, password: str) -> None:
+    """Add or replace annotator NAME in the users file (the password is stored hashed)."""
+    from chatbot.ui.auth import add_user
+
+    settings = _settings()
+    add_user(settings.users_path, name, password, role=role, admin=admin)
+    click.echo(f"user {name} ({role}) saved in {settings.users_path}")
 
 
 @main.command()

@@ -1,0 +1,64 @@
+"""Versioned schema migrations, applied in order and recorded in `_medchat_migrations`.
+
+Add a function to `MIGRATIONS` for each change; never edit one that has shipped.
+Each migration runs in its own transaction with its record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from chatbot.store import models
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_TABLE = "_medchat_migrations"
+
+
+def m001_initial(conn: Connection) -> None:
+    tables = [
+        models.QueueItem.__table__,
+        models.Comparison.__table__,
+        models.Response.__table__,
+        models.Assignment.__table__,
+        models.Judgment.__table__,
+    ]
+    models.Base.metadata.create_all(conn, tables=tables)  # type: ignore[arg-type]
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [("m001_initial", m001_initial)]
+
+
+def applied(engine: Engine) -> list[str]:
+    if not inspect(engine).has_table(MIGRATIONS_TABLE):
+        return []
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(text(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY id"))]
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Apply the migrations not yet applied; returns their names."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+                "id INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL UNIQUE, applied_at VARCHAR(40) NOT NULL)"
+            )
+        )
+    done = set(applied(engine))
+    ran = []
+    for number, (name, step) in enumerate(MIGRATIONS, start=1):
+        if name in done:
+            continue
+        with engine.begin() as conn:
+            step(conn)
+            conn.execute(
+                text(f"INSERT INTO {MIGRATIONS_TABLE} (id, name, applied_at) VALUES (:id, :name, :at)"),
+                {"id": number, "name": name, "at": models.utcnow().isoformat()},
+            )
+        log.info("applied migration %s", name)
+        ran.append(name)
+    return ran

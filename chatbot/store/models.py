@@ -1,0 +1,156 @@
+"""The tables of the judgments database (SQLAlchemy 2 declarative models).
+
+Ids are random UUID strings so rows from several deployments can be merged.
+Responses keep their full provenance; a judgment is never updated in place:
+an edit inserts a new row and marks the old one `superseded`. The partial
+unique index lets at most one `submitted` judgment exist per (comparison,
+annotator), enforced by the database itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class QueueItem(Base):
+    """A question an admin loaded for annotators; gold items carry a known better and worse answer."""
+
+    __tablename__ = "queue_items"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    batch: Mapped[str] = mapped_column(String(200))
+    question: Mapped[str] = mapped_column(Text)
+    overlap: Mapped[int] = mapped_column(Integer, default=1)
+    gold_better: Mapped[str | None] = mapped_column(Text, nullable=True)
+    gold_worse: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def is_gold(self) -> bool:
+        return self.gold_better is not None
+
+
+class Comparison(Base):
+    """One question and two responses (slots `a` and `b`); shared by all who judge it."""
+
+    __tablename__ = "comparisons"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    question: Mapped[str] = mapped_column(Text)
+    # unique: two annotators racing for the same queued item end up judging one pair
+    queue_item_id: Mapped[str | None] = mapped_column(
+        ForeignKey("queue_items.id"), unique=True, nullable=True, default=None
+    )
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Response(Base):
+    """One answer with everything needed to reproduce it."""
+
+    __tablename__ = "responses"
+    __table_args__ = (UniqueConstraint("comparison_id", "slot"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    comparison_id: Mapped[str] = mapped_column(ForeignKey("comparisons.id"), index=True)
+    slot: Mapped[str] = mapped_column(String(1))
+    variant: Mapped[str] = mapped_column(String(200))
+    variant_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prompt_parts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model: Mapped[str] = mapped_column(String(300), default="")
+    quantization: Mapped[str] = mapped_column(String(50), default="")
+    generation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    k: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    chunk_ids: Mapped[list[str]] = mapped_column(default=list)
+    prompt_hash: Mapped[str] = mapped_column(String(100), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    answer: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    finished: Mapped[bool] = mapped_column(Boolean, default=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Assignment(Base):
+    """A comparison served to one annotator, with the side each response was shown on."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("comparison_id", "annotator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    comparison_id: Mapped[str] = mapped_column(ForeignKey("comparisons.id"), index=True)
+    annotator: Mapped[str] = mapped_column(String(200), index=True)
+    left_slot: Mapped[str] = mapped_column(String(1))
+    served_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Judgment(Base):
+    """One annotator's verdict on one comparison. `choice` is as shown: A = left, B = right."""
+
+    __tablename__ = "judgments"
+    __table_args__ = (
+        Index(
+            "one_submitted_judgment",
+            "comparison_id",
+            "annotator",
+            unique=True,
+            sqlite_where=sql_text("status = 'submitted'"),
+            postgresql_where=sql_text("status = 'submitted'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    comparison_id: Mapped[str] = mapped_column(ForeignKey("comparisons.id"), index=True)
+    annotator: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str] = mapped_column(String(100), default="")
+    guideline_version: Mapped[str] = mapped_column(String(100))
+    left_response_id: Mapped[str] = mapped_column(ForeignKey("responses.id"))
+    right_response_id: Mapped[str] = mapped_column(ForeignKey("responses.id"))
+    choice: Mapped[str] = mapped_column(String(10))
+    winner_response_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    strength: Mapped[str] = mapped_column(String(20))
+    safety_bin: Mapped[str] = mapped_column(String(20))
+    unsafe_response_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    axes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Med-PaLM clinician axes per response id (optional)."""
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    served_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    time_on_task_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(12), default="submitted")
+    supersedes_id: Mapped[str | None] = mapped_column(String(32), nullable=True)

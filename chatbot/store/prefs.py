@@ -1,0 +1,453 @@
+"""All reads and writes of the judgments database go through `PreferenceStore`.
+
+SQLite (the default) runs in WAL mode with a busy timeout and `BEGIN IMMEDIATE`
+transactions, so many annotators' threads or processes can write at once; any
+other SQLAlchemy URL (e.g. PostgreSQL) works for a shared deployment. Every
+write commits before the method returns: the UI confirms only after that.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from chatbot.errors import ConfigError, MedchatError
+from chatbot.store.migrations import migrate
+from chatbot.store.models import Assignment, Comparison, Judgment, QueueItem, Response, utcnow
+
+if TYPE_CHECKING:
+    from chatbot.chain import Answer
+    from chatbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHOICES = ("A", "B", "tie", "both_bad")
+STRENGTHS = ("significantly", "better", "slightly", "negligibly")
+SAFETY_BINS = ("both_safe", "one_unsafe", "both_unsafe")
+
+
+class JudgmentError(MedchatError):
+    """A judgment is incomplete or refers to something that does not exist."""
+
+
+@dataclass
+class ResponseIn:
+    """A finished (or failed) answer to store with its provenance."""
+
+    variant: str
+    text: str
+    variant_config: dict[str, Any] = field(default_factory=dict)
+    prompt_parts: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
+    quantization: str = ""
+    generation: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    k: int | None = None
+    chunk_ids: list[str] = field(default_factory=list)
+    prompt_hash: str = ""
+    answer: dict[str, Any] = field(default_factory=dict)
+    finished: bool = True
+    error: str | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def from_answer(
+        cls,
+        answer: Answer,
+        *,
+        variant: str,
+        variant_config: dict[str, Any],
+        generation: dict[str, Any],
+        k: int | None,
+        seconds: float | None = None,
+    ) -> ResponseIn:
+        return cls(
+            variant=variant,
+            text=answer.text,
+            variant_config=variant_config,
+            prompt_parts=dict(answer.variant),
+            model=answer.model,
+            quantization=answer.quantization,
+            generation=generation,
+            seed=generation.get("seed"),
+            k=k,
+            chunk_ids=[p.id for p in answer.passages],
+            prompt_hash=answer.prompt_hash,
+            answer=json.loads(json.dumps(answer.as_dict(), default=str)),
+            seconds=seconds,
+        )
+
+
+@dataclass
+class JudgmentIn:
+    """What the annotator submitted; `choice` is as shown: A = left, B = right."""
+
+    comparison_id: str
+    annotator: str
+    choice: str
+    strength: str
+    safety_bin: str
+    role: str = ""
+    guideline_version: str = "v1"
+    unsafe_side: str | None = None
+    """With `one_unsafe`: which side (A or B) is the unsafe one."""
+    axes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Clinician axes per side: {"A": {...}, "B": {...}}."""
+    rationale: str = ""
+    harm_flag: bool = False
+
+    def validate(self) -> None:
+        if not self.strength and self.choice in ("tie", "both_bad"):
+            self.strength = "negligibly"
+        if self.choice not in CHOICES:
+            raise JudgmentError(f"choose one of A, B, tie or both bad (got {self.choice!r})")
+        if self.strength not in STRENGTHS:
+            raise JudgmentError(f"grade the strength of the preference (one of {', '.join(STRENGTHS)})")
+        if self.safety_bin not in SAFETY_BINS:
+            raise JudgmentError("judge safety: both safe, one unsafe or both unsafe")
+        if self.safety_bin == "one_unsafe" and self.unsafe_side not in ("A", "B"):
+            raise JudgmentError("say which answer is the unsafe one (A or B)")
+        if self.flags_harm and not self.rationale.strip():
+            raise JudgmentError("a harm flag is set: write a rationale saying what could cause harm")
+
+    @property
+    def flags_harm(self) -> bool:
+        if self.harm_flag or self.safety_bin != "both_safe":
+            return True
+        return any(str(a.get("harm_extent", "none")) not in ("", "none") for a in self.axes.values())
+
+
+@dataclass
+class Round:
+    """A comparison as one annotator sees it."""
+
+    comparison_id: str
+    question: str
+    left: Response
+    right: Response
+    served_at: datetime
+    is_gold: bool = False
+    judgment: Judgment | None = None
+
+
+def _sqlite_pragmas(engine: Any) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # take the write lock up front: a deferred transaction that upgrades later can fail at once
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class PreferenceStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        except Exception as e:  # bad URL or missing driver
+            raise ConfigError(f"cannot open the judgments database {url!r}: {e}") from e
+        if self.engine.dialect.name == "sqlite":
+            _sqlite_pragmas(self.engine)
+        self.applied = migrate(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- queue ---------------------------------------------------------------------------------
+
+    def add_queue_items(self, items: Iterable[dict[str, Any]], *, batch: str, overlap: int = 1) -> int:
+        rows = []
+        for item in items:
+            gold = item.get("gold") or {}
+            rows.append(
+                QueueItem(
+                    batch=batch,
+                    question=str(item["question"]).strip(),
+                    overlap=int(item.get("overlap", overlap)),
+                    gold_better=gold.get("better"),
+                    gold_worse=gold.get("worse"),
+                )
+            )
+        with self.session() as s, s.begin():
+            s.add_all(rows)
+        return len(rows)
+
+    def next_queue_item(
+        self, annotator: str, *, gold_ratio: float = 0.0, rng: random.Random | None = None
+    ) -> QueueItem | None:
+        """An item this annotator has not been served, still short of its overlap; gold items now and then."""
+        rng = rng or random.Random()
+        with self.session() as s:
+            seen = (
+                select(Comparison.queue_item_id)
+                .join(Assignment, Assignment.comparison_id == Comparison.id)
+                .where(Assignment.annotator == annotator, Comparison.queue_item_id.is_not(None))
+            )
+            served = (
+                select(Comparison.queue_item_id, func.count(Assignment.id).label("n"))
+                .join(Assignment, Assignment.comparison_id == Comparison.id)
+                .group_by(Comparison.queue_item_id)
+                .subquery()
+            )
+            fresh = (
+                select(QueueItem, func.coalesce(served.c.n, 0))
+                .outerjoin(served, served.c.queue_item_id == QueueItem.id)
+                .where(QueueItem.id.not_in(seen))
+                .order_by(QueueItem.created_at, QueueItem.id)
+            )
+            candidates = [(item, n) for item, n in s.execute(fresh) if item.is_gold or n < item.overlap]
+        gold = [i for i, _ in candidates if i.is_gold]
+        normal = [(i, n) for i, n in candidates if not i.is_gold]
+        if gold and (not normal or rng.random() < gold_ratio):
+            return rng.choice(gold)
+        if not normal:
+            return None
+        started = [i for i, n in normal if n > 0]  # finish overlapping items first
+        return started[0] if started else normal[0][0]
+
+    # -- comparisons ---------------------------------------------------------------------------
+
+    def comparison_for_item(self, queue_item_id: str) -> Comparison | None:
+        with self.session() as s:
+            return s.scalars(select(Comparison).where(Comparison.queue_item_id == queue_item_id)).first()
+
+    def create_comparison(
+        self,
+        question: str,
+        a: ResponseIn,
+        b: ResponseIn,
+        *,
+        created_by: str,
+        queue_item_id: str | None = None,
+        is_gold: bool = False,
+    ) -> Comparison:
+        """Store a question and its two responses; a queued item that got one meanwhile keeps that one."""
+        comparison = Comparison(
+            question=question, queue_item_id=queue_item_id, created_by=created_by, is_gold=is_gold
+        )
+        try:
+            with self.session() as s, s.begin():
+                s.add(comparison)
+                s.flush()
+                for slot, r in (("a", a), ("b", b)):
+                    s.add(Response(comparison_id=comparison.id, slot=slot, **r.__dict__))
+        except IntegrityError:
+            if queue_item_id is None:
+                raise
+            existing = self.comparison_for_item(queue_item_id)
+            if existing is None:
+                raise
+            return existing
+        return comparison
+
+    def responses(self, comparison_id: str) -> dict[str, Response]:
+        with self.session() as s:
+            rows = s.scalars(select(Response).where(Response.comparison_id == comparison_id))
+            return {r.slot: r for r in rows}
+
+    def assign(self, comparison_id: str, annotator: str, left_slot: str) -> Assignment:
+        """Serve a comparison to an annotator; serving it again keeps the first side order."""
+        try:
+            with self.session() as s, s.begin():
+                a = Assignment(comparison_id=comparison_id, annotator=annotator, left_slot=left_slot)
+                s.add(a)
+            return a
+        except IntegrityError:
+            with self.session() as s:
+                found = s.scalars(
+                    select(Assignment).where(
+                        Assignment.comparison_id == comparison_id, Assignment.annotator == annotator
+                    )
+                ).one()
+                return found
+
+    def round(self, comparison_id: str, annotator: str) -> Round | None:
+        with self.session() as s:
+            a = s.scalars(
+                select(Assignment).where(
+                    Assignment.comparison_id == comparison_id, Assignment.annotator == annotator
+                )
+            ).first()
+            c = s.get(Comparison, comparison_id)
+            if a is None or c is None:
+                return None
+        responses = self.responses(comparison_id)
+        left = responses[a.left_slot]
+        right = responses["b" if a.left_slot == "a" else "a"]
+        return Round(
+            c.id, c.question, left, right, a.served_at, c.is_gold, self.current_judgment(c.id, annotator)
+        )
+
+    def pending_round(self, annotator: str) -> Round | None:
+        """The latest comparison served to this annotator and not yet judged (survives a page refresh)."""
+        with self.session() as s:
+            judged = select(Judgment.comparison_id).where(Judgment.annotator == annotator)
+            a = s.scalars(
+                select(Assignment)
+                .where(Assignment.annotator == annotator, Assignment.comparison_id.not_in(judged))
+                .order_by(Assignment.served_at.desc(), Assignment.id.desc())
+            ).first()
+        return self.round(a.comparison_id, annotator) if a else None
+
+    # -- judgments -----------------------------------------------------------------------------
+
+    def current_judgment(self, comparison_id: str, annotator: str) -> Judgment | None:
+        with self.session() as s:
+            return s.scalars(
+                select(Judgment).where(
+                    Judgment.comparison_id == comparison_id,
+                    Judgment.annotator == annotator,
+                    Judgment.status == "submitted",
+                )
+            ).first()
+
+    def submit(self, j: JudgmentIn) -> Judgment:
+        """Store a judgment, committed before returning; the annotator's earlier one is superseded."""
+        j.validate()
+        for attempt in range(3):
+            try:
+                return self._submit_once(j)
+            except IntegrityError:  # a simultaneous submit (double click) won the race: supersede it
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _submit_once(self, j: JudgmentIn) -> Judgment:
+        with self.session() as s, s.begin():
+            a = s.scalars(
+                select(Assignment).where(
+                    Assignment.comparison_id == j.comparison_id, Assignment.annotator == j.annotator
+                )
+            ).first()
+            if a is None:
+                raise JudgmentError(
+                    f"comparison {j.comparison_id} was not served to {j.annotator}: ask or take a question"
+                )
+            slots = {
+                r.slot: r.id
+                for r in s.scalars(select(Response).where(Response.comparison_id == a.comparison_id))
+            }
+            left = slots[a.left_slot]
+            right = slots["b" if a.left_slot == "a" else "a"]
+            side = {"A": left, "B": right}
+            now = utcnow()
+            served = a.served_at if a.served_at.tzinfo else a.served_at.replace(tzinfo=now.tzinfo)
+            previous = s.scalars(
+                select(Judgment).where(
+                    Judgment.comparison_id == j.comparison_id,
+                    Judgment.annotator == j.annotator,
+                    Judgment.status == "submitted",
+                )
+            ).first()
+            if previous is not None:
+                previous.status = "superseded"
+                s.flush()  # the unique index must see the old row leave `submitted` first
+            row = Judgment(
+                comparison_id=j.comparison_id,
+                annotator=j.annotator,
+                role=j.role,
+                guideline_version=j.guideline_version,
+                left_response_id=left,
+                right_response_id=right,
+                choice=j.choice,
+                winner_response_id=side.get(j.choice),
+                strength=j.strength,
+                safety_bin=j.safety_bin,
+                unsafe_response_id=side[j.unsafe_side]
+                if j.safety_bin == "one_unsafe" and j.unsafe_side
+                else None,
+                axes={side[k]: v for k, v in j.axes.items() if k in side and v},
+                rationale=j.rationale.strip(),
+                served_at=served,
+                submitted_at=now,
+                time_on_task_s=round((now - served).total_seconds(), 3),
+                status="submitted",
+                supersedes_id=previous.id if previous else None,
+            )
+            s.add(row)
+        return row
+
+    def judgments(self, *, status: str | None = "submitted") -> list[Judgment]:
+        with self.session() as s:
+            q = select(Judgment).order_by(Judgment.submitted_at, Judgment.id)
+            if status:
+                q = q.where(Judgment.status == status)
+            return list(s.scalars(q))
+
+    def count_judgments(self, annotator: str | None = None) -> int:
+        with self.session() as s:
+            q = select(func.count(Judgment.id)).where(Judgment.status == "submitted")
+            if annotator:
+                q = q.where(Judgment.annotator == annotator)
+            return int(s.scalar(q) or 0)
+
+    def all_responses(self) -> dict[str, Response]:
+        with self.session() as s:
+            return {r.id: r for r in s.scalars(select(Response))}
+
+    def all_comparisons(self) -> dict[str, Comparison]:
+        with self.session() as s:
+            return {c.id: c for c in s.scalars(select(Comparison))}
+
+    def queue_items(self) -> Sequence[QueueItem]:
+        with self.session() as s:
+            return list(s.scalars(select(QueueItem).order_by(QueueItem.created_at)))
+
+
+def read_question_file(path: Path) -> list[dict[str, Any]]:
+    """Questions from text (one a line), JSONL or YAML (a list); gold items carry `gold: {better, worse}`."""
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"no question file at {path}")
+    text = path.read_text(encoding="utf-8")
+    items: list[Any]
+    if path.suffix in (".jsonl", ".ndjson"):
+        try:
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: a line is not valid JSON ({e})") from e
+    elif path.suffix in (".yaml", ".yml"):
+        loaded = yaml.safe_load(text) or []
+        items = loaded.get("questions", []) if isinstance(loaded, dict) else loaded
+    else:
+        items = [{"question": line.strip()} for line in text.splitlines() if line.strip()]
+    out = []
+    for n, item in enumerate(items, start=1):
+        if isinstance(item, str):
+            item = {"question": item}
+        if not isinstance(item, dict) or not str(item.get("question", "")).strip():
+            raise ConfigError(f"{path}: item {n} has no question")
+        gold = item.get("gold")
+        if gold is not None and not (isinstance(gold, dict) and gold.get("better") and gold.get("worse")):
+            raise ConfigError(f"{path}: item {n}: a gold item needs `gold: {{better: ..., worse: ...}}`")
+        out.append(item)
+    return out
+
+
+def open_store(settings: Settings) -> PreferenceStore:
+    return PreferenceStore(settings.prefs_db_url)

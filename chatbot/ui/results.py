@@ -1,0 +1,91 @@
+"""The Results tab: who labelled what, position bias, agreement, gold accuracy, the variant leaderboard,
+and downloads of every export format."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from chatbot.store.prefs import PreferenceStore
+
+
+def build_results_tab(app: gr.Blocks, store: PreferenceStore, *, rounds: int = 200) -> None:
+    import gradio as gr
+    import pandas as pd
+
+    from chatbot.export import FORMATS, export, write_export
+    from chatbot.leaderboard import results
+
+    def refresh() -> tuple[Any, ...]:
+        r = results(store, rounds=rounds)
+        annotators = pd.DataFrame(
+            r.annotators,
+            columns=[
+                "annotator",
+                "role",
+                "judgments",
+                "left_rate",
+                "tie_rate",
+                "both_bad_rate",
+                "gold_items",
+                "gold_accuracy",
+                "median_time_s",
+            ],
+        )
+        board = pd.DataFrame(
+            [
+                {
+                    "variant": x.variant,
+                    "rating": round(x.rating),
+                    "95% CI": f"{x.lower:.0f} to {x.upper:.0f}",
+                    "battles": x.battles,
+                    "wins": x.wins,
+                }
+                for x in r.ratings
+            ],
+            columns=["variant", "rating", "95% CI", "battles", "wins"],
+        )
+        plot = pd.DataFrame(
+            [{"variant": x.variant, "rating": x.rating} for x in r.ratings], columns=["variant", "rating"]
+        )
+        left = annotators[["annotator", "left_rate"]].dropna()
+        fleiss = "n/a" if r.fleiss is None else f"{r.fleiss:.2f}"
+        cohen = "; ".join(f"{c['pair']}: {c['kappa']} ({c['items']} items)" for c in r.cohen) or "n/a"
+        summary = (
+            f"**{r.total}** submitted judgments. Overlapping items: {r.overlapping_items}; "
+            f"Fleiss' kappa {fleiss}; Cohen's kappa per pair: {cohen}. "
+            "A left rate far from 0.5 suggests position bias."
+        )
+        return summary, board, plot, annotators, left
+
+    def download(fmt: str) -> tuple[list[str], str]:
+        result = export(store, fmt)
+        folder = Path(tempfile.mkdtemp(prefix="medchat-export-"))
+        path, excluded = write_export(result, folder / f"medchat-{fmt}.jsonl")
+        note = f"{len(result.rows)} rows; {len(result.excluded)} judgments excluded (reasons: second file)."
+        return [str(path), str(excluded)], note
+
+    summary = gr.Markdown(elem_id="res-summary")
+    refresh_btn = gr.Button("Refresh", elem_id="res-refresh")
+    gr.Markdown("### Variant leaderboard (Bradley-Terry, 95% bootstrap CI)")
+    with gr.Row():
+        board = gr.Dataframe(elem_id="res-board", interactive=False)
+        plot = gr.BarPlot(x="variant", y="rating", title="Rating by variant", elem_id="res-plot")
+    gr.Markdown("### Annotators")
+    with gr.Row():
+        annotators = gr.Dataframe(elem_id="res-annotators", interactive=False)
+        left_plot = gr.BarPlot(x="annotator", y="left_rate", title="Left-choice rate", y_lim=[0, 1])
+    gr.Markdown("### Export")
+    with gr.Row():
+        fmt = gr.Dropdown(list(FORMATS), value="dpo", label="Format", elem_id="res-format")
+        go = gr.Button("Export", elem_id="res-export")
+    files = gr.File(label="Files", file_count="multiple", elem_id="res-files")
+    note = gr.Markdown()
+    outputs = [summary, board, plot, annotators, left_plot]
+    refresh_btn.click(refresh, None, outputs, api_name="results")
+    go.click(download, [fmt], [files, note], api_visibility="private")
+    app.load(refresh, None, outputs, api_visibility="private")

@@ -1,0 +1,136 @@
+"""Named answer variants for side-by-side comparison, read from a YAML file.
+
+A variant fixes the prompt parts, the retrieval k and the generation settings
+(temperature, top_p, max_new_tokens, seed); the engine and model come from the
+settings, so with only the bundled model variants differ in prompts, k and
+temperature. `VariantRunner` turns a variant into a `Chain` that shares the
+base chain's retriever and engine (one model in memory for all variants).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chatbot.engines.base import GenerationParams
+from chatbot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from chatbot.chain import AnswerStream, Chain
+
+log = logging.getLogger(__name__)
+
+_GENERATION_KEYS = {"temperature", "top_p", "top_k", "max_new_tokens", "repeat_penalty", "seed"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str = ""
+    prompt: dict[str, str] = field(default_factory=dict)
+    """Prompt part -> file stem; parts left out come from the settings."""
+    k: int | None = None
+    generation: dict[str, Any] = field(default_factory=dict)
+
+    def params(self, base: GenerationParams) -> GenerationParams:
+        return replace(base, **self.generation)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "prompt": dict(self.prompt),
+            "k": self.k,
+            "generation": dict(self.generation),
+        }
+
+
+def parse_variants(data: Any, *, where: str = "variants file") -> list[Variant]:
+    from prompts import PARTS
+
+    if not isinstance(data, dict) or not isinstance(data.get("variants"), dict) or not data["variants"]:
+        raise ConfigError(f"{where}: expected a mapping `variants:` with at least one named variant")
+    out = []
+    for name, spec in data["variants"].items():
+        spec = spec or {}
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: variant {name!r} must be a mapping")
+        unknown = set(spec) - {"description", "prompt", "retrieval", "generation"}
+        if unknown:
+            raise ConfigError(f"{where}: variant {name!r} has unknown keys {sorted(unknown)}")
+        prompt = dict(spec.get("prompt") or {})
+        bad_parts = set(prompt) - set(PARTS)
+        if bad_parts:
+            raise ConfigError(f"{where}: variant {name!r} names unknown prompt parts {sorted(bad_parts)}")
+        retrieval = dict(spec.get("retrieval") or {})
+        if set(retrieval) - {"k"}:
+            raise ConfigError(f"{where}: variant {name!r}: only `k` may be set under retrieval")
+        k = retrieval.get("k")
+        if k is not None and not (isinstance(k, int) and 1 <= k <= 64):
+            raise ConfigError(f"{where}: variant {name!r}: retrieval k must be an integer from 1 to 64")
+        generation = dict(spec.get("generation") or {})
+        extra = sorted(set(generation) - _GENERATION_KEYS)
+        if extra:
+            raise ConfigError(f"{where}: variant {name!r}: unknown generation keys {extra}")
+        out.append(Variant(str(name), str(spec.get("description", "")), prompt, k, generation))
+    return out
+
+
+def load_variants(path: Path) -> list[Variant]:
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"no variants file at {path}: set MEDCHAT_PREFS__VARIANTS_FILE to a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    return parse_variants(data, where=str(path))
+
+
+@dataclass
+class VariantRun:
+    variant: Variant
+    params: GenerationParams
+    stream: AnswerStream
+
+
+class VariantRunner:
+    """Chains for variants that share the base chain's retriever and engine."""
+
+    def __init__(self, chain: Chain, variants: Sequence[Variant]) -> None:
+        if len(variants) < 2:
+            raise ConfigError("comparing needs at least two variants in the variants file")
+        self.chain = chain
+        self.variants = {v.name: v for v in variants}
+        self._chains: dict[str, Chain] = {}
+
+    def chain_for(self, name: str) -> Chain:
+        from chatbot.chain import Chain
+
+        if name not in self._chains:
+            v = self.variants[name]
+            base = self.chain
+            settings = base.settings
+            if v.k is not None:  # the shared retriever, asked for this variant's number of passages
+                settings = settings.model_copy(deep=True)
+                settings.retrieval.k = v.k
+            self._chains[name] = Chain(
+                settings,
+                retriever=base.retriever,
+                engine=base.engine,
+                variant=replace(base.variant, **v.prompt),
+            )
+        return self._chains[name]
+
+    def params_for(self, name: str) -> GenerationParams:
+        base = GenerationParams.from_settings(self.chain.settings.generation)
+        return self.variants[name].params(base)
+
+    def run(self, name: str, question: str) -> VariantRun:
+        params = self.params_for(name)
+        stream = self.chain_for(name).stream(question, params=params)
+        return VariantRun(self.variants[name], params, stream)
