@@ -73,3 +73,27 @@ def test_config_shows_effective_settings(runner, medchat_home):
     data = json.loads(runner.invoke(main, ["config"]).stdout)
     assert data["home"] == str(medchat_home)
     assert data["ui"]["host"] == "127.0.0.1"
+
+
+def test_ask_with_preset_and_metadata_filters(runner, few_notes, monkeypatch):
+    assert runner.invoke(main, ["ingest", str(few_notes)]).exit_code == 0
+    monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
+    asthma = str(few_notes.resolve() / "asthma.md")
+    result = runner.invoke(
+        main, ["ask", "--json", "--preset", "colleague", "--filter", f"source={asthma}", "How is it treated?"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["variant"]["preset"] == "colleague"
+    assert data["sources"] and {s["path"] for s in data["sources"]} == {asthma}
+    bad = runner.invoke(main, ["ask", "--filter", "year~2020", "x"])
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
+
+
+def test_an_emergency_message_is_flagged_in_json(runner, monkeypatch):
+    monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
+    result = runner.invoke(main, ["ask", "--json", "my dad's face is drooping and he can't speak"])
+    assert result.exit_code == 0  # no index needed: the gate answers first
+    data = json.loads(result.stdout)
+    assert data["emergency"] is True and data["abstained"] is False
+    assert data["emergency_category"] == "stroke" and "Call 112 or 911" in data["answer"]
