@@ -432,7 +432,10 @@ def read_question_file(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}: a line is not valid JSON ({e})") from e
     elif path.suffix in (".yaml", ".yml"):
-        loaded = yaml.safe_load(text) or []
+        try:
+            loaded = yaml.safe_load(text) or []
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from e
         items = loaded.get("questions", []) if isinstance(loaded, dict) else loaded
     else:
         items = [{"question": line.strip()} for line in text.splitlines() if line.strip()]
