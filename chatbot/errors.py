@@ -37,3 +37,23 @@ class DependencyMissingError(MedchatError):
 
 class IngestError(MedchatError):
     """One input could not be read; the run goes on with the others."""
+
+
+class DeviceError(MedchatError):
+    """The configured device (e.g. CUDA) is not available."""
+
+
+class OutOfMemoryError(MedchatError):
+    """The model or the prompt does not fit in (GPU) memory; the message names a smaller setting."""
+
+
+class ServerUnreachableError(MedchatError):
+    """An OpenAI-compatible generation server cannot be reached or keeps failing."""
+
+
+class ServerError(MedchatError):
+    """The generation server refused the request (bad key, unknown model, bad parameters)."""
+
+
+class PromptTooLongError(MedchatError):
+    """The question and instructions alone do not fit the model's context window."""

@@ -9,12 +9,23 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from chatbot.engines.base import ChatMessage, Engine, GenerationParams, complete
+from chatbot.engines.base import ChatMessage, Engine, GenerationParams, complete, fit_passages
 
 if TYPE_CHECKING:
     from chatbot.settings import GenerationSettings
 
-__all__ = ["ChatMessage", "Engine", "GenerationParams", "complete", "create_engine", "get_engine"]
+__all__ = [
+    "ChatMessage",
+    "Engine",
+    "GenerationParams",
+    "complete",
+    "create_engine",
+    "fit_passages",
+    "get_engine",
+]
+
+# sampling settings travel with each request; every other generation setting picks the model
+_PER_REQUEST = {"max_new_tokens", "temperature", "top_p", "top_k", "repeat_penalty", "seed"}
 
 _cache: dict[str, Engine] = {}
 _cache_lock = threading.Lock()
@@ -26,14 +37,48 @@ def create_engine(gen: GenerationSettings) -> Engine:
         from chatbot.engines.fake import FakeEngine
 
         return FakeEngine()
+    if gen.engine == "transformers":
+        from chatbot.engines.transformers_engine import TransformersEngine
+        from chatbot.settings import _default_home
+
+        return TransformersEngine(
+            gen.model_path,
+            model_id=gen.model_id,
+            quantization=gen.quantization,
+            device=gen.device,
+            compute_dtype=gen.compute_dtype,
+            n_ctx=gen.n_ctx,
+            n_threads=gen.n_threads,
+            models_dir=gen.models_dir or _default_home() / "models",
+        )
+    if gen.engine == "openai":
+        from chatbot.engines.openai_compat import OpenAICompatEngine
+
+        return OpenAICompatEngine(
+            gen.base_url,
+            model=gen.server_model,
+            api_key_env=gen.api_key_env,
+            timeout_s=gen.timeout_s,
+            connect_timeout_s=gen.connect_timeout_s,
+            retries=gen.retries,
+            backoff_s=gen.backoff_s,
+            extended_params=gen.extended_params,
+            n_ctx=gen.n_ctx,
+        )
     from chatbot.engines.llamacpp import LlamaCppEngine
 
-    return LlamaCppEngine(gen.model_path, n_ctx=gen.n_ctx, n_threads=gen.n_threads, seed=gen.seed)
+    return LlamaCppEngine(
+        gen.model_path,
+        n_ctx=gen.n_ctx,
+        n_threads=gen.n_threads,
+        n_gpu_layers=gen.n_gpu_layers,
+        seed=gen.seed,
+    )
 
 
 def get_engine(gen: GenerationSettings) -> Engine:
     """The process-wide engine for these settings, loaded on first use."""
-    key = gen.model_dump_json(include={"engine", "model_path", "n_ctx", "n_threads"})
+    key = gen.model_dump_json(exclude=_PER_REQUEST)
     with _cache_lock:
         if key not in _cache:
             _cache[key] = create_engine(gen)

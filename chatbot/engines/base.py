@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+from chatbot.errors import PromptTooLongError
 
 if TYPE_CHECKING:
     from chatbot.settings import GenerationSettings
@@ -60,3 +63,94 @@ class Engine(Protocol):
 def complete(engine: Engine, messages: Sequence[ChatMessage], params: GenerationParams) -> str:
     """The whole answer at once."""
     return "".join(engine.stream(messages, params))
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """An engine that knows its context window and can measure a prompt in its own tokens."""
+
+    n_ctx: int
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens the messages take once rendered with the model's chat template."""
+        ...
+
+
+def approx_prompt_tokens(messages: Sequence[ChatMessage]) -> int:
+    """A deliberately generous estimate (3 characters a token, 8 tokens of template per message)
+    for engines that cannot tokenize locally."""
+    return sum(math.ceil(len(m.content) / 3) + 8 for m in messages)
+
+
+def fit_passages(
+    build: Callable[[int], Sequence[ChatMessage]],
+    n_passages: int,
+    engine: object,
+    max_new_tokens: int,
+) -> int:
+    """The largest `n <= n_passages` whose prompt `build(n)` (made of the question, the
+    instructions and the `n` best-ranked passages) leaves room for `max_new_tokens` in the
+    engine's context window.
+
+    Passages are dropped from the end (lowest rank first); the question and instructions are
+    never cut. Engines that cannot count tokens keep every passage. Raises
+    `PromptTooLongError` when even the prompt without passages does not fit.
+    """
+    if not isinstance(engine, TokenCounter):
+        return n_passages
+    budget = engine.n_ctx - max_new_tokens
+
+    def fits(n: int) -> bool:
+        return engine.prompt_tokens(build(n)) <= budget
+
+    if fits(n_passages):
+        return n_passages
+    if not fits(0):
+        need = engine.prompt_tokens(build(0))
+        raise PromptTooLongError(
+            f"the question and instructions take {need} tokens, but the context window of {engine.n_ctx} "
+            f"leaves {budget} after {max_new_tokens} answer tokens: raise MEDCHAT_GENERATION__N_CTX, "
+            "lower MEDCHAT_GENERATION__MAX_NEW_TOKENS, or ask a shorter question"
+        )
+    lo, hi = 0, n_passages  # fits(lo) and not fits(hi); prompt length grows with n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+class StopFilter:
+    """Cuts a stream of text pieces at the first stop string, holding back any tail that
+    could be the start of one so that no part of a stop string is ever shown."""
+
+    def __init__(self, stop: Sequence[str]) -> None:
+        self.stop = [s for s in stop if s]
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        """The text that is safe to show after adding `piece`."""
+        if self.stopped or not self.stop:
+            return "" if self.stopped else piece
+        text = self._held + piece
+        cuts = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+        if cuts:
+            self.stopped = True
+            self._held = ""
+            return text[: min(cuts)]
+        keep = 0
+        for s in self.stop:
+            for k in range(min(len(s) - 1, len(text)), 0, -1):
+                if text.endswith(s[:k]):
+                    keep = max(keep, k)
+                    break
+        self._held = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep]
+
+    def flush(self) -> str:
+        """Whatever was held back, once the stream has ended without a stop string."""
+        held, self._held = self._held, ""
+        return "" if self.stopped else held

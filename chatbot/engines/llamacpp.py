@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from chatbot.engines.base import ChatMessage, GenerationParams
-from chatbot.errors import DependencyMissingError, ModelNotFoundError
+from chatbot.engines.base import ChatMessage, GenerationParams, approx_prompt_tokens
+from chatbot.errors import DependencyMissingError, DeviceError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,17 @@ class LlamaCppEngine:
                 f"GGUF model file {path} not found: check MEDCHAT_GENERATION__MODEL_PATH"
             )
         try:
-            from llama_cpp import Llama
+            from llama_cpp import Llama, llama_supports_gpu_offload
         except ImportError as e:
             raise DependencyMissingError(
                 "llama-cpp-python is not installed: run `pip install llama-cpp-python`"
             ) from e
+        if n_gpu_layers and not llama_supports_gpu_offload():
+            raise DeviceError(
+                f"MEDCHAT_GENERATION__N_GPU_LAYERS={n_gpu_layers} but this llama-cpp-python was built "
+                "without GPU support: set it to 0, or reinstall with "
+                '`CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python`'
+            )
         log.info("loading %s with llama.cpp", path)
         self._llm: Any = Llama(
             model_path=str(path),
@@ -81,9 +87,29 @@ class LlamaCppEngine:
         self.n_ctx = n_ctx
         # one llama.cpp context cannot serve two generations at once
         self._lock = threading.Lock()
+        self._formatter: Any = None
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens of the prompt as rendered by the chat template stored in the GGUF file."""
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return approx_prompt_tokens(messages)
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            def text_of(token: int) -> str:
+                return str(self._llm._model.token_get_text(token)) if token != -1 else ""
+
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=text_of(self._llm.token_eos()),
+                bos_token=text_of(self._llm.token_bos()),
+            )
+        prompt = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt
+        return len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
 
     def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
         with self._lock:
