@@ -286,7 +286,7 @@ def pubmedqa_choices(path: Path, *, limit: int | None, seed: int) -> ChoiceTask:
         if decision not in YNM:
             raise EvalDataError(f"{path}: {pmid} has final_decision {decision!r}, not yes/no/maybe")
         contexts = [str(c) for c in _as_list(item.get("CONTEXTS"))]
-        labels = [str(x) for x in _as_list(item.get("LABELS"))]
+        labels = [str(x).title() if str(x).isupper() else str(x) for x in _as_list(item.get("LABELS"))]
         labels += [""] * (len(contexts) - len(labels))
         items.append(
             ChoiceItem(

@@ -83,7 +83,7 @@ def corpus_settings(settings: Settings, corpus: Sequence[Path], name: str) -> Se
     data = settings.model_dump()
     data["home"] = settings.eval_work_dir / "home"
     data["store"] = {**data["store"], "mode": "embedded", "chroma_path": None}
-    data["store"]["collection"] = f"eval-{name}-{h.hexdigest()[:12]}"
+    data["store"]["collection"] = f"eval-{h.hexdigest()[:16]}"  # one index per corpus content
     data["ingestion"] = {
         **data["ingestion"],
         "jsonl_text_field": "text",
@@ -401,6 +401,9 @@ def run_eval(
         "path": str(opts.path),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": list(argv) if argv else None,
+        "options": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items() if k != "outdir"
+        },
         "limit": opts.limit,
         "seed": opts.seed,
     }
