@@ -485,6 +485,13 @@ def _ks(value: str | None) -> list[int] | None:
     "none+retrieval for MIRAGE.",
 )
 @click.option(
+    "--answers",
+    type=click.IntRange(0),
+    default=0,
+    help="Retrieval benchmarks: also answer N sampled questions through the whole chain "
+    "(abstention, citation validity, latency per step).",
+)
+@click.option(
     "--corpus",
     type=click.Path(path_type=Path, exists=True),
     default=None,
@@ -503,6 +510,7 @@ def eval_(
     corpus_limit: int | None,
     questions_file: Path | None,
     modes: tuple[str, ...],
+    answers: int,
     corpus: Path | None,
 ) -> None:
     """Score DATASET at PATH: retrieval (medquad, covidqa, pubmedqa-retrieval, generic) or answers
@@ -521,6 +529,7 @@ def eval_(
         corpus_limit=corpus_limit,
         questions=questions_file,
         modes=list(modes) or None,
+        answers=answers,
         corpus=corpus,
     )
     report = run_eval(opts, settings, argv=["medchat", *sys.argv[1:]])

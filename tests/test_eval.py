@@ -178,13 +178,23 @@ def test_generic_retrieval_report(settings, embedder, generic_set: Path, tmp_pat
     assert again["fingerprint"] == report["fingerprint"]
     assert again["result"]["index"]["chunks_embedded_now"] == 0
     assert again["result"]["methods"] == r["methods"]
+    # a smaller sample, also answered through the whole chain (the fake engine quotes passage [1])
+    engine = FakeEngine()
     limited = run_eval(
-        EvalOptions("generic", generic_set, tmp_path / "out3", limit=3, seed=7, ks=[5]),
+        EvalOptions("generic", generic_set, tmp_path / "out3", limit=3, seed=7, ks=[5], answers=2),
         settings,
         embedder=embedder,
+        engine=engine,
     )
     assert limited["fingerprint"]["sampled"] == 3
     assert limited["fingerprint"]["sampled_ids_sha256"] != report["fingerprint"]["sampled_ids_sha256"]
+    answers = limited["result"]["answers"]
+    assert answers["questions"] == 2 and len(engine.calls) == 2 and answers["model"] == "fake"
+    assert answers["abstention_rate"] == 0.0
+    assert answers["of_generated"]["n"] == 2 and answers["of_generated"]["uncited_rate"] == 0.0
+    assert answers["of_generated"]["invalid_citation_rate"] == 0.0
+    assert "generate_s" in answers["latency"]
+    assert "## Answers through the whole chain" in (tmp_path / "out3" / "report.md").read_text()
 
 
 def test_generic_rejects_unknown_relevant_ids(settings, generic_set: Path, tmp_path: Path) -> None:

@@ -53,6 +53,8 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if r["kind"] == "retrieval":
         lines += _retrieval_md(r)
+        if "answers" in r:
+            lines += _chain_md(r["answers"])
     else:
         lines += _answers_md(r)
     lines += ["", f"Emergency-gate triggers among the questions: {r['emergency_triggers']}."]
@@ -105,6 +107,28 @@ def _retrieval_md(r: dict[str, Any]) -> list[str]:
         for method, m in r["methods"].items():
             if "span_recall" in m:
                 lines.append(f"| {method} | " + " | ".join(f"{m['span_recall'][k]:.3f}" for k in ks) + " |")
+    return lines
+
+
+def _chain_md(a: dict[str, Any]) -> list[str]:
+    g = a["of_generated"]
+    lines = [
+        "",
+        f"## Answers through the whole chain ({a['questions']} questions, model `{a['model'] or '-'}`)",
+        "",
+        f"- abstained (insufficient evidence): {_pct(a['abstention_rate'])}; "
+        f"emergency guidance: {_pct(a['emergency_rate'])}",
+        f"- of the {g['n']} generated answers: cite the gold document {_pct(g['cites_gold_rate'])}, "
+        f"cite nothing {_pct(g['uncited_rate'])}, had invalid citation numbers removed "
+        f"{_pct(g['invalid_citation_rate'])}, had citations added by medchat "
+        f"{_pct(g['citation_added_rate'])}, "
+        f"had unsupported sentences {_pct(g['unsupported_sentence_rate'])}",
+        "",
+        "| chain step | p50 s | p95 s | mean s |",
+        "|---|---|---|---|",
+    ]
+    for name, lat in a["latency"].items():
+        lines.append(f"| {name} | {lat['p50_s']:.3f} | {lat['p95_s']:.3f} | {lat['mean_s']:.3f} |")
     return lines
 
 

@@ -61,6 +61,8 @@ class EvalOptions:
     corpus_limit: int | None = None
     questions: Path | None = None
     modes: list[str] | None = None
+    answers: int = 0
+    """Retrieval benchmarks: also answer this many sampled questions through the full chain."""
     corpus: Path | None = None
     """For answer benchmarks: a corpus to ingest and retrieve from (default: see `run_choices`)."""
 
@@ -155,9 +157,19 @@ def _span_hit(hits: Sequence[Any], spans: Sequence[tuple[str, int, int]], key: s
 
 
 def run_retrieval(
-    task: ds.RetrievalTask, settings: Settings, ks: Sequence[int], embedder: Embedder
+    task: ds.RetrievalTask,
+    settings: Settings,
+    ks: Sequence[int],
+    embedder: Embedder,
+    *,
+    answers: int = 0,
+    engine: Engine | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """recall@k, MRR and nDCG for dense, BM25 and hybrid retrieval; one record per question."""
+    """recall@k, MRR and nDCG for dense, BM25 and hybrid retrieval; one record per question.
+
+    With `answers`, that many of the sampled questions are also answered by the full chain
+    over the benchmark index, for abstention, citation and latency figures.
+    """
     from chatbot.retrieval import Retriever
     from chatbot.safety import EmergencyGate
 
@@ -242,7 +254,78 @@ def run_retrieval(
         "emergency_triggers": emergencies,
         "latency": latency_summary(timings),
     }
+    if answers:
+        chain_retriever = Retriever(
+            index,
+            embedder,
+            r.k,
+            lexical=lexical if r.hybrid else None,
+            candidates=r.candidates,
+            dense_weight=r.dense_weight,
+            lexical_weight=r.lexical_weight,
+        )
+        result["answers"] = answer_sample(
+            task, settings, chain_retriever, engine, per_q[:answers], task.questions[:answers]
+        )
     return result, per_q
+
+
+def answer_sample(
+    task: ds.RetrievalTask,
+    settings: Settings,
+    retriever: Retriever,
+    engine: Engine | None,
+    records: list[dict[str, Any]],
+    questions: Sequence[ds.RetrievalQuestion],
+) -> dict[str, Any]:
+    """Answer questions through the whole chain; abstention, emergencies, citations, latency per step."""
+    from chatbot.chain import Chain
+
+    chain = Chain(settings, retriever=retriever, engine=engine)
+    timings: dict[str, list[float]] = defaultdict(list)
+    counts: Counter[str] = Counter()
+    bar = _bar(len(questions), f"{task.name} answers")
+    for q, record in zip(questions, records, strict=True):
+        answer = chain.answer(q.question)
+        counts["answered"] += 1
+        counts["abstained"] += answer.abstained
+        counts["emergency"] += answer.emergency
+        generated = not answer.abstained and not answer.emergency
+        counts["generated"] += generated
+        if generated:
+            counts["invalid_citations"] += bool(answer.invalid_citations)
+            counts["uncited"] += answer.uncited
+            counts["attributed"] += bool(answer.attributed)
+            counts["unsupported"] += bool(answer.unsupported)
+            cited_gold = any(_gold_of(p.metadata, task.gold_key) in q.gold for p in answer.cited_passages)
+            counts["cites_gold"] += cited_gold
+            record["answer"] = {
+                "cited": answer.cited,
+                "invalid_citations": answer.invalid_citations,
+                "cites_gold": cited_gold,
+                "chars": len(answer.text),
+            }
+        for step, seconds in answer.timings.items():
+            timings[step].append(seconds)
+        bar.update(1)
+    bar.close()
+    n, g = counts["answered"] or 1, counts["generated"] or 1
+    model = getattr(chain.engine, "name", "") if counts["generated"] else ""
+    return {
+        "questions": counts["answered"],
+        "model": model,
+        "abstention_rate": counts["abstained"] / n,
+        "emergency_rate": counts["emergency"] / n,
+        "of_generated": {
+            "n": counts["generated"],
+            "invalid_citation_rate": counts["invalid_citations"] / g,
+            "uncited_rate": counts["uncited"] / g,
+            "citation_added_rate": counts["attributed"] / g,
+            "unsupported_sentence_rate": counts["unsupported"] / g,
+            "cites_gold_rate": counts["cites_gold"] / g,
+        },
+        "latency": latency_summary(timings),
+    }
 
 
 def _template(name: str) -> str:
@@ -426,7 +509,7 @@ def run_eval(
             task = ds.pubmedqa_retrieval(opts.path, **common)
         else:
             task = ds.generic(opts.path, questions=opts.questions, **common)
-        result, records = run_retrieval(task, settings, ks, embedder)
+        result, records = run_retrieval(task, settings, ks, embedder, answers=opts.answers, engine=engine)
         report["sample"] = task.sample
         report["fingerprint"] = _fingerprint(task.data_files, [q.qid for q in task.questions])
     else:
