@@ -1,0 +1,200 @@
+"""The Compare tab's logic with a scripted engine and a small real index: two variants answer,
+sides are randomised and recorded, provenance is stored, the vote reveals the names."""
+
+import random
+from collections import Counter
+
+import pytest
+
+from chatbot.chain import Chain
+from chatbot.engines.fake import FakeEngine
+from chatbot.retrieval import open_retriever
+from chatbot.store.prefs import JudgmentIn, PreferenceStore
+from chatbot.ui.compare import CompareService, reveal_markdown
+from chatbot.variants import Variant, VariantRunner, load_variants, parse_variants
+
+
+class PerTemperatureEngine(FakeEngine):
+    """A different scripted reply per variant (told apart by temperature)."""
+
+    def stream(self, messages, params):
+        self.calls.append(list(messages))
+        reply = f"Reply at temperature {params.temperature:.1f}: the INR target is usually 2 to 3. [1]"
+        yield from reply.split(" ")[:1]
+        for word in reply.split(" ")[1:]:
+            yield " " + word
+
+
+VARIANTS = [
+    Variant(
+        "warm", prompt={"persona": "clinician_to_patient"}, k=2, generation={"temperature": 0.7, "seed": 7}
+    ),
+    Variant(
+        "cold",
+        prompt={"persona": "clinician_to_colleague", "exemplar": "none"},
+        k=3,
+        generation={"temperature": 0.0, "seed": 3},
+    ),
+]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def index_home(tmp_path_factory, embedder):
+    """One small real index (a few sample notes) shared by this module's tests: ingesting is the slow part."""
+    import shutil
+
+    from conftest import CORPUS, FEW_NOTES
+
+    from chatbot.settings import Settings
+    from ingestion.pipeline import ingest
+
+    root = tmp_path_factory.mktemp("compare")
+    notes = root / "notes"
+    notes.mkdir()
+    for name in FEW_NOTES:
+        shutil.copy(CORPUS / name, notes / name)
+    report = ingest([notes], settings=Settings(home=root / "home"), embedder=embedder)
+    assert report.count("ingested") == len(FEW_NOTES)
+    return root / "home"
+
+
+@pytest.fixture
+def service(index_home, embedder, store):
+    from chatbot.settings import Settings
+
+    settings = Settings(home=index_home)
+    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=PerTemperatureEngine())
+    return CompareService(store, VariantRunner(chain, VARIANTS), settings)
+
+
+def finish(events):
+    steps = list(events)
+    assert steps[-1].round is not None and all(s.round is None for s in steps[:-1])
+    return steps
+
+
+def test_two_variants_answer_and_are_stored_with_full_provenance(service, store):
+    steps = finish(service.ask("ann", "What INR should I aim for on warfarin?", rng=random.Random(0)))
+    assert len(steps) > 3  # streamed piece by piece
+    r = steps[-1].round
+    assert {r.left.variant, r.right.variant} == {"warm", "cold"}
+    assert r.left.text != r.right.text
+    by_name = {x.variant: x for x in (r.left, r.right)}
+    warm, cold = by_name["warm"], by_name["cold"]
+    assert warm.seed == 7 and warm.generation["temperature"] == 0.7 and warm.k == 2
+    assert (
+        cold.seed == 3 and cold.k == 3 and cold.prompt_parts["persona"].startswith("clinician_to_colleague")
+    )
+    assert len(warm.chunk_ids) <= 2 and len(cold.chunk_ids) <= 3 and warm.chunk_ids
+    assert warm.prompt_hash and cold.prompt_hash and warm.prompt_hash != cold.prompt_hash
+    assert warm.model == "fake" and warm.quantization == "none" and warm.finished
+    assert warm.answer["sources"] and warm.variant_config["name"] == "warm"
+    assert store.pending_round("ann").comparison_id == r.comparison_id
+
+
+def test_left_and_right_are_randomised_and_recorded(service, store):
+    lefts = Counter()
+    for seed in range(6):
+        r = finish(service.ask(f"ann{seed}", "What is a normal INR?", rng=random.Random(seed)))[-1].round
+        lefts[r.left.variant] += 1
+        again = store.round(r.comparison_id, f"ann{seed}")
+        assert again.left.id == r.left.id  # the side order is stored, not recomputed
+    assert set(lefts) == {"warm", "cold"}
+
+
+def test_voting_reveals_the_names_and_an_edit_supersedes(service, store):
+    r = finish(service.ask("ann", "What is a normal INR?", rng=random.Random(1)))[-1].round
+    j = service.submit(JudgmentIn(r.comparison_id, "ann", "A", "better", "both_safe", role="gp"))
+    assert j.winner_response_id == r.left.id and j.guideline_version == "v1"
+    text = reveal_markdown(r, j)
+    assert r.left.variant in text and r.right.variant in text and "Saved" in text
+    j2 = service.submit(JudgmentIn(r.comparison_id, "ann", "tie", "", "both_safe"))
+    assert j2.supersedes_id == j.id and "replaces your earlier vote" in reveal_markdown(r, j2)
+    assert store.count_judgments() == 1 and store.pending_round("ann") is None
+
+
+def test_queued_items_with_overlap_give_everyone_the_same_pair(service, store):
+    store.add_queue_items([{"question": "What is a normal INR?"}], batch="t", overlap=2)
+    first = finish(service.next("x", rng=random.Random(0)))[-1].round
+    second = finish(service.next("y", rng=random.Random(5)))[-1].round
+    assert first.comparison_id == second.comparison_id
+    assert {first.left.id, first.right.id} == {second.left.id, second.right.id}
+    from chatbot.ui.compare import NoQuestionsLeft
+
+    with pytest.raises(NoQuestionsLeft):
+        list(service.next("x"))  # x has seen it
+    with pytest.raises(NoQuestionsLeft):
+        list(service.next("z"))  # overlap 2 is reached
+
+
+def test_gold_items_show_the_known_answers_without_calling_the_model(service, store):
+    store.add_queue_items(
+        [
+            {
+                "question": "Max paracetamol a day?",
+                "gold": {"better": "4 g in adults.", "worse": "As much as you like."},
+            }
+        ],
+        batch="gold",
+    )
+    calls = len(service.runner.chain.engine.calls)
+    r = finish(service.next("x"))[-1].round
+    assert r.is_gold and {r.left.text, r.right.text} == {"4 g in adults.", "As much as you like."}
+    assert len(service.runner.chain.engine.calls) == calls
+
+
+def test_the_shipped_variants_file_is_valid(settings):
+    variants = load_variants(settings.prefs.variants_file)
+    assert len(variants) >= 2
+    assert len(
+        {(v.k, v.generation.get("temperature"), tuple(sorted(v.prompt.items()))) for v in variants}
+    ) == len(variants)
+    from prompts import available
+
+    for v in variants:
+        for part, name in v.prompt.items():
+            assert name in available(part), f"{v.name}: no {part} named {name}"
+
+
+def test_bad_variant_files_say_what_is_wrong():
+    from chatbot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown prompt parts"):
+        parse_variants({"variants": {"x": {"prompt": {"voice": "a"}}}})
+    with pytest.raises(ConfigError, match="retrieval k"):
+        parse_variants({"variants": {"x": {"retrieval": {"k": 0}}}})
+    with pytest.raises(ConfigError, match="unknown generation keys"):
+        parse_variants({"variants": {"x": {"generation": {"heat": 1}}}})
+
+
+def test_the_app_has_the_compare_parts_and_voting_starts_closed(service):
+    import gradio as gr
+
+    from chatbot.ui.app import build_app
+    from chatbot.ui.auth import Users
+
+    app = build_app(service.runner.chain, store=service.store, variants=VARIANTS, users=Users({}))
+    by_id = {getattr(c, "elem_id", None): c for c in app.blocks.values()}
+    for needed in (
+        "cmp-question",
+        "cmp-ask",
+        "cmp-next",
+        "cmp-left",
+        "cmp-right",
+        "cmp-choice",
+        "cmp-strength",
+        "cmp-safety",
+        "cmp-rationale",
+        "cmp-submit",
+        "res-board",
+        "res-export",
+    ):
+        assert needed in by_id, needed
+    assert isinstance(by_id["cmp-submit"], gr.Button) and by_id["cmp-submit"].interactive is False
