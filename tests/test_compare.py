@@ -50,10 +50,9 @@ def index_home(tmp_path_factory, embedder):
     """One small real index (a few sample notes) shared by this module's tests: ingesting is the slow part."""
     import shutil
 
-    from conftest import CORPUS, FEW_NOTES
-
     from chatbot.settings import Settings
     from ingestion.pipeline import ingest
+    from tests.conftest import CORPUS, FEW_NOTES
 
     root = tmp_path_factory.mktemp("compare")
     notes = root / "notes"
