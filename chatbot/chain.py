@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from chatbot.attribution import attribute, content_words
 from chatbot.citations import check_citations
 from chatbot.conversation import standalone
-from chatbot.engines.base import GenerationParams
+from chatbot.engines.base import GenerationParams, fit_passages
 from chatbot.errors import EmptyQuestionError
 from chatbot.ranking import edges_first, mmr
 from chatbot.safety import DISCLAIMER, INSUFFICIENT_EVIDENCE, EmergencyGate
@@ -316,7 +316,25 @@ class Chain:
 
             top = max(p.fused for p in passages) or 1.0
             passages = mmr(passages, [p.fused / top for p in passages], overlap, r.k, r.mmr_lambda)
-        turn.answer.passages = edges_first(passages[: r.k])
+        ranked = passages[: r.k]
+        ranked = ranked[: self._fitting(turn, ranked)]
+        turn.answer.passages = edges_first(ranked)
+
+    def _fitting(self, turn: Turn, ranked: list[Passage]) -> int:
+        """How many of the best-ranked passages fit the engine's context window beside the answer;
+        the question and instructions are never cut (see `chatbot.engines.fit_passages`)."""
+        assert turn.answer is not None
+        query = turn.answer.query
+        params = turn.params or GenerationParams.from_settings(self.settings.generation)
+        n = fit_passages(
+            lambda n: build_prompt(query, edges_first(ranked[:n]), self.variant).messages,
+            len(ranked),
+            self.engine,
+            params.max_new_tokens,
+        )
+        if n < len(ranked):
+            log.info("context window: kept the %d best of %d passages", n, len(ranked))
+        return n
 
     def prompt_step(self, turn: Turn) -> None:
         assert turn.answer is not None
