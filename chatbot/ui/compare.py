@@ -365,4 +365,4 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         [submit, edit],
         api_visibility="private",
     )
-    app.load(on_load, None, [left, right, comparison, submit, status, hello], api_visibility="private")
+    app.load(on_load, None, [left, right, comparison, submit, status, hello], api_name="compare_resume")
