@@ -264,6 +264,9 @@ def run_batch(
             answer = chain.answer(row.question)
         except MedchatError as e:
             return row, None, str(e), time.perf_counter() - t
+        except Exception as e:  # one question's crash must not end a run of thousands; retried next run
+            log.exception("question on line %d failed", row.line)
+            return row, None, f"unexpected {type(e).__name__}: {e}", time.perf_counter() - t
         return row, answer, "", time.perf_counter() - t
 
     def settle(row: Row, answer: Answer | None, error: str, seconds: float) -> None:

@@ -66,9 +66,13 @@ def test_read_questions_reports_bad_rows_and_keys_rows(tmp_path: Path) -> None:
 
 def test_read_questions_csv_with_another_field(tmp_path: Path) -> None:
     path = tmp_path / "q.csv"
-    path.write_text("qid,text,note\n1,What is HbA1c?,a\n2,,empty\n3,What is asthma?,b,extra\n", encoding="utf-8")
+    path.write_text(
+        "qid,text,note\n1,What is HbA1c?,a\n2,,empty\n3,What is asthma?,b,extra\n", encoding="utf-8"
+    )
     rows, bad = read_questions(path, question_field="text", id_field="qid")
-    assert [(r.key, r.question, r.fields) for r in rows] == [("id:1", "What is HbA1c?", {"qid": "1", "note": "a"})]
+    assert [(r.key, r.question, r.fields) for r in rows] == [
+        ("id:1", "What is HbA1c?", {"qid": "1", "note": "a"})
+    ]
     assert [b.line for b in bad] == [3, 4]
 
 
@@ -80,7 +84,9 @@ def test_question_key_ignores_spacing() -> None:
 def test_batch_writes_full_records_and_resumes(settings, retriever, tmp_path: Path) -> None:
     questions = write_jsonl(tmp_path / "q.jsonl", QUESTIONS, extra_lines=('{"id": "bad"}',))
     out = tmp_path / "answers.jsonl"
-    summary = run_batch(Chain(settings, retriever=retriever, engine=FakeEngine()), questions, out, progress=False)
+    summary = run_batch(
+        Chain(settings, retriever=retriever, engine=FakeEngine()), questions, out, progress=False
+    )
     assert (summary.rows, summary.answered, len(summary.bad_rows), summary.already_done) == (4, 3, 1, 0)
     records = read_out(out)
     assert [r["key"] for r in records] == ["id:q1", "id:q2", "id:q3"]
@@ -117,7 +123,9 @@ class _Interrupting(FakeEngine):
 def test_interrupted_run_keeps_finished_answers_and_resumes(settings, retriever, tmp_path: Path) -> None:
     questions = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
     out = tmp_path / "answers.jsonl"
-    summary = run_batch(Chain(settings, retriever=retriever, engine=_Interrupting(1)), questions, out, progress=False)
+    summary = run_batch(
+        Chain(settings, retriever=retriever, engine=_Interrupting(1)), questions, out, progress=False
+    )
     assert summary.interrupted and summary.answered == 1
     assert [r["key"] for r in read_out(out)] == ["id:q1"]
     # a kill mid-write leaves a torn last line: it is cut off and that question answered again
@@ -125,9 +133,32 @@ def test_interrupted_run_keeps_finished_answers_and_resumes(settings, retriever,
         f.write('{"key": "id:q2", "answer": "half a li')
     assert done_keys(out) == {"id:q1"}
     assert out.read_text(encoding="utf-8").endswith("}\n")
-    rest = run_batch(Chain(settings, retriever=retriever, engine=FakeEngine()), questions, out, progress=False)
+    rest = run_batch(
+        Chain(settings, retriever=retriever, engine=FakeEngine()), questions, out, progress=False
+    )
     assert (rest.answered, rest.already_done, rest.interrupted) == (2, 1, False)
     assert sorted(r["key"] for r in read_out(out)) == ["id:q1", "id:q2", "id:q3"]
+
+
+class _Flaky(FakeEngine):
+    """Fails on questions that mention asthma."""
+
+    def stream(self, messages, params):  # type: ignore[no-untyped-def]
+        if "asthma" in messages[-1].content.split("Question:")[-1]:
+            raise RuntimeError("engine crashed")
+        return super().stream(messages, params)
+
+
+def test_a_failing_question_is_reported_and_retried_next_run(settings, retriever, tmp_path: Path) -> None:
+    questions = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    out = tmp_path / "answers.jsonl"
+    summary = run_batch(Chain(settings, retriever=retriever, engine=_Flaky()), questions, out, progress=False)
+    assert summary.answered == 2 and summary.failed == [(2, "unexpected RuntimeError: engine crashed")]
+    assert "id:q2" not in done_keys(out)
+    again = run_batch(
+        Chain(settings, retriever=retriever, engine=FakeEngine()), questions, out, progress=False
+    )
+    assert (again.answered, again.already_done, again.failed) == (1, 2, [])
 
 
 def test_http_engine_answers_concurrently(settings, retriever, tmp_path: Path) -> None:
@@ -135,7 +166,13 @@ def test_http_engine_answers_concurrently(settings, retriever, tmp_path: Path) -
     many = [{"id": f"n{i}", "question": f"Question {i}: how is asthma treated?"} for i in range(8)]
     questions = write_jsonl(tmp_path / "q.jsonl", many)
     out = tmp_path / "answers.jsonl"
-    summary = run_batch(Chain(settings, retriever=retriever, engine=FakeEngine()), questions, out, concurrency=3, progress=False)
+    summary = run_batch(
+        Chain(settings, retriever=retriever, engine=FakeEngine()),
+        questions,
+        out,
+        concurrency=3,
+        progress=False,
+    )
     assert (summary.answered, summary.concurrency) == (8, 3)
     assert sorted(r["key"] for r in read_out(out)) == sorted(f"id:n{i}" for i in range(8))
 
@@ -143,7 +180,11 @@ def test_http_engine_answers_concurrently(settings, retriever, tmp_path: Path) -
 def test_local_engine_stays_serial(settings, retriever, tmp_path: Path) -> None:
     questions = write_jsonl(tmp_path / "q.jsonl", QUESTIONS[:2])
     summary = run_batch(
-        Chain(settings, retriever=retriever, engine=FakeEngine()), questions, tmp_path / "a.jsonl", concurrency=4, progress=False
+        Chain(settings, retriever=retriever, engine=FakeEngine()),
+        questions,
+        tmp_path / "a.jsonl",
+        concurrency=4,
+        progress=False,
     )
     assert summary.concurrency == 1 and summary.answered == 2
 
@@ -153,7 +194,9 @@ def test_emergency_question_is_answered_without_the_model(settings, retriever, t
         tmp_path / "q.jsonl", [{"question": "My father has crushing chest pain and is sweating right now"}]
     )
     engine = FakeEngine()
-    summary = run_batch(Chain(settings, retriever=retriever, engine=engine), questions, tmp_path / "a.jsonl", progress=False)
+    summary = run_batch(
+        Chain(settings, retriever=retriever, engine=engine), questions, tmp_path / "a.jsonl", progress=False
+    )
     assert summary.emergency == 1 and engine.calls == []
 
 
