@@ -343,15 +343,20 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
     served_outputs = [left, right, comparison, submit, status, edit]
 
     def fresh_form() -> tuple[Any, ...]:
-        return (None, None, None, None, False, "", "none", "", [], "", "none", "", [], "", "")
+        # form + reveal, then both answers, the state, status, submit: a new round starts blank and closed
+        blank_form = (None, None, None, None, False, "", "none", "", [], "", "none", "", [], "", "")
+        return (*blank_form, "", "", None, "Answers are being written…", gr.Button(interactive=False))
 
     for trigger, fn, inputs, api in (
         (ask, on_ask, [question], "compare_ask"),
         (nxt, on_next, [], "compare_next"),
     ):
-        trigger.click(fresh_form, None, [*form, reveal], api_visibility="private").then(
-            fn, inputs, served_outputs, api_name=api, concurrency_limit=4
-        )
+        trigger.click(
+            fresh_form,
+            None,
+            [*form, reveal, left, right, comparison, status, submit],
+            api_visibility="private",
+        ).then(fn, inputs, served_outputs, api_name=api, concurrency_limit=4)
     submit.click(
         on_submit,
         [comparison, *form],

@@ -1,0 +1,160 @@
+"""A real headless Chromium (Debian's `chromium`, driven by Playwright) logs in, asks, votes and the
+vote is in the database; a reload mid-comparison brings the open comparison back. Screenshots of
+each tab go to test-artifacts/."""
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from chatbot.chain import Chain
+from chatbot.retrieval import open_retriever
+from chatbot.store.prefs import PreferenceStore
+from chatbot.ui.auth import User, Users, hash_password
+from tests.conftest import REPO
+from tests.test_compare import VARIANTS, PerTemperatureEngine
+
+CHROMIUM = os.environ.get("MEDCHAT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(), reason=f"no chromium at {CHROMIUM}: apt-get install chromium"
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(few_index, settings, embedder, tmp_path):
+    from chatbot.ui.app import build_app
+
+    store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
+    users = Users({"dr_ada": User("dr_ada", "clinician", hash_password("secret", iterations=1000))})
+    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=PerTemperatureEngine())
+    app = build_app(chain, store=store, variants=VARIANTS, users=users)
+    port = _free_port()
+    app.queue().launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=users.check
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/", store
+    finally:
+        app.close()
+        store.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    pw = sync_api.sync_playwright().start()
+    try:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # a fresh profile every run
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1280, "height": 1000},
+        )
+    except Exception as e:  # a chromium Playwright cannot drive is an environment problem, not a failure
+        pw.stop()
+        pytest.skip(f"cannot start {CHROMIUM} through Playwright: {e}")
+    try:
+        yield context
+    finally:
+        context.close()
+        pw.stop()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_log_in_ask_vote_and_the_vote_is_stored(served, browser):
+    from playwright.sync_api import expect
+
+    url, store = served
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.get_by_label("username").fill("dr_ada")
+    page.get_by_label("password").fill("secret")
+    page.get_by_role("button", name="Login").click()
+
+    # chat tab
+    page.locator("#question textarea").fill("What is a normal INR on warfarin?")
+    page.locator("#ask").click()
+    expect(page.locator("#sources")).to_contain_text("warfarin", timeout=90_000)
+    shot(page, "tab-chat")
+
+    # compare tab: voting opens only when both answers are in
+    page.get_by_role("tab", name="Compare").click()
+    expect(page.locator("#cmp-submit")).to_be_disabled()
+    page.locator("#cmp-question textarea").fill("What INR should I aim for?")
+    page.locator("#cmp-ask").click()
+    expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=90_000)
+    expect(page.locator("#cmp-submit")).to_be_enabled()
+    expect(page.locator("#cmp-left")).to_contain_text("Reply at temperature")
+    left = page.locator("#cmp-left").inner_text()
+    assert "Reply at temperature" in left
+    page.locator("#cmp-choice").get_by_text("A is better").click()
+    page.locator("#cmp-strength").get_by_text("Slightly better").click()
+    page.locator("#cmp-safety").get_by_text("Both safe").click()
+    shot(page, "tab-compare-before-vote")
+    page.locator("#cmp-submit").click()
+    expect(page.locator("#cmp-reveal")).to_contain_text("Saved")
+    reveal = page.locator("#cmp-reveal").inner_text()
+    assert "warm" in reveal and "cold" in reveal  # the names are revealed after the vote
+    expect(page.locator("#cmp-submit")).to_be_disabled()  # the round is locked
+    shot(page, "tab-compare-after-vote")
+
+    (j,) = store.judgments()
+    assert (j.annotator, j.role, j.choice, j.strength, j.safety_bin) == (
+        "dr_ada",
+        "clinician",
+        "A",
+        "slightly",
+        "both_safe",
+    )
+    r = store.round(j.comparison_id, "dr_ada")
+    assert j.winner_response_id == r.left.id and r.left.text in left  # A is what was shown on the left
+
+    # a reload mid-comparison brings the open pair back; the stored vote stays
+    page.locator("#cmp-question textarea").fill("Is an INR of 4 too high?")
+    page.locator("#cmp-ask").click()
+    expect(page.locator("#cmp-reveal")).not_to_contain_text("Saved")  # the new round has started blank
+    expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=90_000)
+    expect(page.locator("#cmp-left")).to_contain_text("Reply at temperature")
+    before = page.locator("#cmp-left").inner_text()
+    page.reload()
+    page.get_by_role("tab", name="Compare").click()
+    expect(page.locator("#cmp-status")).to_contain_text("unfinished comparison is back")
+    expect(page.locator("#cmp-left")).to_contain_text("Reply at temperature")
+    assert page.locator("#cmp-left").inner_text() == before
+    expect(page.locator("#cmp-hello")).to_contain_text("1 judgment(s) saved")
+    assert store.count_judgments() == 1
+
+    page.get_by_role("tab", name="Results").click()
+    page.locator("#res-refresh").click()
+    expect(page.locator("#res-summary")).to_contain_text("1")
+    shot(page, "tab-results")
