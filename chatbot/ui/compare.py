@@ -344,7 +344,23 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
 
     def fresh_form() -> tuple[Any, ...]:
         # form + reveal, then both answers, the state, status, submit: a new round starts blank and closed
-        blank_form = (None, None, None, None, False, "", "none", "", [], "", "none", "", [], "", "")
+        blank_form: tuple[Any, ...] = (
+            None,
+            None,
+            None,
+            None,
+            False,
+            "",
+            "none",
+            "",
+            [],
+            "",
+            "none",
+            "",
+            [],
+            "",
+            "",
+        )
         return (*blank_form, "", "", None, "Answers are being written…", gr.Button(interactive=False))
 
     for trigger, fn, inputs, api in (
