@@ -197,3 +197,26 @@ def test_the_app_has_the_compare_parts_and_voting_starts_closed(service):
     ):
         assert needed in by_id, needed
     assert isinstance(by_id["cmp-submit"], gr.Button) and by_id["cmp-submit"].interactive is False
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_one_round_with_the_bundled_model_records_its_identity(index_home, embedder, store):
+    """The only test here with the real 4-bit model: both variants answer, provenance names the model."""
+    from chatbot.engines.llamacpp import LlamaCppEngine
+    from chatbot.settings import Settings
+    from chatbot.variants import load_variants
+
+    settings = Settings(home=index_home)
+    settings.generation.max_new_tokens = 64
+    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=LlamaCppEngine(n_ctx=4096))
+    service = CompareService(
+        store, VariantRunner(chain, load_variants(settings.prefs.variants_file)), settings
+    )
+    r = finish(service.ask("ann", "What are the symptoms of asthma?", rng=random.Random(3)))[-1].round
+    for resp in (r.left, r.right):
+        assert resp.model == "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf" and resp.quantization == "Q4_1"
+        assert resp.text.strip() and resp.chunk_ids and resp.prompt_hash
+    assert r.left.variant != r.right.variant
+    j = service.submit(JudgmentIn(r.comparison_id, "ann", "B", "negligibly", "both_safe"))
+    assert j.winner_response_id == r.right.id

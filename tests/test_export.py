@@ -3,6 +3,7 @@ Also the Bradley-Terry leaderboard and the agreement statistics."""
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +215,37 @@ def test_results_report_left_rate_gold_accuracy_and_agreement(store):
     assert r.overlapping_items == 1
     assert r.fleiss is None  # one item, one category: chance agreement is 1 and kappa is undefined
     assert r.ratings[0].variant == "v-good"
+
+
+def test_the_results_tab_exports_through_the_running_app(store, settings):
+    """The Export button's endpoint on a live app returns the rows file and the exclusions file."""
+    import socket
+
+    from gradio_client import Client
+
+    from chatbot.chain import Chain
+    from chatbot.engines.fake import FakeEngine
+    from chatbot.ui.app import build_app
+    from chatbot.ui.auth import Users
+    from chatbot.variants import Variant
+
+    judged(store, "A", strength="significantly")
+    judged(store, "tie")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    variants = [Variant("v-good", k=2), Variant("v-poor", k=3)]
+    app = build_app(Chain(settings, engine=FakeEngine()), store=store, variants=variants, users=Users({}))
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        files, note = client.predict("reward", api_name="/export")
+        assert "1 rows; 1 judgments excluded" in note
+        texts = {Path(f).name: Path(f).read_text() for f in files}
+        rows = [json.loads(line) for line in texts["medchat-reward.jsonl"].splitlines()]
+        assert len(rows) == 1 and rows[0]["margin"] == 1.0
+        assert "tie" in texts["medchat-reward.excluded.jsonl"]
+        summary = client.predict(api_name="/results")[0]
+        assert "**2** submitted judgments" in summary
+    finally:
+        app.close()

@@ -87,5 +87,5 @@ def build_results_tab(app: gr.Blocks, store: PreferenceStore, *, rounds: int = 2
     note = gr.Markdown()
     outputs = [summary, board, plot, annotators, left_plot]
     refresh_btn.click(refresh, None, outputs, api_name="results")
-    go.click(download, [fmt], [files, note], api_visibility="private")
+    go.click(download, [fmt], [files, note], api_name="export")
     app.load(refresh, None, outputs, api_visibility="private")
