@@ -126,6 +126,7 @@ def test_log_in_ask_vote_and_the_vote_is_stored(served, browser):
     reveal = page.locator("#cmp-reveal").inner_text()
     assert "warm" in reveal and "cold" in reveal  # the names are revealed after the vote
     expect(page.locator("#cmp-submit")).to_be_disabled()  # the round is locked
+    expect(page.locator("#cmp-choice input").first).to_be_disabled()
     shot(page, "tab-compare-after-vote")
 
     (j,) = store.judgments()
@@ -138,6 +139,15 @@ def test_log_in_ask_vote_and_the_vote_is_stored(served, browser):
     )
     r = store.round(j.comparison_id, "dr_ada")
     assert j.winner_response_id == r.left.id and r.left.text in left  # A is what was shown on the left
+
+    # changing the vote stores a new judgment and keeps the old one as superseded
+    page.locator("#cmp-edit").click()
+    expect(page.locator("#cmp-submit")).to_be_enabled()
+    page.locator("#cmp-choice").get_by_text("B is better").click()
+    page.locator("#cmp-submit").click()
+    expect(page.locator("#cmp-reveal")).to_contain_text("replaces your earlier vote")
+    (j2,) = store.judgments()
+    assert j2.choice == "B" and j2.supersedes_id == j.id and len(store.judgments(status=None)) == 2
 
     # a reload mid-comparison brings the open pair back; the stored vote stays
     page.locator("#cmp-question textarea").fill("Is an INR of 4 too high?")

@@ -363,6 +363,12 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         )
         return (*blank_form, "", "", None, "Answers are being written…", gr.Button(interactive=False))
 
+    def locked() -> list[Any]:
+        return [gr.update(interactive=False) for _ in form]
+
+    def unlocked() -> list[Any]:
+        return [gr.update(interactive=True) for _ in form]
+
     for trigger, fn, inputs, api in (
         (ask, on_ask, [question], "compare_ask"),
         (nxt, on_next, [], "compare_next"),
@@ -372,18 +378,21 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             None,
             [*form, reveal, left, right, comparison, status, submit],
             api_visibility="private",
-        ).then(fn, inputs, served_outputs, api_name=api, concurrency_limit=4)
+        ).then(unlocked, None, form, api_visibility="private").then(
+            fn, inputs, served_outputs, api_name=api, concurrency_limit=4
+        )
+    # once saved, the round is locked: the form is read-only until "Change my vote"
     submit.click(
         on_submit,
         [comparison, *form],
         [reveal, submit, edit],
         api_name="vote",
         trigger_mode="once",
-    )
+    ).success(locked, None, form, api_visibility="private")
     edit.click(
         lambda: (gr.Button(interactive=True), gr.Button(visible=False)),
         None,
         [submit, edit],
         api_visibility="private",
-    )
+    ).then(unlocked, None, form, api_visibility="private")
     app.load(on_load, None, [left, right, comparison, submit, status, hello], api_name="compare_resume")
