@@ -16,6 +16,7 @@ alone (`model.get_memory_footprint()`).
 
     nice -n 10 python bench/bench_engines.py
     python bench/bench_engines.py --cases llamacpp,llamacpp-bare --rounds 3
+    python bench/bench_engines.py --paired 20     # both llama.cpp variants in one process, alternately
 """
 
 from __future__ import annotations
@@ -151,6 +152,60 @@ def run_case(case: str, new_tokens: int, repeats: int, models_dir: Path) -> dict
     return result
 
 
+def paired(new_tokens: int, pairs: int) -> None:
+    """medchat's llama.cpp engine and bare `llama_cpp.Llama` in one process, called alternately,
+    so that both see the same machine load: the fairest speed comparison on a shared machine."""
+    from llama_cpp import Llama
+
+    from chatbot.engines.llamacpp import LlamaCppEngine, bundled_model_path
+
+    threads = os.cpu_count() or 1
+    path = bundled_model_path()
+    engine = LlamaCppEngine(path, n_ctx=4096, n_threads=threads)
+    bare = Llama(model_path=str(path), n_ctx=4096, n_threads=threads, seed=0, verbose=False)
+    params = GenerationParams(max_new_tokens=new_tokens, temperature=0.0)
+    messages = prompts()["short"]
+
+    def run_bare() -> Any:
+        for chunk in bare.create_chat_completion(
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=1,
+            repeat_penalty=params.repeat_penalty,
+            seed=params.seed,
+            stream=True,
+        ):
+            piece = chunk["choices"][0]["delta"].get("content")
+            if piece:
+                yield piece
+
+    ratios, rates = [], {"llamacpp": [], "llamacpp-bare": []}  # type: ignore[var-annotated]
+    for i in range(pairs + 1):
+        pair = {}
+        for name, llm, gen in (
+            ("llamacpp", engine._llm, lambda: engine.stream(messages, params)),
+            ("llamacpp-bare", bare, run_bare),
+        ):
+            llm.reset()
+            t0 = time.perf_counter()
+            text = "".join(gen())
+            pair[name] = len(llm.tokenize(text.encode(), add_bos=False, special=False)) / (
+                time.perf_counter() - t0
+            )
+        if i:  # the first pair warms up
+            ratios.append(pair["llamacpp"] / pair["llamacpp-bare"])
+            for name, rate in pair.items():
+                rates[name].append(rate)
+    print(
+        f"paired, {pairs} pairs, short prompt, {new_tokens} tokens, tokens/s including prefill (medians): "
+        f"medchat {statistics.median(rates['llamacpp']):.1f}, "
+        f"bare {statistics.median(rates['llamacpp-bare']):.1f}, "
+        f"medchat/bare {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--cases", default=",".join(CASES))
@@ -159,7 +214,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of the llama.cpp pair")
     parser.add_argument("--models-dir", type=Path, default=Path("~/.medchat/models").expanduser())
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--paired", type=int, metavar="N", help="only: N alternating llama.cpp pairs")
     args = parser.parse_args()
+    if args.paired:
+        paired(args.new_tokens, args.paired)
+        return
     if args.case:
         print(json.dumps(run_case(args.case, args.new_tokens, args.repeats, args.models_dir)), flush=True)
         return
