@@ -237,3 +237,49 @@ def test_question_files_in_three_formats(tmp_path):
 
     with pytest.raises(ConfigError, match="gold item needs"):
         read_question_file(tmp_path / "bad.jsonl")
+
+
+def test_admin_commands_add_users_and_queue_questions(settings, medchat_home, tmp_path):
+    from click.testing import CliRunner
+
+    from chatbot.cli import main
+    from chatbot.store import open_store
+    from chatbot.ui.auth import Users
+
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["prefs", "add-user", "dr_ada", "--role", "clinician", "--password", "s3cret"]
+    )
+    assert result.exit_code == 0, result.output
+    users = Users.load(medchat_home / "users.yaml")
+    assert (
+        users.check("dr_ada", "s3cret")
+        and not users.check("dr_ada", "wrong")
+        and users.role("dr_ada") == "clinician"
+    )
+    assert "s3cret" not in (medchat_home / "users.yaml").read_text()
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        '{"question": "What is INR?"}\n'
+        '{"question": "Max paracetamol?", "gold": {"better": "4 g", "worse": "no limit"}}\n'
+    )
+    result = runner.invoke(main, ["prefs", "load-questions", str(questions), "--overlap", "2"])
+    assert result.exit_code == 0, result.output
+    assert "queued 2 questions (1 gold)" in result.output
+    items = open_store(settings).queue_items()
+    assert [(i.question, i.overlap, i.is_gold) for i in items] == [
+        ("What is INR?", 2, False),
+        ("Max paracetamol?", 2, True),
+    ]
+    missing = runner.invoke(main, ["prefs", "load-questions", str(tmp_path / "nope.txt")])
+    assert missing.exit_code == 1 and "error: no question file" in missing.output
+
+
+def test_serving_on_a_network_address_without_users_is_refused(settings):
+    from chatbot.errors import ConfigError
+    from chatbot.ui.serve import serve_app
+
+    settings.ui.host = "0.0.0.0"
+    with pytest.raises(ConfigError, match="add-user"):
+        serve_app(settings)
