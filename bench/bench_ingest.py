@@ -198,11 +198,15 @@ def main() -> None:
             )
             results["medchat"]["reingest_cli_seconds"] = time.perf_counter() - t
         print()
-        print(f"{'path':<10} {'chunks':>7} {'seconds':>8} {'chunks/s':>9} {'peak MB':>8}")
+        print(
+            f"{'path':<10} {'chunks':>7} {'wall s':>8} {'chunks/s':>9} "
+            f"{'CPU s':>8} {'per CPU s':>10} {'peak MB':>8}"
+        )
         for kind, r in results.items():
-            secs = float(r["seconds"])
+            secs, cpu, n = float(r["seconds"]), float(r["cpu_seconds"]), int(r["chunks"])
             print(
-                f"{kind:<10} {r['chunks']:>7} {secs:>8.1f} {int(r['chunks']) / secs:>9.1f} {r['peak_mb']:>8}"
+                f"{kind:<10} {n:>7} {secs:>8.1f} {n / secs:>9.2f} "
+                f"{cpu:>8.1f} {n / cpu:>10.2f} {r['peak_mb']:>8}"
             )
         if "medchat" in results:
             m = results["medchat"]
