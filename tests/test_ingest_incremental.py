@@ -217,3 +217,44 @@ def test_an_open_lexical_index_follows_later_ingestions(small, tmp_path):
     ingest([corpus], settings=small, embedder=emb)
     hits = lexical.query("pangolin", 3)
     assert len(hits) == 1 and hits[0].metadata["title"] == "New"
+
+
+def test_chunks_keep_citation_metadata_and_their_span(small, tmp_path):
+    from chatbot.settings import Settings
+    from ingestion.chunking import Chunker, WordPieceCounter
+    from ingestion.embedding import tokenizer_file
+    from ingestion.loaders import load
+    from tests.test_loaders_formats import PUBMED
+
+    p = tmp_path / "efetch.xml"
+    p.write_text(PUBMED)
+    s = Settings()
+    chunker = Chunker(WordPieceCounter(tokenizer_file(s.embedding.model)), 64, 8)
+    for doc in load(p):
+        for c in chunker.chunk(doc):
+            assert doc.text[c.char_start : c.char_end] == c.text
+            meta = c.store_metadata()
+            assert meta["title"] and meta["source"] == str(p) and meta["pmid"] == doc.metadata["pmid"]
+            assert "year" in meta and "section" in meta
+
+    emb = HashEmbedder()
+    ingest([p], settings=small, embedder=emb)
+    hits = lexical_index(small, emb).query("randomised patients", 1)
+    assert hits[0].metadata["pmid"] == "31234567" and hits[0].metadata["section"] == "Methods"
+    assert hits[0].metadata["year"] == 2019 and hits[0].metadata["journal"] == "The Lancet"
+
+
+def test_real_medquad_files_through_the_pipeline(small):
+    from tests.conftest import SHARED_DATASETS
+
+    folder = SHARED_DATASETS / "medquad" / "3_GHR_QA"
+    if not folder.is_dir():
+        pytest.skip(f"shared data set not found at {folder}")
+    files = sorted(folder.glob("*.xml"))[:3]
+    emb = HashEmbedder()
+    report = ingest(files, settings=small, embedder=emb)
+    assert report.count("ingested") == 3 and report.total_chunks > 3
+    got = open_index(small, spec_of(small, emb))._col.get(include=["metadatas"])
+    for meta in got["metadatas"]:
+        assert meta["uid"].startswith("3_GHR_QA:") and meta["url"].startswith("https://")
+        assert meta["title"] and meta["source"].endswith(".xml") and meta["char_end"] > meta["char_start"]
