@@ -13,7 +13,7 @@ def test_ingest_summary_json_and_prune(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "a.md").write_text("# Zinc\n\nZinc lozenges shorten colds a little.\n")
-    (folder / "b.html").write_text("<h1>Folate</h1><p>Folate before conception prevents neural tube defects.</p>")
+    (folder / "b.html").write_text("<h1>Folate</h1><p>Folate before conception prevents spina bifida.</p>")
     (folder / "bad.xml").write_text("<unclosed>")
     runner = CliRunner()
 
