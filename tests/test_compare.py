@@ -220,3 +220,13 @@ def test_one_round_with_the_bundled_model_records_its_identity(index_home, embed
     assert r.left.variant != r.right.variant
     j = service.submit(JudgmentIn(r.comparison_id, "ann", "B", "negligibly", "both_safe"))
     assert j.winner_response_id == r.right.id
+
+
+def test_only_the_cited_sources_are_shown_under_each_answer(service):
+    from chatbot.ui.compare import cited_sources_markdown
+
+    r = finish(service.ask("ann", "What INR should I aim for on warfarin?", rng=random.Random(2)))[-1].round
+    for resp in (r.left, r.right):
+        md = cited_sources_markdown(resp)
+        assert resp.answer["cited"] == [1]
+        assert md.startswith("**[1] ") and "[2]" not in md and ".md`" in md

@@ -114,7 +114,7 @@ def test_twenty_annotators_two_hundred_judgments_then_sigkill(server):
         for n in range(rounds):
             if stop is not None and stop.is_set():
                 return
-            left, right, status = client.predict(
+            left, right, status, *_sources = client.predict(
                 f"What INR is normal on warfarin? ({name} {n})", api_name="/compare_ask"
             )
             assert left and right and "Both answers are in" in status
@@ -136,7 +136,7 @@ def test_twenty_annotators_two_hundred_judgments_then_sigkill(server):
 
     # a page refresh mid-comparison: a new session for the same user gets the unjudged pair back
     client = Client(url, auth=("ann00", "pw0"), verbose=False)
-    left, right, _ = client.predict("What is a normal INR?", api_name="/compare_ask")
+    left, right, *_ = client.predict("What is a normal INR?", api_name="/compare_ask")
     fresh = Client(url, auth=("ann00", "pw0"), verbose=False)
     back = fresh.predict(api_name="/compare_resume")
     assert back[0] == left and back[1] == right and "10 judgment(s) saved" in back[-1]

@@ -175,6 +175,21 @@ class CompareService:
         return self.store.submit(judgment)
 
 
+def cited_sources_markdown(resp: "Response") -> str:
+    """The passages an answer cites (only those: how many were retrieved would hint at the variant)."""
+    sources = {s.get("n"): s for s in resp.answer.get("sources", [])}
+    rows = []
+    for n in resp.answer.get("cited", []):
+        src = sources.get(n)
+        if not src:
+            continue
+        where = f" - {html.escape(str(src.get('section') or ''))}" if src.get("section") else ""
+        name = html.escape(str(src.get("path", "")).rsplit("/", 1)[-1])
+        text = html.escape(str(src.get("text", ""))[:400]).replace("\n", " ")
+        rows.append(f"**[{n}] {html.escape(str(src.get('title', '')))}{where}** · `{name}`\n\n> {text}")
+    return "\n\n".join(rows) or "_No cited sources._"
+
+
 def reveal_markdown(r: Round, j: "Judgment") -> str:
     def name(resp: "Response") -> str:
         model = f" · {html.escape(resp.model)}" if resp.model else ""
@@ -198,6 +213,11 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
     def shown(p: Progress, done: bool) -> tuple[Any, ...]:
         state = p.round.comparison_id if p.round else None
         status = "Both answers are in: compare them and vote." if done else "Answers are being written…"
+        sources = (
+            (cited_sources_markdown(p.round.left), cited_sources_markdown(p.round.right))
+            if p.round
+            else ("", "")
+        )
         return (
             p.left,
             p.right,
@@ -205,6 +225,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             gr.Button(interactive=done),
             status,
             gr.Button(visible=False),
+            *sources,
         )
 
     def run(events: Iterator[Progress]) -> Iterator[tuple[Any, ...]]:
@@ -238,6 +259,8 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
                 None,
                 gr.Button(interactive=False),
                 "Type a question or take the next one.",
+                "",
+                "",
                 hello,
             )
         return (
@@ -246,6 +269,8 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             pending.comparison_id,
             gr.Button(interactive=True),
             "Your unfinished comparison is back: vote when ready.",
+            cited_sources_markdown(pending.left),
+            cited_sources_markdown(pending.right),
             hello,
         )
 
@@ -308,9 +333,13 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         with gr.Column():
             gr.Markdown("### Answer A")
             left = gr.Markdown(elem_id="cmp-left", height=360)
+            with gr.Accordion("Sources cited by A", open=False):
+                left_sources = gr.Markdown(elem_id="cmp-left-sources")
         with gr.Column():
             gr.Markdown("### Answer B")
             right = gr.Markdown(elem_id="cmp-right", height=360)
+            with gr.Accordion("Sources cited by B", open=False):
+                right_sources = gr.Markdown(elem_id="cmp-right-sources")
     status = gr.Markdown(elem_id="cmp-status")
     with gr.Group():
         choice = gr.Radio(list(CHOICE_LABELS), label="Which answer is more helpful?", elem_id="cmp-choice")
@@ -340,7 +369,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
     reveal = gr.Markdown(elem_id="cmp-reveal")
 
     form = [choice, strength, safety, unsafe_side, harm, *axis_inputs, rationale]
-    served_outputs = [left, right, comparison, submit, status, edit]
+    served_outputs = [left, right, comparison, submit, status, edit, left_sources, right_sources]
 
     def fresh_form() -> tuple[Any, ...]:
         # form + reveal, then both answers, the state, status, submit: a new round starts blank and closed
@@ -361,7 +390,8 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             "",
             "",
         )
-        return (*blank_form, "", "", None, "Answers are being written…", gr.Button(interactive=False))
+        closed = gr.Button(interactive=False)
+        return (*blank_form, "", "", None, "Answers are being written…", closed, "", "")
 
     def locked() -> list[Any]:
         return [gr.update(interactive=False) for _ in form]
@@ -376,7 +406,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         trigger.click(
             fresh_form,
             None,
-            [*form, reveal, left, right, comparison, status, submit],
+            [*form, reveal, left, right, comparison, status, submit, left_sources, right_sources],
             api_visibility="private",
         ).then(unlocked, None, form, api_visibility="private").then(
             fn, inputs, served_outputs, api_name=api, concurrency_limit=4
@@ -395,4 +425,9 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         [submit, edit],
         api_visibility="private",
     ).then(unlocked, None, form, api_visibility="private")
-    app.load(on_load, None, [left, right, comparison, submit, status, hello], api_name="compare_resume")
+    app.load(
+        on_load,
+        None,
+        [left, right, comparison, submit, status, left_sources, right_sources, hello],
+        api_name="compare_resume",
+    )
