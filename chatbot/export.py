@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,11 @@ def _common_exclusion(rec: Record) -> str | None:
         if named:
             return f"response {r.id} names its own variant or model ({named[0]}): the vote was not blind"
     return None
+
+
+def _utc(dt: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they were stored in UTC."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _messages(role: str, text: str) -> list[dict[str, str]]:
@@ -183,7 +189,7 @@ def export(store: PreferenceStore, fmt: str) -> ExportResult:
                     "winner": outcome,
                     "strength": j.strength,
                     "safety_bin": j.safety_bin,
-                    "tstamp": j.submitted_at.timestamp(),
+                    "tstamp": _utc(j.submitted_at).timestamp(),
                     "anony": True,
                 }
             )
@@ -233,8 +239,8 @@ def _raw(rec: Record) -> dict[str, Any]:
         "unsafe_response_id": j.unsafe_response_id,
         "axes": j.axes,
         "rationale": j.rationale,
-        "served_at": j.served_at.isoformat() if j.served_at else None,
-        "submitted_at": j.submitted_at.isoformat(),
+        "served_at": _utc(j.served_at).isoformat() if j.served_at else None,
+        "submitted_at": _utc(j.submitted_at).isoformat(),
         "time_on_task_s": j.time_on_task_s,
         "status": j.status,
         "supersedes_id": j.supersedes_id,

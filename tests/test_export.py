@@ -123,6 +123,11 @@ def test_battles_use_shown_sides_and_arena_winner_names(store):
         rows[0]["model_a"] == "v-poor" and rows[0]["model_b"] == "v-good" and rows[0]["winner"] == "model_a"
     )
     assert rows[1]["winner"] == "tie (bothbad)"
+    import time
+
+    assert (
+        abs(rows[0]["tstamp"] - time.time()) < 600
+    )  # stored in UTC, read back as UTC whatever the local zone
 
 
 def test_a_response_naming_its_variant_is_excluded(store):
