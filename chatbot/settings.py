@@ -158,14 +158,16 @@ class GenerationSettings(_Section):
     )
     quantization: Literal["auto", "nf4", "int8", "none"] = Field(
         "auto",
-        description="Transformers weights: `nf4` 4-bit, `int8`, or `none`; `auto` = nf4 with CUDA, else none.",
+        description="Transformers weights: `nf4` (4-bit), `int8`, `none`; `auto`: nf4 with CUDA, else none.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Transformers device: `auto` uses CUDA when present (device map auto)."
     )
     compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto",
-        description="Transformers compute dtype; `auto` = bfloat16 (float16 on older GPUs) with CUDA, float32 on CPU.",
+        description=(
+            "Transformers compute dtype; `auto`: bfloat16 (float16 on older GPUs) with CUDA, float32 on CPU."
+        ),
     )
     models_dir: Path | None = Field(
         None, description="Where converted models are kept; default `$MEDCHAT_HOME/models`."
