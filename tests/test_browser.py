@@ -49,7 +49,9 @@ def served(few_index, settings, embedder, tmp_path):
     from chatbot.ui.app import build_app
 
     store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
-    users = Users({"dr_ada": User("dr_ada", "clinician", hash_password("secret", iterations=1000))})
+    users = Users(
+        {"dr_ada": User("dr_ada", "clinician", hash_password("secret", iterations=1000), admin=True)}
+    )
     chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=PerTemperatureEngine())
     app = build_app(chain, store=store, variants=VARIANTS, users=users)
     port = _free_port()

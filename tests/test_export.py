@@ -254,3 +254,46 @@ def test_the_results_tab_exports_through_the_running_app(store, settings):
         assert "**2** submitted judgments" in summary
     finally:
         app.close()
+
+
+def test_results_and_exports_are_for_admins_only(store, settings):
+    import socket
+
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from chatbot.chain import Chain
+    from chatbot.engines.fake import FakeEngine
+    from chatbot.ui.app import build_app
+    from chatbot.ui.auth import User, Users, hash_password
+    from chatbot.variants import Variant
+
+    judged(store, "A")
+    users = Users(
+        {
+            "boss": User("boss", "lead", hash_password("b", iterations=1000), admin=True),
+            "ann": User("ann", "nurse", hash_password("a", iterations=1000)),
+        }
+    )
+    assert users.is_admin("boss") and not users.is_admin("ann") and not users.is_admin(None)
+    assert Users({}).is_admin(None)  # no logins: the one local user
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    variants = [Variant("v-good"), Variant("v-poor")]
+    app = build_app(Chain(settings, engine=FakeEngine()), store=store, variants=variants, users=users)
+    app.queue().launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=users.check
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(AppError, match="admins only"):
+            Client(url, auth=("ann", "a"), verbose=False).predict("dpo", api_name="/export")
+        with pytest.raises(AppError, match="admins only"):
+            Client(url, auth=("ann", "a"), verbose=False).predict(api_name="/results")
+        assert (
+            "**1** submitted"
+            in Client(url, auth=("boss", "b"), verbose=False).predict(api_name="/results")[0]
+        )
+    finally:
+        app.close()

@@ -169,8 +169,8 @@ def build_app(
                 sources = gr.Markdown(elem_id="sources")
         with gr.Tab("Compare", elem_id="tab-compare"):
             build_compare_tab(app, service, users)
-        with gr.Tab("Results", elem_id="tab-results"):
-            build_results_tab(app, store, rounds=settings.prefs.bootstrap_rounds)
+        with gr.Tab("Results", elem_id="tab-results") as results_tab:
+            build_results_tab(app, results_tab, store, users, rounds=settings.prefs.bootstrap_rounds)
         gr.Markdown(f"_{DISCLAIMER}_")
 
         ask_args: dict[str, Any] = {

@@ -84,6 +84,13 @@ class Users:
             log.warning("failed login for %r", name)
         return ok
 
+    def is_admin(self, name: str | None) -> bool:
+        """Admins see results and exports; without any users (no logins) the one local user is admin."""
+        if not self.users:
+            return True
+        user = self.users.get(name or "")
+        return bool(user and user.admin)
+
     def role(self, name: str) -> str:
         user = self.users.get(name)
         return user.role if user else "annotator"

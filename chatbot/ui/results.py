@@ -1,7 +1,5 @@
 """The Results tab: who labelled what, position bias, agreement, gold accuracy, the variant leaderboard,
-and downloads of every export format."""
-
-from __future__ import annotations
+and downloads of every export format. Admins only: annotators who saw which variant wins would be biased."""
 
 import tempfile
 from pathlib import Path
@@ -11,16 +9,26 @@ if TYPE_CHECKING:
     import gradio as gr
 
     from chatbot.store.prefs import PreferenceStore
+    from chatbot.ui.auth import Users
+
+ADMINS_ONLY = "The results and exports are shown to admins only (`medchat prefs add-user NAME --admin`)."
 
 
-def build_results_tab(app: gr.Blocks, store: PreferenceStore, *, rounds: int = 200) -> None:
+def build_results_tab(
+    app: "gr.Blocks", tab: "gr.Tab", store: "PreferenceStore", users: "Users", *, rounds: int = 200
+) -> None:
     import gradio as gr
     import pandas as pd
 
     from chatbot.export import FORMATS, export, write_export
     from chatbot.leaderboard import results
 
-    def refresh() -> tuple[Any, ...]:
+    def admin(request: gr.Request | None) -> bool:
+        return users.is_admin(getattr(request, "username", None))
+
+    def refresh(request: gr.Request) -> tuple[Any, ...]:
+        if not admin(request):
+            raise gr.Error(ADMINS_ONLY)
         r = results(store, rounds=rounds)
         annotators = pd.DataFrame(
             r.annotators,
@@ -62,7 +70,9 @@ def build_results_tab(app: gr.Blocks, store: PreferenceStore, *, rounds: int = 2
         )
         return summary, board, plot, annotators, left
 
-    def download(fmt: str) -> tuple[list[str], str]:
+    def download(fmt: str, request: gr.Request) -> tuple[list[str], str]:
+        if not admin(request):
+            raise gr.Error(ADMINS_ONLY)
         result = export(store, fmt)
         folder = Path(tempfile.mkdtemp(prefix="medchat-export-"))
         path, excluded = write_export(result, folder / f"medchat-{fmt}.jsonl")
@@ -88,4 +98,10 @@ def build_results_tab(app: gr.Blocks, store: PreferenceStore, *, rounds: int = 2
     outputs = [summary, board, plot, annotators, left_plot]
     refresh_btn.click(refresh, None, outputs, api_name="results")
     go.click(download, [fmt], [files, note], api_name="export")
-    app.load(refresh, None, outputs, api_visibility="private")
+
+    def on_load(request: gr.Request) -> tuple[Any, ...]:
+        if not admin(request):
+            return (gr.Tab(visible=False), ADMINS_ONLY, None, None, None, None)
+        return (gr.Tab(visible=True), *refresh(request))
+
+    app.load(on_load, None, [tab, *outputs], api_visibility="private")
