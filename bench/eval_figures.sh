@@ -14,6 +14,7 @@ for run in "${runs[@]}"; do
   case $run in
     medquad)  args=(eval medquad "$DATA/medquad" --corpus-limit 2000 --limit 300) ;;
     covidqa)  args=(eval covidqa "$DATA/covidqa/covidqa.json" --limit 300) ;;
+    covidqa30) args=(eval covidqa "$DATA/covidqa/covidqa.json" --corpus-limit 30 --limit 200) ;;
     pubmedqa) args=(eval pubmedqa "$DATA/pubmedqa/pqal_dev.json" --limit 100) ;;
     mirage)   args=(eval mirage "$DATA/mirage-dev/benchmark_dev.json" \
                     --corpus "$MEDCHAT_HOME/eval/corpora/medquad-2000-s0.jsonl") ;;

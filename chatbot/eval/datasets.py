@@ -191,17 +191,36 @@ def covidqa(
 ) -> RetrievalTask:
     """COVID-QA: each question's gold is its article (`document_id`) and the answer's character span.
 
-    The whole file is the corpus (98 articles); `corpus_limit` is not used.
+    The corpus is the whole file (98 articles), or with `corpus_limit` a seeded
+    sample of that many articles, written for the run; questions come from those.
     """
     data = _json(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise EvalDataError(f"{path}: not a SQuAD-style file ({{data: [{{paragraphs: ...}}]}} expected)")
+    every = [str(p.get("document_id")) for a in data["data"] for p in a.get("paragraphs", [])]
+    keep = set(sample(every, corpus_limit, seed))
+    corpus = path
+    if corpus_limit and corpus_limit < len(every):
+        subset = {
+            "data": [
+                {**a, "paragraphs": [p for p in a.get("paragraphs", []) if str(p.get("document_id")) in keep]}
+                for a in data["data"]
+            ]
+        }
+        subset["data"] = [a for a in subset["data"] if a["paragraphs"]]
+        corpus = work / "corpora" / f"covidqa-{len(keep)}-s{seed}.json"
+        text = json.dumps(subset, ensure_ascii=False, sort_keys=True)
+        if not corpus.is_file() or corpus.read_text(encoding="utf-8") != text:
+            corpus.parent.mkdir(parents=True, exist_ok=True)
+            corpus.write_text(text, encoding="utf-8")
     by_id: dict[str, RetrievalQuestion] = {}
     docs = 0
     for article in data["data"]:
         for para in article.get("paragraphs", []):
             context = para.get("context") or ""
             did = str(para.get("document_id"))
+            if did not in keep:
+                continue
             docs += 1
             lead = len(context) - len(context.lstrip())  # the loader strips the text it indexes
             for qa in para.get("qas", []):
@@ -215,10 +234,10 @@ def covidqa(
                 ]
                 qid = str(qa.get("id"))
                 by_id[qid] = RetrievalQuestion(qid, question, {did}, spans)
-    chosen = sample(list(by_id), limit, seed)
+    chosen = sample(list(by_id), limit, seed + 1)
     return RetrievalTask(
         "covidqa",
-        [path],
+        [corpus],
         [by_id[q] for q in chosen],
         [path],
         {"corpus_docs": docs, "questions": len(chosen), "questions_total": len(by_id)},

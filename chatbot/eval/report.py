@@ -76,6 +76,7 @@ def _latencies(r: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 def _retrieval_md(r: dict[str, Any]) -> list[str]:
     ks = [str(k) for k in r["ks"]]
+    nd = [k for k in ("5", "10") if k in ks] or ks[-2:]
     lines = [
         f"Index: {r['index']['chunks']} chunks (collection `{r['index']['collection']}`, "
         f"ingest {r['index']['ingest_s']} s, {r['index']['chunks_embedded_now']} embedded in this run).",
@@ -85,15 +86,15 @@ def _retrieval_md(r: dict[str, Any]) -> list[str]:
         "| method | "
         + " | ".join(f"R@{k}" for k in ks)
         + " | MRR | "
-        + " | ".join(f"nDCG@{k}" for k in ks[-2:])
+        + " | ".join(f"nDCG@{k}" for k in nd)
         + " |",
-        "|---" * (len(ks) + 2 + len(ks[-2:])) + "|",
+        "|---" * (len(ks) + 2 + len(nd)) + "|",
     ]
     for method, m in r["methods"].items():
         cells = (
             [f"{m['recall'][k]:.3f}" for k in ks]
             + [f"{m['mrr']:.3f}"]
-            + [f"{m['ndcg'][k]:.3f}" for k in ks[-2:]]
+            + [f"{m['ndcg'][k]:.3f}" for k in nd]
         )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     if any("span_recall" in m for m in r["methods"].values()):
