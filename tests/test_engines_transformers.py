@@ -119,9 +119,13 @@ def test_missing_model_names_the_setting(tmp_path: Path):
 
 
 def test_hub_id_offline_names_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import huggingface_hub.constants
+
     from chatbot.engines.transformers_engine import TransformersEngine
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # the hub library reads the variable once at import, and it may already be imported
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(ModelNotFoundError, match=r"HF_HUB_OFFLINE.*MEDCHAT_GENERATION__MODEL_ID"):
         TransformersEngine(model_id="medchat-tests/no-such-model", device="cpu")
