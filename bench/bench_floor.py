@@ -75,12 +75,15 @@ def main() -> None:
 
     rows = [json.loads(line) for line in MEDQUAD.read_text(encoding="utf-8").splitlines() if line.strip()]
     rng = random.Random(args.seed)
-    foci = sorted({r["focus"] for r in rows})
+    by_focus: dict[str, list[dict]] = {}
+    for r in rows:
+        by_focus.setdefault(r["focus"], []).append(r)
+    foci = sorted(by_focus)
     rng.shuffle(foci)
     inside: set[str] = set()
     sample: list[dict] = []
     for focus in foci:  # whole topics go in, so "out of corpus" questions are truly uncovered
-        group = [r for r in rows if r["focus"] == focus]
+        group = by_focus[focus]
         if len(sample) + len(group) > args.answers:
             continue
         sample.extend(group)
