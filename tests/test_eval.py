@@ -291,6 +291,24 @@ def test_mirage_without_retrieval(settings, tmp_path: Path) -> None:
     assert sum(rec["none"]["correct"] for rec in records) == round(m["accuracy"] * 3)
 
 
+def test_interrupted_answer_run_reports_what_was_scored(settings, tmp_path: Path) -> None:
+    class StopsAfterTwo(FakeEngine):
+        def stream(self, messages, params):  # type: ignore[no-untyped-def]
+            if len(self.calls) == 2:
+                raise KeyboardInterrupt
+            return super().stream(messages, params)
+
+    data = _pqal(tmp_path / "pqal.json")
+    engine = StopsAfterTwo(["yes", "yes"])
+    report = run_eval(
+        EvalOptions("pubmedqa", data, tmp_path / "out", modes=["given", "none"]), settings, engine=engine
+    )
+    r = report["result"]
+    assert r["interrupted"] and list(r["modes"]) == ["given"] and r["modes"]["given"]["scored"] == 2
+    assert sum(r["gold_distribution"].values()) == 2
+    assert "**Interrupted**" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_cli_eval_generic(generic_set: Path, tmp_path: Path) -> None:
     from chatbot.cli import main
 

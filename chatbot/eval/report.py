@@ -92,9 +92,7 @@ def _retrieval_md(r: dict[str, Any]) -> list[str]:
     ]
     for method, m in r["methods"].items():
         cells = (
-            [f"{m['recall'][k]:.3f}" for k in ks]
-            + [f"{m['mrr']:.3f}"]
-            + [f"{m['ndcg'][k]:.3f}" for k in nd]
+            [f"{m['recall'][k]:.3f}" for k in ks] + [f"{m['mrr']:.3f}"] + [f"{m['ndcg'][k]:.3f}" for k in nd]
         )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     if any("span_recall" in m for m in r["methods"].values()):
@@ -135,7 +133,13 @@ def _chain_md(a: dict[str, Any]) -> list[str]:
 
 def _answers_md(r: dict[str, Any]) -> list[str]:
     base = r["majority_baseline"]
+    cut = (
+        [f"**Interrupted**: the figures cover the first {first['scored']} questions answered.", ""]
+        if r.get("interrupted") and (first := next(iter(r["modes"].values()), None))
+        else []
+    )
     lines = [
+        *cut,
         f"Model `{r['model']}` ({r['quantization']}), at most {r['answer_max_tokens']} new tokens, greedy.",
         "",
         "## Accuracy",

@@ -382,62 +382,71 @@ def run_choices(
         i.qid: {"qid": i.qid, "group": i.group, "gold": i.answer} for i in task.items
     }
     modes_out: dict[str, Any] = {}
+    interrupted, scored = False, 0
     for mode in modes:
         timings: dict[str, list[float]] = defaultdict(list)
         predicted: list[str | None] = []
         tokens: list[int] = []
         abstain = 0
         bar = _bar(len(task.items), f"{task.name} {mode}")
-        for item in task.items:
-            passages: list[tuple[str, str]] = []
-            if mode == "given":
-                passages = item.context
-            elif mode == "retrieval":
-                assert retriever is not None
+        try:
+            for item in task.items:
+                passages: list[tuple[str, str]] = []
+                if mode == "given":
+                    passages = item.context
+                elif mode == "retrieval":
+                    assert retriever is not None
+                    t = time.perf_counter()
+                    found = retriever.retrieve(item.question)
+                    timings["retrieve_s"].append(time.perf_counter() - t)
+                    best = max((p.score for p in found if p.dense_scored), default=0.0)
+                    abstain += best < settings.retrieval.min_score
+                    passages = [(p.title, p.text) for p in found]
+                heading = "Study text" if mode == "given" else "Relevant documents"
+                messages = choice_messages(item, task.kind, passages, heading)
+                if isinstance(engine, TokenCounter):
+                    tokens.append(engine.prompt_tokens(messages))
                 t = time.perf_counter()
-                found = retriever.retrieve(item.question)
-                timings["retrieve_s"].append(time.perf_counter() - t)
-                best = max((p.score for p in found if p.dense_scored), default=0.0)
-                abstain += best < settings.retrieval.min_score
-                passages = [(p.title, p.text) for p in found]
-            heading = "Study text" if mode == "given" else "Relevant documents"
-            messages = choice_messages(item, task.kind, passages, heading)
-            if isinstance(engine, TokenCounter):
-                tokens.append(engine.prompt_tokens(messages))
-            t = time.perf_counter()
-            reply = "".join(engine.stream(messages, params))
-            timings["generate_s"].append(time.perf_counter() - t)
-            if task.kind == "yes_no_maybe":
-                guess = parse_yes_no_maybe(reply)
-            else:
-                guess = parse_choice(reply, item.options)
-            predicted.append(guess)
-            per_q[item.qid][mode] = {"reply": reply, "predicted": guess, "correct": guess == item.answer}
-            bar.update(1)
+                reply = "".join(engine.stream(messages, params))
+                timings["generate_s"].append(time.perf_counter() - t)
+                if task.kind == "yes_no_maybe":
+                    guess = parse_yes_no_maybe(reply)
+                else:
+                    guess = parse_choice(reply, item.options)
+                predicted.append(guess)
+                per_q[item.qid][mode] = {"reply": reply, "predicted": guess, "correct": guess == item.answer}
+                bar.update(1)
+        except KeyboardInterrupt:  # score what was answered; the report says it was cut short
+            interrupted = True
         bar.close()
-        gold = [i.answer for i in task.items]
+        done = task.items[: len(predicted)]
+        scored = scored or len(done)
+        gold = [i.answer for i in done]
         out: dict[str, Any] = {
+            "scored": len(done),
             "accuracy": accuracy(gold, predicted),
             "macro_f1": macro_f1(gold, predicted, task.labels),
             "unparsed": sum(p is None for p in predicted),
             "predicted": dict(Counter(p or "unparsed" for p in predicted)),
             "latency": latency_summary(timings),
         }
-        groups = sorted({i.group for i in task.items if i.group})
+        groups = sorted({i.group for i in done if i.group})
         if groups:
             out["by_group"] = {
                 g: accuracy(
-                    [i.answer for i in task.items if i.group == g],
-                    [p for i, p in zip(task.items, predicted, strict=True) if i.group == g],
+                    [i.answer for i in done if i.group == g],
+                    [p for i, p in zip(done, predicted, strict=True) if i.group == g],
                 )
                 for g in groups
             }
         if tokens:
             out["prompt_tokens"] = {"mean": round(mean(tokens), 1), "max": max(tokens)}
         if mode == "retrieval":
-            out["abstention_rate"] = abstain / (len(task.items) or 1)
+            out["abstention_rate"] = abstain / (len(done) or 1)
         modes_out[mode] = out
-    gold = [i.answer for i in task.items]
+        if interrupted:
+            break
+    gold = [i.answer for i in task.items[:scored]]
     result: dict[str, Any] = {
         "kind": "answers",
         "model": getattr(engine, "name", ""),
@@ -447,9 +456,10 @@ def run_choices(
         "majority_baseline": majority_baseline(gold, task.labels),
         "emergency_triggers": emergencies,
         "answer_max_tokens": params.max_new_tokens,
+        "interrupted": interrupted,
     }
     if task.kind == "multiple_choice":
-        result["chance"] = mean(1 / len(i.options) for i in task.items)
+        result["chance"] = mean(1 / len(i.options) for i in task.items[:scored])
     if retriever_info:
         result["retrieval_index"] = retriever_info
     return result, list(per_q.values())
