@@ -2,8 +2,9 @@
 
     python bench/bench_retrieval.py [--chunks 50000] [--questions 200] [-k 4]
 
-The corpus is real text: MedQuAD answers (and COVID-QA articles if more are needed),
-chunked by medchat's own chunker, read from ../shared/datasets. The stored vectors are
+The corpus is real text: MedQuAD answers and COVID-QA articles (about 36k chunks),
+chunked by medchat's own chunker and read from ../shared/datasets, with the first
+chunks repeated under new source names to reach 50k. The stored vectors are
 random unit vectors, because embedding 50k chunks takes about half an hour on these
 CPUs and the latency of an HNSW query does not depend on what the vectors mean; the
 question embeddings are real. So this measures speed, not retrieval quality (see the
