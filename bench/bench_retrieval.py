@@ -33,20 +33,23 @@ DATASETS = REPO.parent / "shared" / "datasets"
 
 
 def corpus_docs():
+    """MedQuAD answers then COVID-QA articles (about 36k chunks), repeated under new source
+    names (so new chunk ids) for as long as the caller wants more."""
     from ingestion.documents import Document, Section
 
     with open(DATASETS / "medquad" / "medquad_answered.jsonl", encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
+        medquad = [json.loads(line) for line in f]
+    covid = json.loads((DATASETS / "covidqa" / "covidqa.json").read_text(encoding="utf-8"))
+    for copy in range(100):
+        for row in medquad:
             text = row["answer"]
-            yield Document(text, f"medquad:{row['uid']}", row["focus"], {}, [Section("", 0, len(text))])
-    data = json.loads((DATASETS / "covidqa" / "covidqa.json").read_text(encoding="utf-8"))
-    for article in data["data"]:
-        for para in article["paragraphs"]:
-            text = para["context"]
-            yield Document(
-                text, f"covidqa:{para['document_id']}", "COVID-19 article", {}, [Section("", 0, len(text))]
-            )
+            source = f"medquad{copy}:{row['uid']}"
+            yield Document(text, source, row["focus"], {}, [Section("", 0, len(text))])
+        for article in covid["data"]:
+            for para in article["paragraphs"]:
+                text = para["context"]
+                source = f"covidqa{copy}:{para['document_id']}"
+                yield Document(text, source, "COVID-19 article", {}, [Section("", 0, len(text))])
 
 
 def pct(values: list[float], q: float) -> float:
