@@ -29,6 +29,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAMP = "medchat-stamp.json"
+FORMAT = 2  # 2: title and section are indexed with the text; an index of another format is rebuilt
+
+
+def _searchable(text: str, metadata: str) -> str:
+    """What BM25 indexes: the title and section (as the dense embedding sees them) and the text."""
+    try:
+        meta = json.loads(metadata)
+    except ValueError:
+        return text
+    heading = " ".join(str(meta.get(k, "")) for k in ("title", "section") if meta.get(k))
+    return f"{heading}\n{text}" if heading else text
 
 
 def manifest_path(settings: Settings) -> Path:
@@ -89,8 +100,10 @@ class LexicalIndex:
 
     @property
     def fresh(self) -> bool:
+        stamp = self._stamp()
         return (
-            self._stamp().get("generation") == self.manifest.generation
+            stamp.get("generation") == self.manifest.generation
+            and stamp.get("format") == FORMAT
             and (self.folder / "ids.json").is_file()
         )
 
@@ -107,9 +120,9 @@ class LexicalIndex:
         generation = self.manifest.generation
         ids: list[str] = []
         texts: list[str] = []
-        for cid, text, _meta in self.manifest.iter_chunks():
+        for cid, text, meta in self.manifest.iter_chunks():
             ids.append(cid)
-            texts.append(text)
+            texts.append(_searchable(text, meta))
         tmp = self.folder.with_name(f"{self.folder.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -118,7 +131,9 @@ class LexicalIndex:
             bm25.index(_tokenize(texts), show_progress=False)
             bm25.save(str(tmp))
         (tmp / "ids.json").write_text(json.dumps(ids))
-        (tmp / STAMP).write_text(json.dumps({"generation": generation, "spec": self.spec.as_metadata()}))
+        (tmp / STAMP).write_text(
+            json.dumps({"generation": generation, "format": FORMAT, "spec": self.spec.as_metadata()})
+        )
         # swap in the new folder; a crash here leaves a stale or missing stamp, rebuilt next time
         old = self.folder.with_name(f"{self.folder.name}.old{os.getpid()}")
         shutil.rmtree(old, ignore_errors=True)

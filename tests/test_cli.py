@@ -80,7 +80,8 @@ def test_ask_with_preset_and_metadata_filters(runner, few_notes, monkeypatch):
     monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
     asthma = str(few_notes.resolve() / "asthma.md")
     result = runner.invoke(
-        main, ["ask", "--json", "--preset", "colleague", "--filter", f"source={asthma}", "How is it treated?"]
+        main,
+        ["ask", "--json", "--preset", "colleague", "--filter", f"source={asthma}", "How is asthma treated?"],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
