@@ -2,7 +2,8 @@
 
 Small models often write a correct sentence without its `[n]`. A sentence
 with no citation is given the number of the passage that contains most of
-its content words, when that passage covers at least `min_support` of them;
+its content words, when that passage covers at least `min_support` of them
+and every number in the sentence (a dose, a threshold) appears in it;
 a sentence that no passage supports is reported as unsupported. Citations
 the model wrote itself are kept as they are.
 """
@@ -62,8 +63,11 @@ def attribute(answer: str, passages: Sequence[str], min_support: float = 0.6) ->
         words = content_words(sentence)
         if _CITED.search(sentence) or len(words) < 3:
             return sentence
+        numbers = {w for w in words if any(ch.isdigit() for ch in w)}
         best, share = 0, 0.0
         for n, v in enumerate(vocab, start=1):
+            if not numbers <= v:  # a figure the passage does not give is not supported by it
+                continue
             s = len(words & v) / len(words)
             if s > share:
                 best, share = n, s

@@ -22,3 +22,13 @@ def test_no_citation_at_all():
 
 def test_zero_is_not_a_passage():
     assert check_citations("x [0]", 3).invalid == [0]
+
+
+def test_attribution_needs_the_sentences_numbers_in_the_passage():
+    from chatbot.attribution import attribute
+
+    passage = "Hypertension is diagnosed when clinic blood pressure is 140/90 mmHg or higher."
+    right = attribute("Hypertension is diagnosed when clinic blood pressure is 140/90 mmHg.", [passage])
+    wrong = attribute("Hypertension is diagnosed when clinic blood pressure is 180/200 mmHg.", [passage])
+    assert right.added == [1] and right.text.endswith("140/90 mmHg [1].")
+    assert wrong.added == [] and wrong.unsupported == [wrong.text]
