@@ -112,7 +112,7 @@ def test_log_in_ask_vote_and_the_vote_is_stored(served, browser):
     # compare tab: voting opens only when both answers are in
     page.get_by_role("tab", name="Compare").click()
     expect(page.locator("#cmp-submit")).to_be_disabled()
-    page.locator("#cmp-question textarea").fill("What INR should I aim for?")
+    page.locator("#cmp-question textarea").fill("What INR should I aim for on warfarin?")
     page.locator("#cmp-ask").click()
     expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=90_000)
     expect(page.locator("#cmp-submit")).to_be_enabled()
@@ -152,7 +152,7 @@ def test_log_in_ask_vote_and_the_vote_is_stored(served, browser):
     assert j2.choice == "B" and j2.supersedes_id == j.id and len(store.judgments(status=None)) == 2
 
     # a reload mid-comparison brings the open pair back; the stored vote stays
-    page.locator("#cmp-question textarea").fill("Is an INR of 4 too high?")
+    page.locator("#cmp-question textarea").fill("Is an INR of 4 too high on warfarin?")
     page.locator("#cmp-ask").click()
     expect(page.locator("#cmp-reveal")).not_to_contain_text("Saved")  # the new round has started blank
     expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=90_000)
