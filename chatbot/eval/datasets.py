@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import MedchatError
+from ingestion.loaders.jsondata import _as_list
 
 
 class EvalDataError(MedchatError):
@@ -278,21 +279,6 @@ def generic(
 
 
 YNM = ["yes", "no", "maybe"]
-
-
-def _as_list(value: Any) -> list[Any]:
-    """PubMedQA lists, stored as JSON lists or (in some releases) as their Python repr."""
-    import ast
-
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str) and value.startswith("["):
-        try:
-            parsed = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            return [value]
-        return parsed if isinstance(parsed, list) else [value]
-    return [value] if value else []
 
 
 def pubmedqa_choices(path: Path, *, limit: int | None, seed: int) -> ChoiceTask:
