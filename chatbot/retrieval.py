@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chatbot.ranking import reciprocal_rank_fusion
 
 if TYPE_CHECKING:
-    from chatbot.settings import Settings
+    from chatbot.settings import RetrievalSettings, Settings
     from ingestion.embedding import Embedder
     from ingestion.index import ChromaIndex, Hit
 
@@ -114,6 +114,21 @@ class Retriever:
         self.candidates = candidates
         self.weights = (dense_weight, lexical_weight)
 
+    @classmethod
+    def from_settings(
+        cls, index: ChromaIndex, embedder: Embedder, r: RetrievalSettings, lexical: LexicalIndex | None
+    ) -> Retriever:
+        """A retriever with k, candidates and fusion weights from settings; BM25 only when `r.hybrid`."""
+        return cls(
+            index,
+            embedder,
+            r.k,
+            lexical=lexical if r.hybrid else None,
+            candidates=r.candidates,
+            dense_weight=r.dense_weight,
+            lexical_weight=r.lexical_weight,
+        )
+
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Passage]:
         """The best `k` passages, best first; `score` is the dense cosine similarity."""
         k = k or self.k
@@ -164,16 +179,7 @@ def open_retriever(settings: Settings, embedder: Embedder | None = None) -> Retr
         embedder.id, embedder.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
     )
     index = open_index(settings, spec)
-    r = settings.retrieval
     lexical = None
-    if r.hybrid and manifest_path(settings).is_file():
+    if settings.retrieval.hybrid and manifest_path(settings).is_file():
         lexical = LexicalIndex.open(settings, spec)
-    return Retriever(
-        index,
-        embedder,
-        r.k,
-        lexical=lexical,
-        candidates=r.candidates,
-        dense_weight=r.dense_weight,
-        lexical_weight=r.lexical_weight,
-    )
+    return Retriever.from_settings(index, embedder, settings.retrieval, lexical)

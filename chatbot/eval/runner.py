@@ -255,15 +255,7 @@ def run_retrieval(
         "latency": latency_summary(timings),
     }
     if answers:
-        chain_retriever = Retriever(
-            index,
-            embedder,
-            r.k,
-            lexical=lexical if r.hybrid else None,
-            candidates=r.candidates,
-            dense_weight=r.dense_weight,
-            lexical_weight=r.lexical_weight,
-        )
+        chain_retriever = Retriever.from_settings(index, embedder, r, lexical)
         result["answers"] = answer_sample(
             task, settings, chain_retriever, engine, per_q[:answers], task.questions[:answers]
         )
@@ -569,13 +561,5 @@ def _choice_retriever(
         }
     esettings, index, lexical, info = build_index(settings, [corpus], opts.dataset, embedder)
     r = esettings.retrieval
-    retriever = Retriever(
-        index,
-        embedder,
-        r.k,
-        lexical=lexical if r.hybrid else None,
-        candidates=r.candidates,
-        dense_weight=r.dense_weight,
-        lexical_weight=r.lexical_weight,
-    )
+    retriever = Retriever.from_settings(index, embedder, r, lexical)
     return retriever, {**info, "corpus": str(corpus), "k": r.k, "hybrid": r.hybrid}
