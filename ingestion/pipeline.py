@@ -13,7 +13,6 @@ is reported with its reason and the run goes on.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import IngestError, MedchatError
+from ingestion.documents import file_sha256
 
 if TYPE_CHECKING:
     from chatbot.settings import Settings
@@ -167,14 +167,6 @@ def _display(path: Path | str) -> str:
     return os.fsencode(str(path)).decode("utf-8", "replace")
 
 
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class _Pending:
     record: FileRecord
@@ -239,7 +231,7 @@ class _Run:
             return
         with _Clock(report, "load"):
             try:
-                digest = _file_hash(path)
+                digest = file_sha256(path)
             except OSError as e:
                 report.files.append(
                     FileOutcome(source, "failed", reason=f"cannot read the file ({e.strerror})")

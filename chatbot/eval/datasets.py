@@ -8,7 +8,6 @@ document. Sampling is seeded; the sampled ids go into the run's fingerprint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Sequence
@@ -17,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import MedchatError
-from ingestion.loaders.jsondata import _as_list
+from ingestion.documents import file_sha256
+from ingestion.loaders.jsondata import as_list
 
 
 class EvalDataError(MedchatError):
@@ -67,12 +67,7 @@ class ChoiceTask:
     kind: str  # "yes_no_maybe" | "multiple_choice"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_file = file_sha256
 
 
 def sample(ids: Sequence[str], limit: int | None, seed: int) -> list[str]:
@@ -290,8 +285,8 @@ def pubmedqa_choices(path: Path, *, limit: int | None, seed: int) -> ChoiceTask:
         decision = str(item.get("final_decision", "")).lower()
         if decision not in YNM:
             raise EvalDataError(f"{path}: {pmid} has final_decision {decision!r}, not yes/no/maybe")
-        contexts = [str(c) for c in _as_list(item.get("CONTEXTS"))]
-        labels = [str(x).title() if str(x).isupper() else str(x) for x in _as_list(item.get("LABELS"))]
+        contexts = [str(c) for c in as_list(item.get("CONTEXTS"))]
+        labels = [str(x).title() if str(x).isupper() else str(x) for x in as_list(item.get("LABELS"))]
         labels += [""] * (len(contexts) - len(labels))
         items.append(
             ChoiceItem(

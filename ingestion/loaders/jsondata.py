@@ -70,7 +70,7 @@ def load_jsonl(path: Path, opts: LoadOptions | None = None) -> list[Document]:
     return docs
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     """PubMedQA stores some lists as their Python repr; accept both."""
     if isinstance(value, list):
         return value
@@ -86,8 +86,8 @@ def _as_list(value: Any) -> list[Any]:
 def _pubmedqa(data: dict[str, Any], path: Path) -> list[Document]:
     docs = []
     for pmid, item in data.items():
-        contexts = [str(c) for c in _as_list(item.get("CONTEXTS"))]
-        labels = [str(x) for x in _as_list(item.get("LABELS"))]
+        contexts = [str(c) for c in as_list(item.get("CONTEXTS"))]
+        labels = [str(x) for x in as_list(item.get("LABELS"))]
         labels += [""] * (len(contexts) - len(labels))
         parts = [
             (lab.title() if lab.isupper() else lab, ctx) for lab, ctx in zip(labels, contexts, strict=False)
@@ -103,7 +103,7 @@ def _pubmedqa(data: dict[str, Any], path: Path) -> list[Document]:
                     "pmid": str(pmid),
                     "url": f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/",
                     "year": int(year) if year.isdigit() else None,
-                    "mesh": "; ".join(str(m) for m in _as_list(item.get("MESHES"))),
+                    "mesh": "; ".join(str(m) for m in as_list(item.get("MESHES"))),
                 },
             )
         )
