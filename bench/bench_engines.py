@@ -115,10 +115,18 @@ def run_case(case: str, new_tokens: int, repeats: int, models_dir: Path) -> dict
 
         result["weights_mib"] = round(path.stat().st_size / 2**20, 1)
     else:
+        import bitsandbytes  # noqa: F401  (imported by both cases, so that the baselines match)
+        import torch  # noqa: F401
+
         from chatbot.engines.transformers_engine import TransformersEngine
 
         quant = "none" if case == "hf-fp32" else "nf4"
+        copies = set(models_dir.glob("*-nf4-*")) if models_dir.is_dir() else set()
+        result["base_rss_mib"] = round(_rss_mib(), 1)
+        t0 = time.perf_counter()
         hf = TransformersEngine(quantization=quant, device="cpu", models_dir=models_dir, n_ctx=4096)
+        if case == "hf-nf4":
+            result["quantized_now"] = set(models_dir.glob("*-nf4-*")) != copies
 
         def generate(messages: list[ChatMessage]) -> Any:
             return hf.stream(messages, params)
@@ -149,7 +157,18 @@ def run_case(case: str, new_tokens: int, repeats: int, models_dir: Path) -> dict
     elif case.startswith("hf"):
         result["long_prompt_tokens"] = hf.prompt_tokens(prompts()["long"])
     result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if "base_rss_mib" in result:
+        result["model_peak_mib"] = round(result["peak_rss_mib"] - result["base_rss_mib"], 1)
     return result
+
+
+def _rss_mib() -> float:
+    """Resident memory now (Linux), to subtract the runtime's own share from the peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def paired(new_tokens: int, pairs: int) -> None:
@@ -182,12 +201,13 @@ def paired(new_tokens: int, pairs: int) -> None:
                 yield piece
 
     ratios, rates = [], {"llamacpp": [], "llamacpp-bare": []}  # type: ignore[var-annotated]
+    order = [
+        ("llamacpp", engine._llm, lambda: engine.stream(messages, params)),
+        ("llamacpp-bare", bare, run_bare),
+    ]
     for i in range(pairs + 1):
         pair = {}
-        for name, llm, gen in (
-            ("llamacpp", engine._llm, lambda: engine.stream(messages, params)),
-            ("llamacpp-bare", bare, run_bare),
-        ):
+        for name, llm, gen in order if i % 2 else order[::-1]:  # who goes first alternates
             llm.reset()
             t0 = time.perf_counter()
             text = "".join(gen())
@@ -202,8 +222,25 @@ def paired(new_tokens: int, pairs: int) -> None:
         f"paired, {pairs} pairs, short prompt, {new_tokens} tokens, tokens/s including prefill (medians): "
         f"medchat {statistics.median(rates['llamacpp']):.1f}, "
         f"bare {statistics.median(rates['llamacpp-bare']):.1f}, "
-        f"medchat/bare {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})"
+        f"medchat/bare {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}); "
+        f"medchat/bare of the summed times {_sum_ratio(rates):.3f}, bootstrap 95% interval "
+        f"{' to '.join(f'{x:.3f}' for x in _bootstrap(rates))}"
     )
+
+
+def _sum_ratio(rates: dict[str, list[float]], pick: list[int] | None = None) -> float:
+    """Overall speed ratio: total time bare / total time medchat for the same token counts."""
+    idx = pick if pick is not None else list(range(len(rates["llamacpp"])))
+    return sum(1 / rates["llamacpp-bare"][i] for i in idx) / sum(1 / rates["llamacpp"][i] for i in idx)
+
+
+def _bootstrap(rates: dict[str, list[float]], draws: int = 2000) -> tuple[float, float]:
+    import random
+
+    rng = random.Random(0)
+    n = len(rates["llamacpp"])
+    stats = sorted(_sum_ratio(rates, [rng.randrange(n) for _ in range(n)]) for _ in range(draws))
+    return stats[int(0.025 * draws)], stats[int(0.975 * draws) - 1]
 
 
 def main() -> None:
@@ -224,7 +261,8 @@ def main() -> None:
         return
     cases = args.cases.split(",")
     plan = [c for _ in range(args.rounds) for c in cases if c.startswith("llamacpp")]
-    plan += [c for c in cases if not c.startswith("llamacpp")]
+    # hf-nf4 twice: the first load may quantize and keep a copy (see the transformers engine)
+    plan += [c for c in cases if not c.startswith("llamacpp") for _ in range(1 + (c == "hf-nf4"))]
     runs: dict[str, list[dict[str, Any]]] = {}
     for case in plan:
         cmd = [sys.executable, __file__, "--case", case, "--new-tokens", str(args.new_tokens)]
@@ -235,6 +273,9 @@ def main() -> None:
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(row), flush=True)
+        if row.get("quantized_now"):
+            print(f"(hf-nf4 quantized the model in that run: peak RSS {row['peak_rss_mib']} MiB; not counted)")
+            continue
         runs.setdefault(case, []).append(row)
     cols = [
         "short_ttft_s",
@@ -243,20 +284,21 @@ def main() -> None:
         "long_tok_s",
         "weights_mib",
         "peak_rss_mib",
+        "model_peak_mib",
         "load_s",
     ]
     print(f"\n{os.cpu_count()} CPU threads, greedy, up to {args.new_tokens} new tokens, medians\n")
     print("| engine | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
     merged = {}
     for case, rows in runs.items():
-        merged[case] = {c: statistics.median(r[c] for r in rows) for c in cols}
+        merged[case] = {c: statistics.median(r.get(c, float("nan")) for r in rows) for c in cols}
         print(f"| {case} | " + " | ".join(f"{merged[case][c]:g}" for c in cols) + " |")
     if "llamacpp" in merged and "llamacpp-bare" in merged:
         for label in ("short", "long"):
             a, b = merged["llamacpp"][f"{label}_tok_s"], merged["llamacpp-bare"][f"{label}_tok_s"]
             print(f"\nllamacpp vs bare, {label} prompt: {100 * (a / b - 1):+.1f}% tokens/s", end="")
     if "hf-fp32" in merged and "hf-nf4" in merged:
-        for col in ("weights_mib", "peak_rss_mib"):
+        for col in ("weights_mib", "model_peak_mib", "peak_rss_mib"):
             ratio = merged["hf-nf4"][col] / merged["hf-fp32"][col]
             print(f"\nnf4 / fp32 {col}: {100 * ratio:.0f}% (target <= 35%)", end="")
     print()

@@ -188,10 +188,12 @@ def main() -> None:
             results[kind] = run_worker(kind, ns)
             print(json.dumps(results[kind]), flush=True)
         if "medchat" in results:
-            env = dict(os.environ, MEDCHAT_HOME=str(tmp / "home-medchat"))
+            # `medchat ingest` from this checkout (the installed command may point at another one)
+            env = dict(os.environ, MEDCHAT_HOME=str(tmp / "home-medchat"), PYTHONPATH=str(REPO))
             t = time.perf_counter()
             subprocess.run(
-                [str(Path(sys.executable).parent / "medchat"), "ingest", "--json", *map(str, files)],
+                [sys.executable, "-c", "from chatbot.cli import main; main()", "ingest", "--json"]
+                + [str(f) for f in files],
                 check=True,
                 capture_output=True,
                 env=env,

@@ -58,6 +58,22 @@ def test_nf4_on_cpu_has_4bit_layers_and_answers(nf4, fp32):
     assert len(answer.split()) >= 3
 
 
+def test_nf4_on_cpu_is_quantized_once_and_reloaded_from_the_copy(nf4, models_dir: Path):
+    from chatbot.engines.transformers_engine import TransformersEngine
+
+    copies = [p for p in models_dir.iterdir() if "-nf4-" in p.name]
+    assert len(copies) == 1 and (copies[0] / "model.safetensors").is_file()
+    assert copies[0].joinpath("model.safetensors").stat().st_size < 0.4 * sum(
+        p.stat().st_size for p in models_dir.glob("*/model.safetensors") if p.parent != copies[0]
+    )
+    again = TransformersEngine(quantization="nf4", device="cpu", models_dir=models_dir, n_ctx=2048)
+    assert "quantization_config" in again.model.config.to_dict()
+    assert again.memory_footprint() == nf4.memory_footprint()
+    params = GenerationParams(max_new_tokens=12)
+    assert complete(again, QUESTION, params) == complete(nf4, QUESTION, params)
+    assert [p.name for p in models_dir.iterdir() if "-nf4-" in p.name] == [copies[0].name]
+
+
 def test_chat_template_is_the_models_own(fp32):
     ids = fp32._encode(QUESTION)["input_ids"][0]
     text = fp32.tokenizer.decode(ids)
