@@ -10,9 +10,13 @@ Cases, each in its own process (so its peak resident memory is its own):
 Each case answers a short chat prompt and a ~1,500-token one (sample-corpus passages and a
 question), greedy, up to `--new-tokens` tokens, `--repeats` times with a cold KV cache, and
 reports medians. tokens/s is the decode rate after the first token; TTFT includes prefill.
+hf-nf4 runs twice: its first load may quantize the model and keep the 4-bit copy that later
+loads use (that run is shown and left out of the table).
 The llama.cpp pair runs `--rounds` times alternately, to spread out the noise of a shared
-machine. Memory: peak RSS of the process (`ru_maxrss`), and for transformers the weights
-alone (`model.get_memory_footprint()`).
+machine. Memory: peak RSS of the process (`ru_maxrss`); for transformers also the weights
+alone (`model.get_memory_footprint()`) and the model's share of the peak, that is the peak
+minus the resident memory once torch, transformers and bitsandbytes are imported, after the
+short prompts and after the long ones.
 
     nice -n 10 python bench/bench_engines.py
     python bench/bench_engines.py --cases llamacpp,llamacpp-bare --rounds 3
@@ -152,13 +156,14 @@ def run_case(case: str, new_tokens: int, repeats: int, models_dir: Path) -> dict
         result[f"{label}_ttft_s"] = round(statistics.median(ttfts), 3)
         result[f"{label}_tok_s"] = round(statistics.median(rates), 1)
         result[f"{label}_new_tokens"] = tokens
+        if "base_rss_mib" in result:  # the model's share of the peak after this prompt (peaks only grow)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            result[f"model_peak_{label}_mib"] = round(peak - result["base_rss_mib"], 1)
     if case == "llamacpp":
         result["long_prompt_tokens"] = engine.prompt_tokens(prompts()["long"])
     elif case.startswith("hf"):
         result["long_prompt_tokens"] = hf.prompt_tokens(prompts()["long"])
     result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    if "base_rss_mib" in result:
-        result["model_peak_mib"] = round(result["peak_rss_mib"] - result["base_rss_mib"], 1)
     return result
 
 
@@ -260,7 +265,8 @@ def main() -> None:
         print(json.dumps(run_case(args.case, args.new_tokens, args.repeats, args.models_dir)), flush=True)
         return
     cases = args.cases.split(",")
-    plan = [c for _ in range(args.rounds) for c in cases if c.startswith("llamacpp")]
+    pair = [c for c in cases if c.startswith("llamacpp")]
+    plan = [c for r in range(args.rounds) for c in (pair if r % 2 == 0 else pair[::-1])]  # order alternates
     # hf-nf4 twice: the first load may quantize and keep a copy (see the transformers engine)
     plan += [c for c in cases if not c.startswith("llamacpp") for _ in range(1 + (c == "hf-nf4"))]
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -274,7 +280,8 @@ def main() -> None:
         row = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(row), flush=True)
         if row.get("quantized_now"):
-            print(f"(hf-nf4 quantized the model in that run: peak RSS {row['peak_rss_mib']} MiB; not counted)")
+            peak = row["peak_rss_mib"]
+            print(f"(hf-nf4 quantized the model in that run: peak RSS {peak} MiB; not counted)")
             continue
         runs.setdefault(case, []).append(row)
     cols = [
@@ -284,7 +291,8 @@ def main() -> None:
         "long_tok_s",
         "weights_mib",
         "peak_rss_mib",
-        "model_peak_mib",
+        "model_peak_short_mib",
+        "model_peak_long_mib",
         "load_s",
     ]
     print(f"\n{os.cpu_count()} CPU threads, greedy, up to {args.new_tokens} new tokens, medians\n")
@@ -298,7 +306,7 @@ def main() -> None:
             a, b = merged["llamacpp"][f"{label}_tok_s"], merged["llamacpp-bare"][f"{label}_tok_s"]
             print(f"\nllamacpp vs bare, {label} prompt: {100 * (a / b - 1):+.1f}% tokens/s", end="")
     if "hf-fp32" in merged and "hf-nf4" in merged:
-        for col in ("weights_mib", "model_peak_mib", "peak_rss_mib"):
+        for col in ("weights_mib", "model_peak_short_mib", "model_peak_long_mib", "peak_rss_mib"):
             ratio = merged["hf-nf4"][col] / merged["hf-fp32"][col]
             print(f"\nnf4 / fp32 {col}: {100 * ratio:.0f}% (target <= 35%)", end="")
     print()

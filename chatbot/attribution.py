@@ -38,9 +38,7 @@ def stem(word: str) -> str:
 
 
 def content_words(text: str) -> set[str]:
-    return {
-        stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and (len(w) > 2 or w.isdigit())
-    }
+    return {stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and (len(w) > 2 or w.isdigit())}
 
 
 @dataclass(frozen=True)

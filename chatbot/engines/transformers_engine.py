@@ -87,7 +87,8 @@ def gguf_to_folder(gguf: Path, models_dir: Path) -> Path:
 
 def _quantized_folder(source: Path, quantization: str, compute_dtype: str, models_dir: Path) -> Path:
     """Where a bitsandbytes-quantized copy of the local model folder `source` is kept."""
-    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin"))
+    kinds = (".json", ".safetensors", ".bin")
+    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix in kinds)
     stamp = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
     key = f"q1|{source.resolve()}|{quantization}|{compute_dtype}|{stamp}"
     return models_dir / f"{source.name}-{quantization}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
@@ -159,10 +160,10 @@ class TransformersEngine:
         # for a 135M model, 0.7 GB from a quantized copy): so local models are quantized once and
         # the copy is loaded from then on. On a GPU bitsandbytes quantizes on the device instead.
         keep: Path | None = None
-        if quant_config is not None and self.device == "cpu" and not model_id and not _is_quantized(Path(source)):
-            keep = _quantized_folder(
-                Path(source), quantization, compute_dtype, (models_dir or Path("~/.medchat/models")).expanduser()
-            )
+        local = not model_id and not _is_quantized(Path(source))
+        if quant_config is not None and self.device == "cpu" and local:
+            kept_in = (models_dir or Path("~/.medchat/models")).expanduser()
+            keep = _quantized_folder(Path(source), quantization, compute_dtype, kept_in)
             if (keep / "config.json").is_file():
                 source, quant_config, keep = str(keep), None, None  # its config.json holds the quantization
         try:
