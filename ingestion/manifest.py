@@ -2,6 +2,9 @@
 
 A file is recorded as done only after its chunks are in Chroma, in one
 transaction that also stores the chunk texts the BM25 index is built from.
+Until then its chunks wait in a `staged` table, batch by batch, so that a file
+of any size never has to be held in memory; staged chunks count for nothing
+until their file is committed, and an interrupted run's are discarded.
 A run marks the manifest dirty before its first write to Chroma and clean
 after its last; a dirty manifest at start means an interrupted run, and the
 pipeline then reconciles Chroma with the manifest (see `pipeline.reconcile`).
@@ -38,6 +41,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     metadata TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+CREATE TABLE IF NOT EXISTS staged (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS staged_path ON staged(path);
 """
 
 
@@ -149,6 +160,60 @@ class Manifest:
                     (record.path, record.size, record.mtime_ns, record.file_hash, record.chunks),
                 )
             self._bump()
+
+    def stage(self, path: str, chunks: Sequence[Chunk]) -> None:
+        """Keep chunks of a file in progress (already in Chroma) until the file is committed."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO staged(id, path, fingerprint, text, metadata) VALUES (?,?,?,?,?)",
+                [(c.id, path, fingerprint(c), c.text, json.dumps(c.store_metadata())) for c in chunks],
+            )
+
+    def commit_staged(self, records: Sequence[FileRecord]) -> list[tuple[int, list[str]]]:
+        """Record files as done with exactly their staged chunks, all in one transaction.
+
+        Returns, per file, the number of chunks it gained and the ids of the chunks it lost
+        (the caller removes those from Chroma).
+        """
+        out = []
+        with self._transaction():
+            for r in records:
+                added = self._db.execute(
+                    "SELECT count(*) FROM staged WHERE path = ? AND id NOT IN "
+                    "(SELECT id FROM chunks WHERE path = ?)",
+                    (r.path, r.path),
+                ).fetchone()[0]
+                lost = [
+                    row[0]
+                    for row in self._db.execute(
+                        "SELECT id FROM chunks WHERE path = ? AND id NOT IN "
+                        "(SELECT id FROM staged WHERE path = ?) ORDER BY id",
+                        (r.path, r.path),
+                    )
+                ]
+                self._db.execute("DELETE FROM chunks WHERE path = ?", (r.path,))
+                self._db.execute(
+                    "INSERT INTO chunks(id, path, fingerprint, text, metadata) "
+                    "SELECT id, path, fingerprint, text, metadata FROM staged WHERE path = ?",
+                    (r.path,),
+                )
+                self._db.execute("DELETE FROM staged WHERE path = ?", (r.path,))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO files(path, size, mtime_ns, file_hash, chunks) "
+                    "VALUES (?,?,?,?,?)",
+                    (r.path, r.size, r.mtime_ns, r.file_hash, r.chunks),
+                )
+                out.append((int(added), lost))
+            self._bump()
+        return out
+
+    def discard_staged(self, path: str | None = None) -> set[str]:
+        """Drop the staged chunks of one file (or all); returns their ids."""
+        where, args = ("WHERE path = ?", (path,)) if path is not None else ("", ())
+        with self._transaction():
+            ids = {r[0] for r in self._db.execute(f"SELECT id FROM staged {where}", args)}
+            self._db.execute(f"DELETE FROM staged {where}", args)
+        return ids
 
     def touch(self, record: FileRecord) -> None:
         """The file's bytes are unchanged but its size/mtime moved: remember the new stat."""

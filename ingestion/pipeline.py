@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatbot.errors import IngestError, MedchatError
+from chatbot.errors import MedchatError
 from ingestion.documents import file_sha256
 
 if TYPE_CHECKING:
@@ -168,16 +168,27 @@ def _display(path: Path | str) -> str:
 
 
 @dataclass
-class _Pending:
+class _File:
+    """A file being ingested: what the manifest knew of it and its chunks not yet staged."""
+
     record: FileRecord
-    chunks: list[Chunk]
-    to_embed: list[Chunk]
-    old_ids: set[str]
+    old: dict[str, str]  # chunk id -> fingerprint, as the manifest has them
     outcome: FileOutcome
+    seen: set[str] = field(default_factory=set)
+    chunks: list[Chunk] = field(default_factory=list)  # read since the last flush
+    to_embed: list[Chunk] = field(default_factory=list)  # of those, the ones needing new vectors
+    done: bool = False
 
 
 class _Run:
-    """One ingestion run: the collaborators, the report and the batch being filled."""
+    """One ingestion run: the collaborators, the report and the batch being filled.
+
+    Chunks stream from the loaders into a batch shared by all files; every
+    `batch_size` chunks the batch is embedded, written to Chroma and staged in
+    the manifest, so memory holds one batch (and the ids of the file in
+    progress), however large a file or the corpus. A file is committed once all
+    its chunks are written.
+    """
 
     def __init__(
         self,
@@ -192,8 +203,8 @@ class _Run:
         self.index = index
         self.manifest = manifest
         self.report = report
-        self.pending: list[_Pending] = []
-        self.pending_embed = 0
+        self.pending: list[_File] = []
+        self.buffered = 0  # chunks held in memory by the pending files
         self._chunker: Chunker | None = None
         self.dirty = False
 
@@ -216,8 +227,8 @@ class _Run:
             self.dirty = True
 
     def process(self, path: Path, known: FileRecord | None) -> None:
-        from ingestion.loaders import LoadOptions, load
-        from ingestion.manifest import FileRecord, fingerprint
+        from ingestion.loaders import LoadOptions, iter_load
+        from ingestion.manifest import FileRecord
 
         report = self.report
         source = str(path)
@@ -242,52 +253,71 @@ class _Run:
                 self.manifest.touch(record)
                 report.files.append(FileOutcome(source, "unchanged", chunks=known.chunks))
                 return
-            ing = self.settings.ingestion
-            opts = LoadOptions(
-                jsonl_text_field=ing.jsonl_text_field,
-                jsonl_id_field=ing.jsonl_id_field,
-                jsonl_title_field=ing.jsonl_title_field,
-                max_text_chars=ing.max_text_chars,
-            )
-            try:
-                docs = load(path, opts)
-            except IngestError as e:
-                report.files.append(FileOutcome(source, "failed", reason=str(e), warnings=opts.warnings))
-                log.warning("%s", e)
-                return
-            except Exception as e:  # a loader bug must not end the run; name the file and the error
-                log.exception("unexpected error reading %s", path)
-                reason = f"{path}: unexpected {type(e).__name__} while reading ({e})"
-                report.files.append(FileOutcome(source, "failed", reason=reason, warnings=opts.warnings))
-                return
-        with _Clock(report, "chunk"):
-            try:
-                chunks: dict[str, Chunk] = {}
-                for doc in docs:
-                    for c in self.chunker.chunk(doc):
-                        chunks.setdefault(c.id, c)
-            except MedchatError as e:
-                report.files.append(FileOutcome(source, "failed", reason=str(e)))
-                return
-            old = self.manifest.fingerprints(source)
-            to_embed = [c for c in chunks.values() if old.get(c.id) != fingerprint(c)]
+        ing = self.settings.ingestion
+        opts = LoadOptions(
+            jsonl_text_field=ing.jsonl_text_field,
+            jsonl_id_field=ing.jsonl_id_field,
+            jsonl_title_field=ing.jsonl_title_field,
+            max_text_chars=ing.max_text_chars,
+        )
+        file = _File(record, self.manifest.fingerprints(source), FileOutcome(source, "ingested"))
+        self.pending.append(file)
+        docs = iter_load(path, opts)
+        try:
+            while True:
+                with _Clock(report, "load"):
+                    doc = next(docs, None)
+                if doc is None:
+                    break
+                with _Clock(report, "chunk"):
+                    for chunk in self.chunker.chunk(doc):
+                        self._add(file, chunk)
+                if self.buffered >= ing.batch_size:
+                    self.flush()
+        except MedchatError as e:  # IngestError from the loader, or a chunking error
+            log.warning("%s", e)
+            self._abandon(file, str(e), opts.warnings)
+            return
+        except Exception as e:  # a loader bug must not end the run; name the file and the error
+            log.exception("unexpected error reading %s", path)
+            self._abandon(file, f"{path}: unexpected {type(e).__name__} while reading ({e})", opts.warnings)
+            return
         for w in opts.warnings:
             log.warning("%s", w)
-        record = FileRecord(source, st.st_size, st.st_mtime_ns, digest, len(chunks))
-        outcome = FileOutcome(source, "ingested", chunks=len(chunks), warnings=opts.warnings)
-        self.pending.append(_Pending(record, list(chunks.values()), to_embed, set(old), outcome))
-        self.pending_embed += len(to_embed)
-        if self.pending_embed >= self.settings.ingestion.batch_size:
+        file.done = True
+        file.record = FileRecord(source, st.st_size, st.st_mtime_ns, digest, len(file.seen))
+        file.outcome.chunks, file.outcome.warnings = len(file.seen), opts.warnings
+        if self.buffered >= ing.batch_size:
             self.flush()
 
+    def _add(self, file: _File, chunk: Chunk) -> None:
+        from ingestion.manifest import fingerprint
+
+        if chunk.id in file.seen:
+            return
+        file.seen.add(chunk.id)
+        file.chunks.append(chunk)
+        if file.old.get(chunk.id) != fingerprint(chunk):
+            file.to_embed.append(chunk)
+        self.buffered += 1
+
+    def _abandon(self, file: _File, reason: str, warnings: list[str]) -> None:
+        """A file failed midway: drop what was read of it and remove from Chroma what was written."""
+        self.pending.remove(file)
+        self.buffered -= len(file.chunks)
+        written = self.manifest.discard_staged(file.record.path) - set(file.old)
+        if written:
+            with _Clock(self.report, "write"):
+                self.index.delete(sorted(written))
+        self.report.files.append(FileOutcome(file.record.path, "failed", reason=reason, warnings=warnings))
+
     def flush(self) -> None:
-        """Embed and write the pending files' new chunks, then record those files as done."""
+        """Embed and write the pending chunks, stage them, and commit the files that are complete."""
         if not self.pending:
             return
+        self.mark_dirty()
         batch = self.settings.ingestion.batch_size
-        todo = [c for p in self.pending for c in p.to_embed]
-        if todo:
-            self.mark_dirty()
+        todo = [c for f in self.pending for c in f.to_embed]
         for i in range(0, len(todo), batch):
             part = todo[i : i + batch]
             with _Clock(self.report, "embed"):
@@ -296,19 +326,21 @@ class _Run:
                 self.index.add(part, vectors)
             self.report.chunks_embedded += len(part)
         with _Clock(self.report, "write"):
-            stale: list[str] = []
-            for p in self.pending:
-                new_ids = {c.id for c in p.chunks}
-                stale.extend(p.old_ids - new_ids)
-                self.report.chunks_added += len(new_ids - p.old_ids)
-                self.report.chunks_removed += len(p.old_ids - new_ids)
-            if stale:
-                self.mark_dirty()
-            self.manifest.commit_files([(p.record, p.chunks) for p in self.pending])
-            self.index.delete(stale)
-        self.report.files.extend(p.outcome for p in self.pending)
-        self.pending = []
-        self.pending_embed = 0
+            for f in self.pending:
+                if f.chunks:
+                    self.manifest.stage(f.record.path, f.chunks)
+                f.chunks, f.to_embed = [], []
+            self.buffered = 0
+            done = [f for f in self.pending if f.done]
+            if done:
+                stale: list[str] = []
+                for added, lost in self.manifest.commit_staged([f.record for f in done]):
+                    self.report.chunks_added += added
+                    self.report.chunks_removed += len(lost)
+                    stale.extend(lost)
+                self.index.delete(stale)
+        self.report.files.extend(f.outcome for f in done)
+        self.pending = [f for f in self.pending if not f.done]
 
 
 def reconcile(index: ChromaIndex, manifest: Manifest) -> tuple[int, int]:
@@ -319,6 +351,7 @@ def reconcile(index: ChromaIndex, manifest: Manifest) -> tuple[int, int]:
     from Chroma are forgotten, so the next run ingests them again. Returns
     (chunks deleted, files forgotten).
     """
+    manifest.discard_staged()  # chunks of files that were never committed count for nothing
     in_chroma = index.all_ids()
     in_manifest = manifest.chunk_ids()
     extra = in_chroma - in_manifest

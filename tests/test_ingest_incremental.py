@@ -207,6 +207,86 @@ def test_memory_is_bounded_by_batch_size(small, tmp_path, monkeypatch):
     assert sum(sizes) == report.total_chunks
 
 
+def _records(path: Path, n: int, word: str = "dosing") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"r{k}", "text": f"Record {k} about drug{k} {word}."}) + "\n" for k in range(n)
+        )
+    )
+    return path
+
+
+def test_a_large_jsonl_file_streams_through_in_batches(small, tmp_path):
+    """One file of many records: its chunks reach Chroma batch by batch, before the file ends,
+    and never sit in memory all at once."""
+    big = _records(tmp_path / "c" / "big.jsonl", 100)
+    emb = HashEmbedder()
+    seen: list[tuple[int, int]] = []  # (batch size, chunks already in Chroma) at each embedding call
+    index = open_index(small, spec_of(small, emb), create=True)
+    real = emb.embed_documents
+
+    def spy(texts):
+        seen.append((len(texts), index.count()))
+        return real(texts)
+
+    emb.embed_documents = spy
+    report = ingest([big], settings=small, embedder=emb, index=index)
+    assert report.count("ingested") == 1 and report.total_chunks == report.chunks_added == 100
+    assert max(n for n, _ in seen) <= small.ingestion.batch_size and len(seen) >= 100 // 8
+    assert seen[-1][1] >= 90  # the file's earlier batches were written while it was still being read
+    from ingestion.manifest import Manifest
+
+    m = Manifest(manifest_path(small), spec_of(small, emb).as_metadata())
+    assert m.discard_staged() == set() and m.chunk_count() == 100
+    m.close()
+
+
+def test_killed_midway_through_one_large_file_resumes_to_the_clean_result(small, tmp_path, monkeypatch):
+    big = _records(tmp_path / "c" / "big.jsonl", 60)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([big], settings=small, embedder=HashEmbedder(fail_after=4))
+    assert open_index(small, spec_of(small, HashEmbedder())).count() == 4 * 8  # written, not committed
+    resumed = ingest([big], settings=small, embedder=HashEmbedder())
+    assert resumed.recovered and resumed.count("ingested") == 1
+    assert resumed.chunks_added == resumed.total_chunks == 60
+    clean_home = tmp_path / "clean-home"
+    monkeypatch.setenv("MEDCHAT_HOME", str(clean_home))
+    from chatbot.settings import Settings
+
+    clean = Settings(ingestion=small.ingestion.model_dump())
+    ingest([big], settings=clean, embedder=HashEmbedder())
+    assert state(small, HashEmbedder()) == state(clean, HashEmbedder())
+
+
+def test_a_file_failing_midway_leaves_nothing_behind(small, tmp_path, monkeypatch):
+    from chatbot.errors import IngestError
+    from ingestion.loaders import jsondata
+
+    corpus = tmp_path / "c"
+    _records(corpus / "a-ok.jsonl", 5, "first")
+    _records(corpus / "b-breaks.jsonl", 50, "second")
+    _records(corpus / "c-ok.jsonl", 5, "third")
+    real = jsondata._record_doc
+
+    def breaks_at_40(record, where, path, opts, fallback):
+        if path.name == "b-breaks.jsonl" and where == "40":
+            raise IngestError(f"{path}: the disk went away at line 40")
+        return real(record, where, path, opts, fallback)
+
+    monkeypatch.setattr(jsondata, "_record_doc", breaks_at_40)
+    emb = HashEmbedder()
+    report = ingest([corpus], settings=small, embedder=emb)
+    outcome = {Path(f.path).name: f for f in report.files}
+    assert outcome["b-breaks.jsonl"].status == "failed" and "line 40" in outcome["b-breaks.jsonl"].reason
+    assert outcome["a-ok.jsonl"].status == outcome["c-ok.jsonl"].status == "ingested"
+    chroma, bm25 = state(small, emb)
+    assert chroma == bm25 and len(chroma) == report.total_chunks == 10  # none of b's 39 records
+    monkeypatch.setattr(jsondata, "_record_doc", real)
+    again = ingest([corpus], settings=small, embedder=emb)
+    assert again.count("ingested") == 1 and again.total_chunks == 60 and not again.recovered
+
+
 def test_an_open_lexical_index_follows_later_ingestions(small, tmp_path):
     corpus = make_corpus(tmp_path / "c", n=2)
     emb = HashEmbedder()

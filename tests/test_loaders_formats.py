@@ -160,6 +160,46 @@ def test_jsonl_with_no_usable_line_fails(tmp_path):
         load(p)
 
 
+def test_jsonl_is_read_a_record_at_a_time_in_any_encoding(tmp_path):
+    from ingestion.loaders import iter_load
+
+    p = tmp_path / "big.jsonl"
+    p.write_text("".join(json.dumps({"id": f"r{i}", "text": f"Record {i}."}) + "\n" for i in range(5)))
+    docs = iter_load(p)
+    assert next(docs).metadata["doc_id"] == "r0"  # a generator: nothing past the first record read yet
+    assert [d.metadata["doc_id"] for d in docs] == ["r1", "r2", "r3", "r4"]
+
+    lines = [json.dumps({"id": "u", "text": "Caf\u00e9 au lait spots."}, ensure_ascii=False)]
+    (tmp_path / "u16.jsonl").write_bytes("\n".join(lines).encode("utf-16"))  # with its BOM
+    (tmp_path / "latin.jsonl").write_bytes("\n".join(lines).encode("latin-1"))
+    (tmp_path / "sig.jsonl").write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())
+    for name in ("u16", "latin", "sig"):
+        [doc] = load(tmp_path / f"{name}.jsonl")
+        assert "Café au lait" in doc.text, name
+
+
+def test_jsonl_limits_each_record_not_the_file_and_caps_its_warnings(tmp_path):
+    from ingestion.loaders.base import MAX_WARNINGS
+
+    p = tmp_path / "many.jsonl"
+    good = [json.dumps({"id": f"g{i}", "text": "x" * 900}) for i in range(30)]  # 27,000 chars in all
+    p.write_text("\n".join(good + [json.dumps({"id": "huge", "text": "y" * 5000})] + ["{bad"] * 200))
+    opts = LoadOptions(max_text_chars=1000)
+    docs = load(p, opts)
+    assert len(docs) == 30  # the file holds far more than max_text_chars; each record does not
+    assert "31: 5,0" in opts.warnings[0] and "max_text_chars" in opts.warnings[0]
+    assert len(opts.warnings) == MAX_WARNINGS + 1
+    assert opts.warnings[-1] == f"... and {201 - MAX_WARNINGS} more warnings for this file"
+
+
+def test_jsonl_line_with_nul_bytes_is_skipped(tmp_path):
+    p = tmp_path / "nul.jsonl"
+    p.write_bytes(b'{"id": "a", "text": "ok"}\n{"id": "b", "te\x00xt": "x"}\n')
+    opts = LoadOptions()
+    assert [d.metadata["doc_id"] for d in load(p, opts)] == ["a"]
+    assert "2: contains NUL bytes" in opts.warnings[0]
+
+
 def test_pubmedqa_json(tmp_path):
     p = tmp_path / "pqa.json"
     item = {

@@ -9,14 +9,14 @@ libraries are imported by the loaders that use them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from chatbot.errors import IngestError
 from ingestion.documents import Document
 from ingestion.loaders.base import LoadOptions, check_size
 from ingestion.loaders.html import load_html
-from ingestion.loaders.jsondata import load_json, load_jsonl
+from ingestion.loaders.jsondata import iter_jsonl, load_json, load_jsonl
 from ingestion.loaders.pdf import load_pdf
 from ingestion.loaders.text import load_markdown, load_text, markdown_sections, read_text
 from ingestion.loaders.xml import load_xml
@@ -41,7 +41,10 @@ LOADERS: dict[str, Loader] = {
 
 __all__ = [
     "LOADERS",
+    "STREAMED",
     "LoadOptions",
+    "iter_jsonl",
+    "iter_load",
     "load",
     "load_html",
     "load_json",
@@ -53,6 +56,37 @@ __all__ = [
     "markdown_sections",
     "read_text",
 ]
+
+
+# formats read a record at a time, so that a file of any size costs one record's memory
+STREAMED: dict[str, Callable[[Path, LoadOptions | None], Iterator[Document]]] = {
+    ".jsonl": iter_jsonl,
+    ".ndjson": iter_jsonl,
+}
+
+
+def iter_load(path: Path, opts: LoadOptions | None = None) -> Iterator[Document]:
+    """The documents of one file as they are read: streamed where the format allows (JSON Lines),
+    else all of `load(path)`. Errors are `IngestError`s, raised at the start or midway."""
+    opts = opts or LoadOptions()
+    stream = STREAMED.get(path.suffix.lower())
+    if stream is None:
+        yield from load(path, opts)
+        return
+    found = False
+    try:
+        for doc in stream(path, opts):
+            if doc.text.strip():
+                found = True
+                yield doc
+    except IngestError:
+        raise
+    except OSError as e:
+        raise IngestError(f"{path}: cannot read the file ({e.strerror or e})") from e
+    except MemoryError as e:
+        raise IngestError(f"{path}: a line too large to read into memory") from e
+    if not found:
+        raise IngestError(f"{path}: the file is empty (no text found)")
 
 
 def load(path: Path, opts: LoadOptions | None = None) -> list[Document]:
@@ -73,5 +107,6 @@ def load(path: Path, opts: LoadOptions | None = None) -> list[Document]:
     docs = [d for d in docs if d.text.strip()]
     if not docs:
         raise IngestError(f"{path}: the file is empty (no text found)")
-    check_size(path, docs, opts)
+    if path.suffix.lower() not in STREAMED:  # streamed formats are limited per record instead
+        check_size(path, docs, opts)
     return docs

@@ -10,6 +10,8 @@ from typing import Any
 from chatbot.errors import IngestError
 from ingestion.documents import Document, Section
 
+MAX_WARNINGS = 50
+
 
 @dataclass
 class LoadOptions:
@@ -20,9 +22,15 @@ class LoadOptions:
     jsonl_title_field: str = "title"
     max_text_chars: int = 10_000_000
     warnings: list[str] = field(default_factory=list)
+    dropped: int = 0
 
     def warn(self, message: str) -> None:
-        self.warnings.append(message)
+        """Keep the first warnings of a file; count the rest (a bad million-line file stays small)."""
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(message)
+        else:
+            self.dropped += 1
+            self.warnings[MAX_WARNINGS:] = [f"... and {self.dropped} more warnings for this file"]
 
 
 def assemble(

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from chatbot.errors import IngestError
 from ingestion.documents import Document
 from ingestion.loaders.base import LoadOptions, assemble, clean_block
-from ingestion.loaders.text import read_text
+from ingestion.loaders.text import _BOMS, read_text
 
 
 def _record_doc(record: Any, where: str, path: Path, opts: LoadOptions, fallback_id: str) -> Document | None:
@@ -45,17 +46,61 @@ def _record_doc(record: Any, where: str, path: Path, opts: LoadOptions, fallback
     )
 
 
-def load_jsonl(path: Path, opts: LoadOptions | None = None) -> list[Document]:
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) of each line, read a line at a time; text None for a line with NUL bytes.
+
+    A byte-order mark picks UTF-8 or UTF-16; otherwise each line is UTF-8, or Latin-1 where it
+    is not valid UTF-8 (so one badly encoded line costs only itself).
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise IngestError(f"{path}: cannot read the file ({e.strerror or e})") from e
+    for encoding, bom in _BOMS:
+        if head.startswith(bom) and encoding == "utf-16":
+            with path.open(encoding="utf-16", newline=None) as text:
+                for number, line in enumerate(text, start=1):
+                    yield number, None if "\x00" in line else line
+            return
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if b"\x00" in raw:
+                yield number, None
+                continue
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, raw.decode("latin-1")
+
+
+def iter_jsonl(path: Path, opts: LoadOptions | None = None) -> Iterator[Document]:
+    """JSON Lines, one record at a time: memory holds one line, whatever the size of the file.
+
+    Each record's text is limited by `max_text_chars` (the whole file is not); bad lines, records
+    without text and repeated ids are warned about and skipped.
+    """
     opts = opts or LoadOptions()
-    docs = []
     seen: set[str] = set()
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    found = False
+    for number, line in _lines(path):
+        if line is None:
+            opts.warn(f"{path}:{number}: contains NUL bytes; line skipped")
+            continue
         if not line.strip():
+            continue
+        if len(line) > opts.max_text_chars:
+            opts.warn(f"{path}:{number}: {len(line):,} characters, over ingestion.max_text_chars; skipped")
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             opts.warn(f"{path}:{number}: bad JSON ({e.msg}); line skipped")
+            continue
+        except RecursionError:
+            opts.warn(f"{path}:{number}: JSON nested too deeply; line skipped")
             continue
         doc = _record_doc(record, str(number), path, opts, f"line {number}")
         if doc is None:
@@ -64,10 +109,14 @@ def load_jsonl(path: Path, opts: LoadOptions | None = None) -> list[Document]:
             opts.warn(f"{path}:{number}: repeats id {doc.metadata['doc_id']!r}; line skipped")
             continue
         seen.add(doc.metadata["doc_id"])
-        docs.append(doc)
-    if not docs and opts.warnings:
+        found = True
+        yield doc
+    if not found and opts.warnings:
         raise IngestError(f"{path}: no usable line ({opts.warnings[0]})")
-    return docs
+
+
+def load_jsonl(path: Path, opts: LoadOptions | None = None) -> list[Document]:
+    return list(iter_jsonl(path, opts))
 
 
 def as_list(value: Any) -> list[Any]:
