@@ -74,6 +74,25 @@ def test_nf4_on_cpu_is_quantized_once_and_reloaded_from_the_copy(nf4, models_dir
     assert [p.name for p in models_dir.iterdir() if "-nf4-" in p.name] == [copies[0].name]
 
 
+def test_int8_on_cpu_has_8bit_layers_answers_and_is_kept(models_dir: Path, fp32, recwarn):
+    pytest.importorskip("bitsandbytes")
+    import bitsandbytes as bnb
+
+    from chatbot.engines.transformers_engine import TransformersEngine
+
+    int8 = TransformersEngine(quantization="int8", device="cpu", models_dir=models_dir, n_ctx=2048)
+    layers = [m for m in int8.model.modules() if isinstance(m, bnb.nn.Linear8bitLt)]
+    assert len(layers) == 30 * 7
+    assert int8.memory_footprint() < 0.45 * fp32.memory_footprint()
+    params = GenerationParams(max_new_tokens=8)
+    first = complete(int8, QUESTION, params)
+    assert len(first.split()) >= 3
+    assert not [w for w in recwarn if "MatMul8bitLt" in str(w.message)]
+    again = TransformersEngine(quantization="int8", device="cpu", models_dir=models_dir, n_ctx=2048)
+    assert [p.name for p in models_dir.iterdir() if "-int8-" in p.name]
+    assert complete(again, QUESTION, params) == first
+
+
 def test_chat_template_is_the_models_own(fp32):
     ids = fp32._encode(QUESTION)["input_ids"][0]
     text = fp32.tokenizer.decode(ids)

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -237,6 +238,8 @@ class TransformersEngine:
                 "or set MEDCHAT_GENERATION__QUANTIZATION=none"
             ) from e
         if quantization == "int8":
+            # said once per layer and token on a CPU, where the int8 matmul computes in float16
+            warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
             return BitsAndBytesConfig(load_in_8bit=True)
         return BitsAndBytesConfig(
             load_in_4bit=True,
