@@ -80,7 +80,7 @@ def worker(n: int, home: Path) -> dict[str, object]:
     base = rss_peak_mib()  # after imports and writing the file
     marks: dict[str, float] = {}
 
-    def progress(path: str, i: int, total: int) -> None:
+    def progress(path: str, i: int, total: int, embedded: int) -> None:
         if not path:  # called once more when every file is done, before the BM25 rebuild
             marks["pipeline"] = rss_peak_mib()
 

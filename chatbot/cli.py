@@ -130,10 +130,12 @@ def run_ingest(
 
     with tqdm(total=0, desc="ingesting", unit="file", file=sys.stderr, dynamic_ncols=True) as bar:
 
-        def progress(path: str, done: int, total: int) -> None:
+        def progress(path: str, done: int, total: int, embedded: int) -> None:
             bar.total = total
             bar.n = done
-            bar.set_postfix_str(Path(path).name[-40:] if path else "", refresh=False)
+            name = Path(path).name[-40:] if path else ""
+            note = f"{embedded:,} chunks embedded" + (f", {name}" if name else "")
+            bar.set_postfix_str(note, refresh=False)
             bar.refresh()
 
         return ingest(paths, settings=settings, rebuild=rebuild, prune=prune, progress=progress)

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]
+# (file being read or "" at the end, files done, files in all, chunks embedded so far); called
+# before each file and after each embedded batch, so that one large file shows progress too
+Progress = Callable[[str, int, int, int], None]
 STAGES = ("scan", "reconcile", "load", "chunk", "embed", "write", "bm25")
 
 
@@ -205,6 +207,8 @@ class _Run:
         self.report = report
         self.pending: list[_File] = []
         self.buffered = 0  # chunks held in memory by the pending files
+        self.progress: Progress | None = None
+        self.position = ("", 0, 0)  # (file, files done, files in all) for progress
         self._chunker: Chunker | None = None
         self.dirty = False
 
@@ -290,6 +294,10 @@ class _Run:
         if self.buffered >= ing.batch_size:
             self.flush()
 
+    def tick(self) -> None:
+        if self.progress:
+            self.progress(*self.position, self.report.chunks_embedded)
+
     def _add(self, file: _File, chunk: Chunk) -> None:
         from ingestion.manifest import fingerprint
 
@@ -325,6 +333,7 @@ class _Run:
             with _Clock(self.report, "write"):
                 self.index.add(part, vectors)
             self.report.chunks_embedded += len(part)
+            self.tick()
         with _Clock(self.report, "write"):
             for f in self.pending:
                 if f.chunks:
@@ -441,13 +450,14 @@ def _run_files(
 ) -> None:
     known = manifest.files()
     run = _Run(settings, embedder, index, manifest, report)
+    run.progress = progress
     for i, path in enumerate(files):
-        if progress:
-            progress(str(path), i, len(files))
+        run.position = (str(path), i, len(files))
+        run.tick()
         run.process(path, known.get(str(path)))
     run.flush()
-    if progress:
-        progress("", len(files), len(files))
+    run.position = ("", len(files), len(files))
+    run.tick()
     gone = sorted(p for p in known if not os.path.lexists(p) or not stat.S_ISREG(_mode(p)))
     report.gone = len(gone)
     if gone and prune:

@@ -231,10 +231,13 @@ def test_a_large_jsonl_file_streams_through_in_batches(small, tmp_path):
         return real(texts)
 
     emb.embed_documents = spy
-    report = ingest([big], settings=small, embedder=emb, index=index)
+    ticks: list[tuple] = []
+    report = ingest([big], settings=small, embedder=emb, index=index, progress=lambda *a: ticks.append(a))
     assert report.count("ingested") == 1 and report.total_chunks == report.chunks_added == 100
     assert max(n for n, _ in seen) <= small.ingestion.batch_size and len(seen) >= 100 // 8
     assert seen[-1][1] >= 90  # the file's earlier batches were written while it was still being read
+    during = [t for t in ticks if t[0] == str(big)]  # progress while that one file is read
+    assert len({t[3] for t in during}) > 5 and ticks[-1] == ("", 1, 1, 100)
     from ingestion.manifest import Manifest
 
     m = Manifest(manifest_path(small), spec_of(small, emb).as_metadata())
