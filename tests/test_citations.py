@@ -32,3 +32,19 @@ def test_attribution_needs_the_sentences_numbers_in_the_passage():
     wrong = attribute("Hypertension is diagnosed when clinic blood pressure is 180/200 mmHg.", [passage])
     assert right.added == [1] and right.text.endswith("140/90 mmHg [1].")
     assert wrong.added == [] and wrong.unsupported == [wrong.text]
+
+
+def test_a_cited_sentence_with_figures_its_sources_lack_is_unsupported():
+    from chatbot.attribution import attribute
+
+    passages = [
+        "Hypertension is diagnosed when clinic blood pressure is 140/90 mmHg or higher.",
+        "Adults should take 75 mg of aspirin daily only when a doctor advises it.",
+    ]
+    text = (
+        "Hypertension starts at 180/200 mmHg [1]. Aspirin 75 mg daily may be advised [2]. "
+        "The threshold is 140/90 mmHg [1][2]. Take 75 mg when advised [1]. Blood pressure matters [1]."
+    )
+    result = attribute(text, passages)
+    assert result.unsupported == ["Hypertension starts at 180/200 mmHg [1].", "Take 75 mg when advised [1]."]
+    assert result.text == text  # the model's own citations are left as they are
