@@ -1,0 +1,99 @@
+"""The `medchat` command line. Heavy libraries load inside the commands, so `--help` is instant.
+
+This module holds the `main` group and what every command shares (settings, logging, errors);
+each command lives in a module of its own, registered on import at the bottom.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from chatbot import __version__
+
+if TYPE_CHECKING:
+    from chatbot.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("medchat")
+
+
+def _settings(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from chatbot.errors import ConfigError
+    from chatbot.settings import Settings
+
+    try:
+        settings = Settings()
+        for dotted, value in overrides.items():
+            if value is not None:
+                section, key = dotted.split(".")
+                setattr(getattr(settings, section), key, value)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = "MEDCHAT_" + "__".join(str(p).upper() for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from e
+    return settings
+
+
+def _setup_logging(settings: Settings, verbose: bool) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(console)
+    try:
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(settings.log_dir / "medchat.log", encoding="utf-8")
+    except OSError as e:
+        log.warning("cannot write logs under %s: %s", settings.log_dir, e)
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
+def _user_errors(fn: F) -> F:
+    """Turn medchat's own errors into one line on stderr and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from chatbot.errors import MedchatError
+
+        try:
+            return fn(*args, **kwargs)
+        except MedchatError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="medchat")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """medchat: medical questions answered from your own documents, with cited sources.
+
+    Settings come from MEDCHAT_* environment variables (MEDCHAT_HOME is where
+    everything is written); `medchat config` shows them.
+    """
+    ctx.obj = {"verbose": verbose}
+
+
+@main.command()
+@_user_errors
+def config() -> None:
+    """Show the effective settings as JSON."""
+    click.echo(_settings().model_dump_json(indent=2))
+
+
+# the commands register themselves on `main` when imported
+from chatbot.cli import answer, batch, ingest, labelling, serve  # noqa: E402, F401

@@ -1,0 +1,85 @@
+"""`medchat export` and `medchat prefs`: preference judgments out, questions and annotators in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from chatbot.cli import _settings, _user_errors, main
+
+if TYPE_CHECKING:
+    pass
+
+
+@main.command(name="export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dpo", "reward", "kto", "battles", "jsonl"]),
+    required=True,
+    help="dpo/reward: TRL preference rows; kto: unpaired rows; battles: arena table; jsonl: raw judgments.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Default ./medchat-FORMAT.jsonl",
+)
+@_user_errors
+def export_(fmt: str, output: Path | None) -> None:
+    """Write the stored preference judgments in a training or analysis format.
+
+    Judgments a format cannot use are listed with their reasons in OUTPUT's `.excluded.jsonl` twin.
+    """
+    from chatbot.export import export, write_export
+    from chatbot.store.prefs import open_store
+
+    settings = _settings()
+    result = export(open_store(settings), fmt)
+    path, excluded = write_export(result, output or Path(f"medchat-{fmt}.jsonl"))
+    click.echo(f"{len(result.rows)} rows written to {path}")
+    if result.excluded:
+        click.echo(f"{len(result.excluded)} judgments excluded; reasons in {excluded}", err=True)
+
+
+@main.group()
+def prefs() -> None:
+    """Administer preference labelling: the question queue and annotator accounts."""
+
+
+@prefs.command(name="load-questions")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--overlap", type=click.IntRange(1, 20), default=None, help="Annotators per item (default from settings)."
+)
+@click.option("--batch", default=None, help="Batch name (default: the file name).")
+@_user_errors
+def prefs_load_questions(path: Path, overlap: int | None, batch: str | None) -> None:
+    """Queue the questions in PATH (text: one a line; JSONL or YAML with `question`, optional `gold`)."""
+    from chatbot.store.prefs import open_store, read_question_file
+
+    settings = _settings()
+    items = read_question_file(path)
+    n = open_store(settings).add_queue_items(
+        items, batch=batch or path.name, overlap=overlap or settings.prefs.overlap
+    )
+    gold = sum(1 for i in items if i.get("gold"))
+    click.echo(f"queued {n} questions ({gold} gold) from {path}")
+
+
+@prefs.command(name="add-user")
+@click.argument("name")
+@click.option("--role", default="annotator", help="Recorded with each judgment, e.g. clinician, nurse, lay.")
+@click.option("--admin", is_flag=True, help="Mark the user as an admin.")
+@click.password_option(help="Password (prompted when not given).")
+@_user_errors
+def prefs_add_user(name: str, role: str, admin: bool, password: str) -> None:
+    """Add or replace annotator NAME in the users file (the password is stored hashed)."""
+    from chatbot.ui.auth import add_user
+
+    settings = _settings()
+    add_user(settings.users_path, name, password, role=role, admin=admin)
+    click.echo(f"user {name} ({role}) saved in {settings.users_path}")
