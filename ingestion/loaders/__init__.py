@@ -10,6 +10,7 @@ libraries are imported by the loaders that use them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from chatbot.errors import IngestError
@@ -65,6 +66,21 @@ STREAMED: dict[str, Callable[[Path, LoadOptions | None], Iterator[Document]]] = 
 }
 
 
+@contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """Whatever goes wrong reading `path` becomes an `IngestError` naming the file."""
+    try:
+        yield
+    except IngestError:
+        raise
+    except RecursionError as e:
+        raise IngestError(f"{path}: nested too deeply to read") from e
+    except MemoryError as e:
+        raise IngestError(f"{path}: too large to read into memory") from e
+    except OSError as e:
+        raise IngestError(f"{path}: cannot read the file ({e.strerror or e})") from e
+
+
 def iter_load(path: Path, opts: LoadOptions | None = None) -> Iterator[Document]:
     """The documents of one file as they are read: streamed where the format allows (JSON Lines),
     else all of `load(path)`. Errors are `IngestError`s, raised at the start or midway."""
@@ -74,17 +90,11 @@ def iter_load(path: Path, opts: LoadOptions | None = None) -> Iterator[Document]
         yield from load(path, opts)
         return
     found = False
-    try:
+    with _read_errors(path):
         for doc in stream(path, opts):
             if doc.text.strip():
                 found = True
                 yield doc
-    except IngestError:
-        raise
-    except OSError as e:
-        raise IngestError(f"{path}: cannot read the file ({e.strerror or e})") from e
-    except MemoryError as e:
-        raise IngestError(f"{path}: a line too large to read into memory") from e
     if not found:
         raise IngestError(f"{path}: the file is empty (no text found)")
 
@@ -96,14 +106,8 @@ def load(path: Path, opts: LoadOptions | None = None) -> list[Document]:
     if loader is None:
         known = ", ".join(sorted(LOADERS))
         raise IngestError(f"{path}: no loader for '{path.suffix}' files (known: {known})")
-    try:
+    with _read_errors(path):
         docs = loader(path, opts)
-    except IngestError:
-        raise
-    except RecursionError as e:
-        raise IngestError(f"{path}: nested too deeply to read") from e
-    except MemoryError as e:
-        raise IngestError(f"{path}: too large to read into memory") from e
     docs = [d for d in docs if d.text.strip()]
     if not docs:
         raise IngestError(f"{path}: the file is empty (no text found)")
