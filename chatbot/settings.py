@@ -58,9 +58,10 @@ class IngestionSettings(_Section):
         description="File suffixes that `medchat ingest` reads.",
     )
     batch_size: int = Field(
-        256,
+        1024,
         ge=1,
-        description="Chunks embedded and written per batch, across files; bounds the memory a run uses.",
+        description="Chunks embedded and written per batch, across files; bounds the memory a run uses. "
+        "Larger batches let the encoder group chunks of like length (less padding).",
     )
     jsonl_text_field: str = Field("text", min_length=1, description="JSONL field holding the text.")
     jsonl_id_field: str = Field("id", min_length=1, description="JSONL field holding a record's id.")

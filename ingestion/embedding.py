@@ -10,7 +10,7 @@ import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from chatbot.errors import DependencyMissingError, ModelNotFoundError
 
@@ -92,20 +92,20 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(self._model.max_seq_length or 256)
         self.batch_size = batch_size
 
-    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed_documents(self, texts: Sequence[str]) -> Any:
+        """A float32 array, one unit-length row per text (Chroma takes it as it is)."""
         if not texts:
             return []
-        vectors = self._model.encode(
+        return self._model.encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
+        return [float(x) for x in self.embed_documents([text])[0]]
 
 
 def declared_dim(model: str) -> int | None:
@@ -150,7 +150,7 @@ class LazyEmbedder:
             self._real = SentenceTransformerEmbedder(*self._args)
         return self._real
 
-    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed_documents(self, texts: Sequence[str]) -> Any:
         return self._load().embed_documents(texts) if texts else []
 
     def embed_query(self, text: str) -> list[float]:
