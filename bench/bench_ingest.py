@@ -162,6 +162,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="About this many MedQuAD answers (default all).")
     ap.add_argument("--skip", nargs="*", default=[], choices=["medchat", "langchain", "encoder"])
+    ap.add_argument(
+        "--order",
+        default="encoder,medchat,langchain",
+        help="The order the paths run in; run twice in opposite orders to see drift on a shared machine.",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--chunks", help=argparse.SUPPRESS)
     ap.add_argument("--files", help=argparse.SUPPRESS)
@@ -181,7 +186,7 @@ def main() -> None:
         n = make_chunks(files, Path(ns.chunks))
         print(f"MedQuAD: {len(files)} files, {n} chunks; {os.cpu_count()} CPUs", flush=True)
         results = {}
-        for kind in ("encoder", "medchat", "langchain"):
+        for kind in ns.order.split(","):
             if kind in ns.skip:
                 continue
             ns.home = str(tmp / f"home-{kind}")
