@@ -13,6 +13,14 @@ chunking, embedding, Chroma and BM25 writes), then the same corpus again
 (b) LangChain `Chroma.from_documents` with `HuggingFaceEmbeddings` on the same
 model folder and chunk texts; (c) `SentenceTransformer.encode` on the same
 chunk texts, nothing else. Each timing includes loading the model.
+
+This machine's speed drifts by about 10% over tens of minutes, more than the
+gap between the paths, so `--paired N` is the fair comparison: it deals the
+files into N interleaved slices (every Nth file), runs every path on each
+slice in turn, rotating which goes first, and reports the ratio of total rates
+over all slices with a bootstrap 95% interval (resampling slices):
+
+    nice -n 10 .venv/bin/python bench/bench_ingest.py --paired 21   # whole MedQuAD
 """
 
 from __future__ import annotations
@@ -158,6 +166,109 @@ def run_worker(kind: str, ns: argparse.Namespace) -> dict[str, object]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def prepare(files: list[Path], folder: Path) -> argparse.Namespace:
+    """The file list and chunk file one set of workers reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ns = argparse.Namespace(files=str(folder / "files.json"), chunks=str(folder / "chunks.jsonl"))
+    Path(ns.files).write_text(json.dumps([str(f) for f in files]))
+    ns.n_chunks = make_chunks(files, Path(ns.chunks))
+    return ns
+
+
+def bootstrap(
+    rows: list[dict[str, dict]], a: str, b: str, key: str, draws: int = 10000
+) -> tuple[float, float]:
+    """95% interval of (total rate of a) / (total rate of b), resampling slices."""
+    import random
+
+    rng = random.Random(0)
+    ratios = []
+    for _ in range(draws):
+        pick = [rng.choice(rows) for _ in rows]
+        ratios.append(total_ratio(pick, a, b, key))
+    ratios.sort()
+    return ratios[int(0.025 * draws)], ratios[int(0.975 * draws) - 1]
+
+
+def total_ratio(rows: list[dict[str, dict]], a: str, b: str, key: str) -> float:
+    """How many times faster `a` is than `b` over these slices (same chunks, so a ratio of times)."""
+    return sum(float(r[b][key]) for r in rows) / sum(float(r[a][key]) for r in rows)
+
+
+def run_slices(files: list[Path], kinds: list[str], n: int, tmp: Path) -> list[dict[str, dict]]:
+    """Every path on every slice (every nth file), rotating which path goes first."""
+    rows: list[dict[str, dict]] = []
+    for i in range(n):
+        folder = tmp / f"slice-{i}"
+        ns = prepare(files[i::n], folder)
+        order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]
+        row: dict[str, dict] = {}
+        for kind in order:
+            ns.home = str(folder / f"home-{kind}")
+            row[kind] = run_worker(kind, ns)
+            if kind != "medchat":
+                row[kind]["chunks"] = ns.n_chunks
+        if n == 1 and "medchat" in row:
+            row["medchat"]["reingest_cli_seconds"] = reingest_cli(files, folder / "home-medchat")
+        shutil.rmtree(folder, ignore_errors=True)
+        rows.append(row)
+        cells = "  ".join(f"{k} {float(row[k]['seconds']):7.1f} s" for k in order)
+        print(f"slice {i + 1:>2}/{n}: {ns.n_chunks:>5} chunks  {cells}", flush=True)
+    return rows
+
+
+def reingest_cli(files: list[Path], home: Path) -> float:
+    """Seconds for a fresh `medchat ingest` of this checkout over an unchanged corpus."""
+    env = dict(os.environ, MEDCHAT_HOME=str(home), PYTHONPATH=str(REPO))
+    t = time.perf_counter()
+    command = [sys.executable, "-c", "from chatbot.cli import main; main()", "ingest", "--json"]
+    subprocess.run(
+        command + [str(f) for f in files],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return time.perf_counter() - t
+
+
+def report(rows: list[dict[str, dict]], kinds: list[str]) -> None:
+    n = len(rows)
+    print()
+    head = f"{'path':<10} {'chunks':>7} {'wall s':>8} {'chunks/s':>9} {'CPU s':>8} {'per CPU s':>10}"
+    print(f"{head} {'peak MB':>8}")
+    for kind in kinds:
+        chunks = sum(int(r[kind]["chunks"]) for r in rows)
+        secs = sum(float(r[kind]["seconds"]) for r in rows)
+        cpu = sum(float(r[kind]["cpu_seconds"]) for r in rows)
+        peak = max(float(r[kind]["peak_mb"]) for r in rows)
+        line = f"{kind:<10} {chunks:>7} {secs:>8.1f} {chunks / secs:>9.2f} {cpu:>8.1f} {chunks / cpu:>10.2f}"
+        print(f"{line} {peak:>8.1f}")
+    if "medchat" not in kinds:
+        return
+    for other in (k for k in kinds if k != "medchat"):
+        wall = total_ratio(rows, "medchat", other, "seconds")
+        cpu = total_ratio(rows, "medchat", other, "cpu_seconds")
+        line = f"medchat / {other}: {wall:.3f}x by wall time"
+        if n > 1:
+            lo, hi = bootstrap(rows, "medchat", other, "seconds")
+            wins = sum(float(r["medchat"]["seconds"]) < float(r[other]["seconds"]) for r in rows)
+            line += f" (95% interval {lo:.3f} to {hi:.3f}; faster on {wins} of {n} slices)"
+        print(f"{line}, {cpu:.3f}x by CPU time")
+    first = sum(float(r["medchat"]["seconds"]) for r in rows)
+    again = sum(float(r["medchat"]["reingest_seconds"]) for r in rows)
+    line = f"re-ingest unchanged: {again:.2f} s in process ({first / again:.0f}x faster)"
+    if "reingest_cli_seconds" in rows[0]["medchat"]:
+        cli = float(rows[0]["medchat"]["reingest_cli_seconds"])
+        line += f", {cli:.2f} s as a fresh `medchat ingest` ({first / cli:.0f}x faster)"
+    print(line)
+    stages: dict[str, float] = {}
+    for r in rows:
+        for k, v in dict(r["medchat"]["stages"]).items():
+            stages[k] = stages.get(k, 0.0) + float(v)
+    share = 1 - stages.get("embed", 0.0) / first
+    print(f"medchat stages (s): { {k: round(v, 1) for k, v in stages.items()} }; not embedding: {share:.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="About this many MedQuAD answers (default all).")
@@ -166,6 +277,12 @@ def main() -> None:
         "--order",
         default="encoder,medchat,langchain",
         help="The order the paths run in; run twice in opposite orders to see drift on a shared machine.",
+    )
+    ap.add_argument(
+        "--paired",
+        type=int,
+        metavar="N",
+        help="Deal the files into N slices and run the paths on each in rotating order (see above).",
     )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--chunks", help=argparse.SUPPRESS)
@@ -180,59 +297,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         files = pick_files(ns.limit)
-        ns.files = str(tmp / "files.json")
-        Path(ns.files).write_text(json.dumps([str(f) for f in files]))
-        ns.chunks = str(tmp / "chunks.jsonl")
-        n = make_chunks(files, Path(ns.chunks))
-        print(f"MedQuAD: {len(files)} files, {n} chunks; {os.cpu_count()} CPUs", flush=True)
-        results = {}
-        for kind in ns.order.split(","):
-            if kind in ns.skip:
-                continue
-            ns.home = str(tmp / f"home-{kind}")
-            results[kind] = run_worker(kind, ns)
-            print(json.dumps(results[kind]), flush=True)
-        if "medchat" in results:
-            # `medchat ingest` from this checkout (the installed command may point at another one)
-            env = dict(os.environ, MEDCHAT_HOME=str(tmp / "home-medchat"), PYTHONPATH=str(REPO))
-            t = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-c", "from chatbot.cli import main; main()", "ingest", "--json"]
-                + [str(f) for f in files],
-                check=True,
-                capture_output=True,
-                env=env,
-            )
-            results["medchat"]["reingest_cli_seconds"] = time.perf_counter() - t
-        print()
-        print(
-            f"{'path':<10} {'chunks':>7} {'wall s':>8} {'chunks/s':>9} "
-            f"{'CPU s':>8} {'per CPU s':>10} {'peak MB':>8}"
-        )
-        for kind, r in results.items():
-            secs, cpu, n = float(r["seconds"]), float(r["cpu_seconds"]), int(r["chunks"])
-            print(
-                f"{kind:<10} {n:>7} {secs:>8.1f} {n / secs:>9.2f} "
-                f"{cpu:>8.1f} {n / cpu:>10.2f} {r['peak_mb']:>8}"
-            )
-        if "medchat" in results:
-            m = results["medchat"]
-            rate = {k: int(r["chunks"]) / float(r["seconds"]) for k, r in results.items()}
-            cpu_rate = {k: int(r["chunks"]) / float(r["cpu_seconds"]) for k, r in results.items()}
-            for other in ("encoder", "langchain"):
-                if other in rate:
-                    print(
-                        f"medchat / {other}: {rate['medchat'] / rate[other]:.3f}x by wall time, "
-                        f"{cpu_rate['medchat'] / cpu_rate[other]:.3f}x by CPU time"
-                    )
-            first = float(m["seconds"])
-            print(
-                f"re-ingest unchanged: {float(m['reingest_seconds']):.2f} s in process "
-                f"({first / float(m['reingest_seconds']):.0f}x faster), "
-                f"{float(m['reingest_cli_seconds']):.2f} s as a fresh `medchat ingest` "
-                f"({first / float(m['reingest_cli_seconds']):.0f}x faster)"
-            )
-            print(f"medchat stages (s): {m['stages']}")
+        kinds = [k for k in ns.order.split(",") if k not in ns.skip]
+        slices = ns.paired or 1
+        print(f"MedQuAD: {len(files)} files in {slices} slice(s); {os.cpu_count()} CPUs", flush=True)
+        report(run_slices(files, kinds, slices, tmp), kinds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
