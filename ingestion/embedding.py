@@ -128,18 +128,27 @@ class SentenceTransformerEmbedder:
         )
 
     def _longest_first(self, texts: list[str]) -> Any:
-        """Indices of `texts`, longest first by the encoder's own token count (capped at its window)."""
+        """Indices of `texts`, longest first by the encoder's own token count (capped at its window).
+
+        A model without a Hugging Face tokenizer (some local sentence-transformers
+        folders) is ordered by characters, as sentence-transformers itself does.
+        """
         import numpy as np
 
-        encoded = self._model.tokenizer(
-            texts,
-            add_special_tokens=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64, count=len(texts))
+        try:
+            encoded = self._model.tokenizer(
+                texts,
+                add_special_tokens=True,
+                truncation=True,
+                max_length=self.max_tokens,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
+            sizes = (len(ids) for ids in encoded["input_ids"])
+        except (AttributeError, TypeError, KeyError, ValueError) as e:
+            log.debug("ordering by characters: the embedder's tokenizer cannot count tokens (%s)", e)
+            sizes = (len(t) for t in texts)
+        lengths = np.fromiter(sizes, dtype=np.int64, count=len(texts))
         return np.argsort(-lengths, kind="stable")
 
     def embed_query(self, text: str) -> list[float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -47,7 +49,7 @@ def test_batches_are_grouped_by_token_length_not_characters(embedder, monkeypatc
     embedder.embed_documents(TEXTS)
     assert sorted(t for b in batches for t in b) == sorted(TEXTS)
     lengths = [_tokens(embedder, b) for b in batches]
-    for longer, shorter in zip(lengths, lengths[1:]):
+    for longer, shorter in itertools.pairwise(lengths):
         assert min(longer) >= max(shorter), lengths
     # the same texts sorted by characters would pad more: the order really is by tokens
     by_chars = sorted(TEXTS, key=len, reverse=True)
@@ -62,3 +64,20 @@ def test_batches_are_grouped_by_token_length_not_characters(embedder, monkeypatc
 def test_empty_and_single_inputs(embedder, texts):
     out = embedder.embed_documents(texts)
     assert len(out) == len(texts)
+
+
+def test_a_model_without_a_usable_tokenizer_is_ordered_by_characters(embedder, monkeypatch):
+    monkeypatch.setattr(embedder, "batch_size", 3)
+
+    class NoTokenizer:
+        tokenizer = None  # as for a model whose first module is not a Hugging Face transformer
+
+        def __getattr__(self, name):
+            return getattr(real_model, name)
+
+    real_model = embedder._model
+    expected = embedder.embed_documents(TEXTS)
+    monkeypatch.setattr(embedder, "_model", NoTokenizer())
+    order = embedder._longest_first(TEXTS)
+    assert [len(TEXTS[i]) for i in order] == sorted((len(t) for t in TEXTS), reverse=True)
+    np.testing.assert_allclose(embedder.embed_documents(TEXTS), expected, atol=2e-5)
