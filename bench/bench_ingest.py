@@ -20,7 +20,7 @@ files into N interleaved slices (every Nth file), runs every path on each
 slice in turn, rotating which goes first, and reports the ratio of total rates
 over all slices with a bootstrap 95% interval (resampling slices):
 
-    nice -n 10 .venv/bin/python bench/bench_ingest.py --paired 21   # whole MedQuAD
+    nice -n 10 .venv/bin/python bench/bench_ingest.py --paired 12   # whole MedQuAD, 76 min
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import shutil
 import subprocess
@@ -179,8 +180,6 @@ def bootstrap(
     rows: list[dict[str, dict]], a: str, b: str, key: str, draws: int = 10000
 ) -> tuple[float, float]:
     """95% interval of (total rate of a) / (total rate of b), resampling slices."""
-    import random
-
     rng = random.Random(0)
     ratios = []
     for _ in range(draws):
@@ -206,8 +205,6 @@ def run_slices(files: list[Path], kinds: list[str], n: int, tmp: Path) -> list[d
         for kind in order:
             ns.home = str(folder / f"home-{kind}")
             row[kind] = run_worker(kind, ns)
-            if kind != "medchat":
-                row[kind]["chunks"] = ns.n_chunks
         if n == 1 and "medchat" in row:
             row["medchat"]["reingest_cli_seconds"] = reingest_cli(files, folder / "home-medchat")
         shutil.rmtree(folder, ignore_errors=True)
