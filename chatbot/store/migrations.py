@@ -29,7 +29,15 @@ def m001_initial(conn: Connection) -> None:
     models.Base.metadata.create_all(conn, tables=tables)  # type: ignore[arg-type]
 
 
-MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [("m001_initial", m001_initial)]
+def m004_training_runs(conn: Connection) -> None:
+    """The `training_runs` table: each `medchat train` run and the judgments it learned from."""
+    models.Base.metadata.create_all(conn, tables=[models.TrainingRun.__table__])  # type: ignore[list-item]
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("m001_initial", m001_initial),
+    ("m004_training_runs", m004_training_runs),
+]
 
 
 def applied(engine: Engine) -> list[str]:

@@ -154,3 +154,30 @@ class Judgment(Base):
     time_on_task_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(12), default="submitted")
     supersedes_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class TrainingRun(Base):
+    """One `medchat train` run, linked to the judgments it learned from and the ones it was scored on."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    """dpo, kto or reward."""
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    """running, finished or failed."""
+    base_model: Mapped[str] = mapped_column(Text)
+    base_hash: Mapped[str] = mapped_column(String(100), default="")
+    output_dir: Mapped[str] = mapped_column(Text)
+    train_judgment_ids: Mapped[list[str]] = mapped_column(default=list)
+    eval_judgment_ids: Mapped[list[str]] = mapped_column(default=list)
+    guideline_versions: Mapped[list[str]] = mapped_column(default=list)
+    excluded: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Reason -> number of judgments the selection left out."""
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    variant: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
