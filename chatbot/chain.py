@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from chatbot.attribution import attribute, content_words
 from chatbot.citations import check_citations
+from chatbot.limits import check_question
 from chatbot.conversation import standalone
 from chatbot.engines.base import GenerationParams, fit_passages
 from chatbot.errors import EmptyQuestionError
 from chatbot.ranking import edges_first, mmr
 from chatbot.safety import DISCLAIMER, INSUFFICIENT_EVIDENCE, EmergencyGate
+from chatbot.textnorm import normalise
 from prompts import BuiltPrompt, PromptVariant, build_prompt
 
 if TYPE_CHECKING:
@@ -203,12 +205,16 @@ class Chain:
         filters: Filters | None,
         params: GenerationParams | None,
     ) -> Turn:
-        question = (question or "").strip()
+        limits = self.settings.limits
+        check_question(question or "", limits)  # before any work: a 10 MB "question" costs nothing
+        question = normalise(question or "").strip()  # what the gate, retrieval and stores all see
         if not question:
             raise EmptyQuestionError(
                 'the question is empty: type a medical question, e.g. `medchat ask "What is HbA1c?"`'
             )
-        return Turn(question, tuple(history), filters, params)
+        recent = list(history)[-limits.history_turns :] if limits.history_turns else []
+        earlier = tuple(normalise(h) for h in recent if isinstance(h, str) and len(h) <= limits.question_chars)
+        return Turn(question, earlier, filters, params)
 
     def _run(self, turn: Turn, holder: AnswerStream) -> Iterator[str]:
         for step in (

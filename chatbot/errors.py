@@ -57,3 +57,11 @@ class ServerError(MedchatError):
 
 class PromptTooLongError(MedchatError):
     """The question and instructions alone do not fit the model's context window."""
+
+
+class InputTooLargeError(MedchatError):
+    """A question, rationale, line or file is larger than the configured limit."""
+
+
+class StorageError(MedchatError):
+    """medchat cannot write where it keeps its data (no permission, read-only, disk full)."""

@@ -27,6 +27,8 @@ import re  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
+from chatbot.textnorm import skeleton  # noqa: E402
+
 if TYPE_CHECKING:
     from chatbot.settings import SafetySettings
 
@@ -349,7 +351,8 @@ class EmergencyGate:
         """The emergency category the message describes, or None."""
         if not self.settings.emergency_gate:
             return None
-        flat = " ".join(text.split())
+        # invisible and look-alike characters must not hide a red flag ("k\u200dill", "strоke")
+        flat = " ".join(skeleton(text).split())
         if _FICTION.search(flat):
             return None
         if _ALWAYS.search(flat):
@@ -421,7 +424,7 @@ def strip_injections(text: str) -> tuple[str, int]:
     def visit(match: re.Match[str]) -> str:
         nonlocal removed
         sentence = match.group(0)
-        if _INJECTION.search(sentence):
+        if _INJECTION.search(sentence) or _INJECTION.search(skeleton(sentence)):
             removed += 1
             return f" {INJECTION_MARK} " + ("\n" if sentence.endswith("\n") else "")
         return sentence

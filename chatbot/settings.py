@@ -69,6 +69,9 @@ class IngestionSettings(_Section):
     max_text_chars: int = Field(
         10_000_000, ge=1000, description="A file with more text than this is refused, not ingested."
     )
+    max_file_mb: float = Field(
+        100.0, gt=0, description="A file larger than this (megabytes) is refused before it is read."
+    )
     prune: bool = Field(
         False, description="Remove the chunks of indexed files that no longer exist (as `--prune`)."
     )
@@ -256,6 +259,33 @@ class EvalSettings(_Section):
     )
 
 
+class LimitsSettings(_Section):
+    """What one person may send: refused with a message beyond these, before any work is done."""
+
+    question_chars: int = Field(
+        8000, ge=100, le=1_000_000, description="Longest question (chat, Compare, `ask`, batch rows)."
+    )
+    history_turns: int = Field(
+        50, ge=0, le=10_000, description="Earlier questions of a conversation that are read (the latest)."
+    )
+    rationale_chars: int = Field(5000, ge=100, le=1_000_000, description="Longest judgment rationale.")
+    question_file_line_chars: int = Field(
+        100_000,
+        ge=1000,
+        description="Longest line of a question file (`prefs load-questions`; a JSONL line holds gold answers).",
+    )
+    question_file_mb: float = Field(50.0, gt=0, description="Largest question file, in megabytes.")
+    login_failures: int = Field(
+        5, ge=1, le=1000, description="Failed logins allowed per address and per user within `login_window_s`."
+    )
+    login_window_s: float = Field(
+        300.0, gt=0, description="Seconds over which failed logins are counted (then the lock lifts)."
+    )
+    session_hours: float = Field(
+        12.0, gt=0, description="A login lasts this long; then the annotator signs in again."
+    )
+
+
 class UISettings(_Section):
     host: str = Field("127.0.0.1", description="Address `medchat serve` listens on.")
     port: int = Field(7860, ge=1, le=65535)
@@ -326,6 +356,7 @@ class Settings(BaseSettings):
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     ui: UISettings = Field(default_factory=UISettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     prefs: PrefsSettings = Field(default_factory=PrefsSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
