@@ -34,6 +34,8 @@ class Variant:
     """Prompt part -> file stem; parts left out come from the settings."""
     k: int | None = None
     generation: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, str] = field(default_factory=dict)
+    """Optional own model: `engine` (llamacpp or transformers) and `path` (e.g. a `medchat train` result)."""
 
     def params(self, base: GenerationParams) -> GenerationParams:
         return replace(base, **self.generation)
@@ -45,6 +47,7 @@ class Variant:
             "prompt": dict(self.prompt),
             "k": self.k,
             "generation": dict(self.generation),
+            **({"model": dict(self.model)} if self.model else {}),
         }
 
 
@@ -58,7 +61,7 @@ def parse_variants(data: Any, *, where: str = "variants file") -> list[Variant]:
         spec = spec or {}
         if not isinstance(spec, dict):
             raise ConfigError(f"{where}: variant {name!r} must be a mapping")
-        unknown = set(spec) - {"description", "prompt", "retrieval", "generation"}
+        unknown = set(spec) - {"description", "prompt", "retrieval", "generation", "model"}
         if unknown:
             raise ConfigError(f"{where}: variant {name!r} has unknown keys {sorted(unknown)}")
         prompt = dict(spec.get("prompt") or {})
@@ -75,7 +78,17 @@ def parse_variants(data: Any, *, where: str = "variants file") -> list[Variant]:
         extra = sorted(set(generation) - _GENERATION_KEYS)
         if extra:
             raise ConfigError(f"{where}: variant {name!r}: unknown generation keys {extra}")
-        out.append(Variant(str(name), str(spec.get("description", "")), prompt, k, generation))
+        model = dict(spec.get("model") or {})
+        if model and (
+            set(model) - {"engine", "path"}
+            or model.get("engine") not in ("llamacpp", "transformers")
+            or not model.get("path")
+        ):
+            raise ConfigError(
+                f"{where}: variant {name!r}: `model` needs `engine` (llamacpp or transformers) and `path`"
+            )
+        own = {key: str(value) for key, value in model.items()}
+        out.append(Variant(str(name), str(spec.get("description", "")), prompt, k, generation, own))
     return out
 
 
@@ -118,10 +131,18 @@ class VariantRunner:
             if v.k is not None:  # the shared retriever, asked for this variant's number of passages
                 settings = settings.model_copy(deep=True)
                 settings.retrieval.k = v.k
+            engine = base.engine
+            if v.model:  # a variant with its own model (e.g. trained by `medchat train --register`)
+                from chatbot.engines import get_engine
+
+                gen = settings.generation.model_copy(
+                    update={"engine": v.model["engine"], "model_path": Path(v.model["path"]).expanduser()}
+                )
+                engine = get_engine(gen)
             self._chains[name] = Chain(
                 settings,
                 retriever=base.retriever,
-                engine=base.engine,
+                engine=engine,
                 variant=replace(base.variant, **v.prompt),
             )
         return self._chains[name]
