@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from chatbot.attribution import attribute, content_words
 from chatbot.citations import check_citations
-from chatbot.limits import check_question
 from chatbot.conversation import standalone
 from chatbot.engines.base import GenerationParams, fit_passages
 from chatbot.errors import EmptyQuestionError
+from chatbot.limits import check_question
 from chatbot.ranking import edges_first, mmr
 from chatbot.safety import DISCLAIMER, INSUFFICIENT_EVIDENCE, EmergencyGate
 from chatbot.textnorm import normalise
@@ -213,7 +213,9 @@ class Chain:
                 'the question is empty: type a medical question, e.g. `medchat ask "What is HbA1c?"`'
             )
         recent = list(history)[-limits.history_turns :] if limits.history_turns else []
-        earlier = tuple(normalise(h) for h in recent if isinstance(h, str) and len(h) <= limits.question_chars)
+        earlier = tuple(
+            normalise(h) for h in recent if isinstance(h, str) and len(h) <= limits.question_chars
+        )
         return Turn(question, earlier, filters, params)
 
     def _run(self, turn: Turn, holder: AnswerStream) -> Iterator[str]:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 _CITE = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
+_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,11 @@ def check_citations(answer: str, n_passages: int) -> CitationCheck:
     cited: list[int] = []
     invalid: list[int] = []
 
+    urls = [m.span() for m in _URL.finditer(answer)]
+
     def fix(match: re.Match[str]) -> str:
+        if any(a <= match.start() < b for a, b in urls):
+            return match.group(0)  # part of a link, not a citation
         numbers = [int(x) for x in re.findall(r"\d+", match.group(1))]
         good = [n for n in numbers if 1 <= n <= n_passages]
         invalid.extend(n for n in numbers if n not in good)

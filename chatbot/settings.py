@@ -272,11 +272,11 @@ class LimitsSettings(_Section):
     question_file_line_chars: int = Field(
         100_000,
         ge=1000,
-        description="Longest line of a question file (`prefs load-questions`; a JSONL line holds gold answers).",
+        description="Longest line of a question file (a JSONL line holds the gold answers too).",
     )
     question_file_mb: float = Field(50.0, gt=0, description="Largest question file, in megabytes.")
     login_failures: int = Field(
-        5, ge=1, le=1000, description="Failed logins allowed per address and per user within `login_window_s`."
+        5, ge=1, le=1000, description="Failed sign-ins allowed per address and per name in `login_window_s`."
     )
     login_window_s: float = Field(
         300.0, gt=0, description="Seconds over which failed logins are counted (then the lock lifts)."
@@ -317,7 +317,10 @@ class PrefsSettings(_Section):
         True, description="Ask for a login when a users file exists (`medchat serve` refuses to start open)."
     )
     guideline_version: str = Field(
-        "v1", min_length=1, description="Labelling guideline version stored with judgments."
+        "v2",
+        min_length=1,
+        description="Labelling guideline version stored with judgments made outside the Compare tab "
+        "(the tab stores the version of the guidelines it shows).",
     )
     overlap: int = Field(
         1, ge=1, le=20, description="Annotators who judge each queued item (>1 for agreement)."
@@ -330,6 +333,15 @@ class PrefsSettings(_Section):
     )
     bootstrap_rounds: int = Field(
         200, ge=10, le=10_000, description="Bootstrap resamples for leaderboard intervals."
+    )
+    prepare_ahead: int = Field(
+        4,
+        ge=0,
+        le=1000,
+        description=(
+            "Queued pairs `medchat serve` keeps generated ahead of the annotators (0: none), "
+            "so Next shows a complete pair at once."
+        ),
     )
 
 

@@ -23,10 +23,12 @@ import unicodedata
 
 # Default-ignorable characters that are not in category Cf (which is dropped whole).
 _IGNORABLE = frozenset(
-    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, 0x2800]
-    + list(range(0x180B, 0x1810))
-    + list(range(0xFE00, 0xFE10))
-    + list(range(0xE0100, 0xE01F0))
+    [
+        *(0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, 0x2800),
+        *range(0x180B, 0x1810),  # Mongolian variation selectors
+        *range(0xFE00, 0xFE10),  # variation selectors
+        *range(0xE0100, 0xE01F0),  # variation selectors supplement
+    ]
 )
 _KEEP_CONTROLS = frozenset("\t\n\r")
 

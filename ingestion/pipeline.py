@@ -120,6 +120,9 @@ def iter_files(paths: Iterable[Path], extensions: Iterable[str], report: IngestR
         if root.is_file():
             candidates: Iterable[Path] = [given]
             top = root.parent
+        elif not root.is_dir():  # a FIFO, a device (a link to /dev/zero) or a socket: never read
+            skip(given, f"not a regular file ({_kind(root)}); not read")
+            continue
         else:
             top = root
             candidates = _walk(root)
@@ -163,6 +166,20 @@ def _walk(root: Path) -> Iterator[Path]:
         links = [d for d in dirs if (base / d).is_symlink()]
         for name in sorted(files + links):
             yield base / name
+
+
+def _kind(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "unreadable"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file or folder"
 
 
 def _display(path: Path | str) -> str:
@@ -243,6 +260,15 @@ class _Run:
             return
         if known and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
             report.files.append(FileOutcome(source, "unchanged", chunks=known.chunks))
+            return
+        limit_mb = self.settings.ingestion.max_file_mb
+        if st.st_size > limit_mb * 1_000_000:  # before a byte is parsed: a 200 MB file costs nothing
+            reason = (
+                f"{path}: {st.st_size / 1_000_000:,.1f} MB, larger than ingestion.max_file_mb "
+                f"({limit_mb:g} MB); split the file or raise MEDCHAT_INGESTION__MAX_FILE_MB"
+            )
+            log.warning("%s", reason)
+            report.files.append(FileOutcome(source, "failed", reason=reason))
             return
         with _Clock(report, "load"):
             try:

@@ -71,8 +71,39 @@ def _user_errors(fn: F) -> F:
         except MedchatError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+        except Exception as e:  # a write that failed: no permission, read-only, disk full
+            message = _storage_message(e)
+            if message is None:
+                raise
+            log.debug("write failed", exc_info=True)
+            click.echo(f"error: {message}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _storage_message(error: BaseException) -> str | None:
+    """One sentence for a failed write, naming the place and the remedy; None if it is another error."""
+    from chatbot.errors import storage_problem
+    from chatbot.settings import _default_home
+
+    why = storage_problem(error)
+    if why is None:
+        return None
+    home = _default_home()
+    where = next(
+        (
+            e.filename
+            for e in (error, error.__cause__, error.__context__)
+            if isinstance(e, OSError) and e.filename
+        ),
+        None,
+    )
+    place = f"{where}" if where else f"MEDCHAT_HOME ({home})"
+    return (
+        f"cannot write to {place}: {why}. Make it writable (or free some space), "
+        f"or set MEDCHAT_HOME to a folder you can write to, then run the command again"
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,3 +128,5 @@ def config() -> None:
 
 # the commands register themselves on `main` when imported
 from chatbot.cli import answer, batch, ingest, labelling, serve  # noqa: E402, F401
+
+from chatbot.cli import train  # noqa: E402, F401

@@ -59,10 +59,11 @@ def prefs() -> None:
 @_user_errors
 def prefs_load_questions(path: Path, overlap: int | None, batch: str | None) -> None:
     """Queue the questions in PATH (text: one a line; JSONL or YAML with `question`, optional `gold`)."""
-    from chatbot.store.prefs import open_store, read_question_file
+    from chatbot.questionfile import read_question_file
+    from chatbot.store.prefs import open_store
 
     settings = _settings()
-    items = read_question_file(path)
+    items = read_question_file(path, settings.limits)  # all checked before any is queued
     n = open_store(settings).add_queue_items(
         items, batch=batch or path.name, overlap=overlap or settings.prefs.overlap
     )

@@ -28,7 +28,16 @@ from chatbot.cli.ingest import _print_report, run_ingest
     default=None,
     help="Annotator accounts (YAML; default $MEDCHAT_HOME/users.yaml); logins required when it has users.",
 )
-@click.option("--no-login", is_flag=True, help="Serve without logins (judgments recorded as 'local').")
+@click.option(
+    "--no-login",
+    is_flag=True,
+    help="Serve without logins (judgments recorded as 'local', the one user is admin); 127.0.0.1 only.",
+)
+@click.option(
+    "--insecure-open-network",
+    is_flag=True,
+    help="Allow --no-login on a non-local address: EVERYONE who can reach it is admin.",
+)
 @click.pass_context
 @_user_errors
 def serve(
@@ -38,6 +47,7 @@ def serve(
     sample_if_empty: bool,
     users_file: Path | None,
     no_login: bool,
+    insecure_open_network: bool,
 ) -> None:
     """Start the app (Chat, Compare, Results) in the browser."""
     settings = _settings(**{"ui.host": host, "ui.port": port})
@@ -47,5 +57,13 @@ def serve(
         _print_report(run_ingest(settings, [settings.sample_corpus]))
     from chatbot.ui.serve import serve_app
 
-    click.echo(f"medchat is running at http://{settings.ui.host}:{settings.ui.port}  (Ctrl-C stops it)")
-    serve_app(settings, users_file=users_file, login=False if no_login else None)
+    def announce() -> None:  # only once it listens: a refused or failed start prints no address
+        click.echo(f"medchat is running at http://{settings.ui.host}:{settings.ui.port}  (Ctrl-C stops it)")
+
+    serve_app(
+        settings,
+        users_file=users_file,
+        login=False if no_login else None,
+        open_network=insecure_open_network,
+        announce=announce,
+    )

@@ -12,9 +12,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chatbot.errors import ConfigError
 
@@ -29,15 +35,36 @@ def hash_password(password: str, *, iterations: int = ITERATIONS) -> str:
     return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
 
 
-def verify_password(password: str, stored: str) -> bool:
+def _parse(stored: str) -> tuple[int, bytes, str] | None:
+    """(iterations, salt, hex digest) of a stored hash, or None when it is not one we wrote."""
     try:
         scheme, iterations, salt, digest = stored.split("$")
+        rounds, salt_bytes = int(iterations), bytes.fromhex(salt)
+        bytes.fromhex(digest)
     except ValueError:
+        return None
+    if scheme != "pbkdf2_sha256" or not 1_000 <= rounds <= 10_000_000 or not salt_bytes or not digest:
+        return None
+    return rounds, salt_bytes, digest
+
+
+def verify_password(password: str, stored: str) -> bool:
+    parsed = _parse(stored)
+    if parsed is None:
         return False
-    if scheme != "pbkdf2_sha256":
-        return False
-    got = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
+    rounds, salt, digest = parsed
+    got = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, rounds)
     return hmac.compare_digest(got.hex(), digest)
+
+
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash of no one's password: checked for unknown names so that they take as long as known ones."""
+    if not _DUMMY:
+        _DUMMY.append(hash_password(secrets.token_hex(16)))
+    return _DUMMY[0]
 
 
 @dataclass(frozen=True)
@@ -69,9 +96,16 @@ class Users:
         for name, spec in entries.items():
             if not isinstance(spec, dict) or not spec.get("password"):
                 raise ConfigError(f"users file {path}: user {name!r} needs a `password` hash")
+            if _parse(str(spec["password"])) is None:
+                raise ConfigError(
+                    f"users file {path}: the password hash of user {name!r} is damaged; "
+                    f"set a new password with `medchat prefs add-user {name}`"
+                )
             users[str(name)] = User(
                 str(name), str(spec.get("role", "annotator")), str(spec["password"]), bool(spec.get("admin"))
             )
+        if users and path.stat().st_mode & 0o077:
+            log.warning("users file %s can be read by other accounts: `chmod 600 %s`", path, path)
         return cls(users)
 
     def __bool__(self) -> bool:
@@ -79,7 +113,9 @@ class Users:
 
     def check(self, name: str, password: str) -> bool:
         user = self.users.get(name)
-        ok = user is not None and verify_password(password, user.password_hash)
+        # an unknown name costs one hash too: a fast "no" would tell who has an account
+        stored = user.password_hash if user is not None else _dummy_hash()
+        ok = verify_password(password, stored) and user is not None
         if not ok:
             log.warning("failed login for %r", name)
         return ok
@@ -100,6 +136,12 @@ def add_user(path: Path, name: str, password: str, *, role: str = "annotator", a
     """Add or replace one user in the users file (created if missing)."""
     import yaml
 
+    if not password.strip():
+        raise ConfigError(
+            f"the password for {name!r} is empty: give one (leave out --password to be asked for it)"
+        )
+    if not name.strip():
+        raise ConfigError("the user name is empty: give a name, e.g. `medchat prefs add-user alice`")
     data: dict[str, dict[str, dict[str, object]]] = {"users": {}}
     if path.is_file():
         loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -110,5 +152,185 @@ def add_user(path: Path, name: str, password: str, *, role: str = "annotator", a
     data["users"][name] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
+    # password hashes are for this account's eyes only: 0600 from the first byte, not chmod-ed later
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # an existing .tmp keeps its old mode otherwise
+        f.write(yaml.safe_dump(data, sort_keys=True))
     tmp.replace(path)
+
+
+# --- sign-in throttling and session expiry ---------------------------------------------------
+#
+# Gradio checks a login with `Users.check(name, password)`, which cannot see who is asking, and
+# keeps sessions forever. `LoginGuard` wraps the app (ASGI middleware): it counts failed sign-ins per
+# address and per name, refuses more with 429 once a limit is reached, and swaps Gradio's token
+# table for one whose entries expire.
+
+
+class LoginThrottle:
+    """Failed sign-ins per key ("addr:1.2.3.4", "user:alice") within a sliding window."""
+
+    def __init__(
+        self, failures: int = 5, window_s: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.failures, self.window_s, self.clock = failures, window_s, clock
+        self._failed: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failed.setdefault(key, deque())
+        while times and now - times[0] > self.window_s:
+            times.popleft()
+        return times
+
+    def wait_s(self, *keys: str) -> float:
+        """Seconds until every key may try again (0: now)."""
+        now = self.clock()
+        with self._lock:
+            waits = [
+                self.window_s - (now - times[-self.failures])
+                for times in (self._recent(k, now) for k in keys)
+                if len(times) >= self.failures
+            ]
+        return max(waits, default=0.0)
+
+    def failed(self, *keys: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now).append(now)
+            if len(self._failed) > 100_000:  # many addresses: forget the ones with nothing recent
+                for key in [k for k, v in self._failed.items() if not v]:
+                    del self._failed[key]
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failed.pop(key, None)
+
+
+class ExpiringTokens(dict):  # type: ignore[type-arg]
+    """Gradio's session table (token -> user name) whose sessions end `lifetime_s` after sign-in."""
+
+    def __init__(
+        self, lifetime_s: float, initial: dict[str, str] | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__()
+        self.lifetime_s, self.clock = lifetime_s, clock
+        self._born: dict[object, float] = {}
+        for token, user in (initial or {}).items():
+            self[token] = user
+
+    def __setitem__(self, token: object, user: object) -> None:
+        super().__setitem__(token, user)
+        self._born[token] = self.clock()
+
+    def _alive(self, token: object) -> bool:
+        if not super().__contains__(token):
+            return False
+        if self.clock() - self._born.get(token, 0.0) <= self.lifetime_s:
+            return True
+        super().pop(token, None)
+        self._born.pop(token, None)
+        return False
+
+    def __contains__(self, token: object) -> bool:
+        return self._alive(token)
+
+    def __getitem__(self, token: object) -> object:
+        if not self._alive(token):
+            raise KeyError(token)
+        return super().__getitem__(token)
+
+    def get(self, token: object, default: object = None) -> object:
+        return super().__getitem__(token) if self._alive(token) else default
+
+    def __delitem__(self, token: object) -> None:
+        super().__delitem__(token)
+        self._born.pop(token, None)
+
+
+class LoginGuard:
+    """ASGI middleware for the Gradio app: throttled sign-ins, expiring sessions."""
+
+    def __init__(self, app: Any, *, throttle: LoginThrottle, session_s: float) -> None:
+        self.app, self.throttle, self.session_s = app, throttle, session_s
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        server = scope.get("app")
+        if server is not None and not isinstance(getattr(server, "tokens", None), ExpiringTokens):
+            server.tokens = ExpiringTokens(self.session_s, dict(getattr(server, "tokens", None) or {}))
+        path = str(scope.get("path", "")).rstrip("/")
+        if scope["type"] != "http" or scope.get("method") != "POST" or not path.endswith("/login"):
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > 65_536:
+                await _json(send, 413, "The sign-in form is too large.")
+                return
+            if not message.get("more_body"):
+                break
+        name = await _form_user(scope, body)
+        client = scope.get("client") or ("unknown", 0)
+        keys = (f"addr:{client[0]}", f"user:{name}")
+        wait = self.throttle.wait_s(*keys)
+        if wait > 0:
+            log.warning("sign-in refused for %r from %s: too many failures", name, client[0])
+            minutes = max(1, round(wait / 60))
+            await _json(send, 429, f"Too many failed sign-ins: try again in {minutes} minute(s).")
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return dict(await receive())
+
+        status = 0
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await self.app(scope, replay, watch)
+        if status == 200:
+            self.throttle.succeeded(keys[1])
+        elif 400 <= status < 500:
+            self.throttle.failed(*keys)
+
+
+async def _form_user(scope: dict[str, Any], body: bytes) -> str:
+    from starlette.requests import Request
+
+    async def once() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(scope, once).form()
+        return str(form.get("username") or "").strip()
+    except Exception:  # an unreadable form is Gradio's to refuse; count it against the address
+        return ""
+
+
+async def _json(send: Any, status: int, detail: str) -> None:
+    import json
+
+    payload = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatbot.errors import MedchatError
+from chatbot.errors import MedchatError, storage_failure
+from chatbot.limits import check_question, check_rationale
 from chatbot.store.prefs import JudgmentIn, ResponseIn, Round
+from chatbot.textnorm import normalise
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -84,7 +86,8 @@ class CompareService:
     def ask(self, annotator: str, question: str, *, rng: random.Random | None = None) -> Iterator[Progress]:
         """A free-typed question: two random variants answer it."""
         rng = rng or random.Random()
-        question = (question or "").strip()
+        check_question(question or "", self.settings.limits)  # before the gate or a model sees it
+        question = normalise(question or "").strip()
         if not question:
             raise MedchatError("type a question, or take the next one from the queue")
         a, b = rng.sample(sorted(self.runner.variants), 2)
@@ -171,8 +174,15 @@ class CompareService:
     # -- voting --------------------------------------------------------------------------------
 
     def submit(self, judgment: JudgmentIn) -> "Judgment":
+        check_rationale(judgment.rationale, self.settings.limits)
         judgment.guideline_version = judgment.guideline_version or self.settings.prefs.guideline_version
-        return self.store.submit(judgment)
+        try:
+            return self.store.submit(judgment)
+        except Exception as e:  # a full disk or read-only database: a sentence, not SQLAlchemy's text
+            failure = storage_failure(e, "your vote")
+            if failure is None:
+                raise
+            raise failure from e
 
 
 def cited_sources_markdown(resp: "Response") -> str:
