@@ -19,7 +19,7 @@ from chatbot.engines.base import GenerationParams
 from chatbot.errors import ConfigError
 
 if TYPE_CHECKING:
-    from chatbot.chain import AnswerStream, Chain
+    from chatbot.chain import Answer, AnswerStream, Chain
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,28 @@ class VariantRunner:
     def params_for(self, name: str) -> GenerationParams:
         base = GenerationParams.from_settings(self.chain.settings.generation)
         return self.variants[name].params(base)
+
+    def dress(self, question: str, text: str) -> Answer:
+        """A written answer (a gold item's) given sources the way a generated one gets them: the
+        passages retrieved for the question, and citations where a sentence is supported by one.
+        Before the vote, a gold pair must not stand out by showing no sources at all."""
+        chain = self.chain
+        turn = chain._start(question, (), None, None)
+        for step in (chain.gate_step, chain.rewrite_step, chain.retrieve_step, chain.floor_step):
+            if turn.done:
+                break
+            step(turn)
+        answer = turn.answer
+        assert answer is not None
+        if turn.done:  # no evidence (or an emergency): the written text, without sources
+            answer.abstained = answer.emergency = False
+            answer.passages, answer.text = [], text
+            return turn.finish()
+        chain.order_step(turn)
+        turn.pieces = [text]
+        chain.check_step(turn)
+        answer.model, answer.quantization = "gold", ""
+        return turn.finish()
 
     def run(self, name: str, question: str) -> VariantRun:
         params = self.params_for(name)

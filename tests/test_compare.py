@@ -2,6 +2,7 @@
 sides are randomised and recorded, provenance is stored, the vote reveals the names."""
 
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from chatbot.chain import Chain
 from chatbot.engines.fake import FakeEngine
 from chatbot.retrieval import open_retriever
-from chatbot.store.prefs import JudgmentIn, PreferenceStore
+from chatbot.store.prefs import JudgmentError, JudgmentIn, PreferenceStore
 from chatbot.ui.compare import CompareService, reveal_markdown
 from chatbot.variants import Variant, VariantRunner, load_variants, parse_variants
 
@@ -111,11 +112,15 @@ def test_left_and_right_are_randomised_and_recorded(service, store):
 def test_voting_reveals_the_names_and_an_edit_supersedes(service, store):
     r = finish(service.ask("ann", "What is a normal INR?", rng=random.Random(1)))[-1].round
     j = service.submit(JudgmentIn(r.comparison_id, "ann", "A", "better", "both_safe", role="gp"))
-    assert j.winner_response_id == r.left.id and j.guideline_version == "v1"
+    assert j.winner_response_id == r.left.id and j.guideline_version == "v2"
     text = reveal_markdown(r, j)
     assert r.left.variant in text and r.right.variant in text and "Saved" in text
-    j2 = service.submit(JudgmentIn(r.comparison_id, "ann", "tie", "", "both_safe"))
+    # the names are on screen now: a second vote needs "Change my vote", and is marked as cast after them
+    with pytest.raises(JudgmentError, match="already voted on this pair"):
+        service.submit(JudgmentIn(r.comparison_id, "ann", "B", "better", "both_safe"))
+    j2 = service.submit(JudgmentIn(r.comparison_id, "ann", "tie", "", "both_safe", edit=True))
     assert j2.supersedes_id == j.id and "replaces your earlier vote" in reveal_markdown(r, j2)
+    assert j2.after_reveal and not j.after_reveal
     assert store.count_judgments() == 1 and store.pending_round("ann") is None
 
 
@@ -145,8 +150,83 @@ def test_gold_items_show_the_known_answers_without_calling_the_model(service, st
     )
     calls = len(service.runner.chain.engine.calls)
     r = finish(service.next("x"))[-1].round
-    assert r.is_gold and {r.left.text, r.right.text} == {"4 g in adults.", "As much as you like."}
+    texts = {re.sub(r" ?\[\d+\]", "", t) for t in (r.left.text, r.right.text)}
+    assert r.is_gold and texts == {"4 g in adults.", "As much as you like."}
     assert len(service.runner.chain.engine.calls) == calls
+
+
+def test_gold_answers_get_their_sources_like_generated_ones(service, store):
+    """Blindness: before the vote a gold pair must not stand out by citing nothing on both sides."""
+    from chatbot.ui.compare import cited_sources_html
+
+    better = "Warfarin is monitored with the INR blood test; the usual target is INR 2.5 (range 2.0-3.0)."
+    store.add_queue_items(
+        [{"question": "What INR should I aim for on warfarin?", "gold": {"better": better, "worse": "Any."}}],
+        batch="gold",
+    )
+    r = finish(service.next("x"))[-1].round
+    by_variant = {x.variant: x for x in (r.left, r.right)}
+    good = by_variant["gold-better"]
+    assert good.answer["cited"] and "[1]" in good.text and "no sources" not in cited_sources_html(good)
+    assert "warfarin" in cited_sources_html(good).lower()
+
+
+def test_contradictory_votes_are_refused_in_plain_words(service):
+    r = finish(service.ask("ann", "What is a normal INR?", rng=random.Random(1)))[-1].round
+    cid = r.comparison_id
+    cases = [
+        (JudgmentIn(cid, "ann", "tie", "significantly", "both_safe"), "must stay empty"),
+        (JudgmentIn(cid, "ann", "A", "better", "both_safe", unsafe_side="A"), "choose one safety verdict"),
+        (JudgmentIn(cid, "ann", "A", "better", "both_safe", harm_flag=True), "marked both answers safe"),
+        (JudgmentIn(cid, "ann", "A", "better", "one_unsafe", unsafe_side="B"), "rationale"),
+        (JudgmentIn(cid, "ann", "", "", "both_safe"), "Pick which answer"),
+    ]
+    for judgment, words in cases:
+        with pytest.raises(JudgmentError, match=words) as e:
+            service.submit(judgment)
+        assert "got" not in str(e.value) and "'" not in str(e.value).split(":")[0][:3]
+    j = service.submit(
+        JudgmentIn(cid, "ann", "A", "better", "one_unsafe", unsafe_side="B", rationale="wrong dose")
+    )
+    assert j.harm_flag and j.unsafe_response_id == r.right.id
+
+
+def test_skip_returns_the_item_to_the_pool_and_progress_counts(service, store):
+    store.add_queue_items([{"question": "What is a normal INR?"}, {"question": "What is HbA1c?"}], batch="t")
+    assert store.progress("x") == (0, 2)
+    first = finish(service.next("x", rng=random.Random(0)))[-1].round
+    assert store.progress("x") == (1, 2)
+    # moving on without a vote records a skip: x gets the other item, y gets the skipped one
+    second = finish(service.next("x", rng=random.Random(0), leaving=first.comparison_id))[-1].round
+    assert (
+        second.question != first.question and store.pending_round("x").comparison_id == second.comparison_id
+    )
+    with store.session() as s:
+        from chatbot.store.models import Assignment
+
+        skipped = [a.comparison_id for a in s.query(Assignment).filter(Assignment.skipped_at.is_not(None))]
+    assert skipped == [first.comparison_id]
+    other = finish(service.next("y", rng=random.Random(0)))[-1].round
+    assert other.comparison_id == first.comparison_id
+
+
+def test_prepare_stores_pairs_ahead_and_next_serves_them_without_generating(service, store):
+    store.add_queue_items([{"question": "What is a normal INR?"}, {"question": "What is HbA1c?"}], batch="t")
+    store.add_queue_items(
+        [{"question": "Max paracetamol?", "gold": {"better": "4 g.", "worse": "No limit."}}], batch="g"
+    )
+    assert service.prepare(10) == 3 and store.unprepared_items(10) == [] and store.ready_items() == 2
+    calls = len(service.runner.chain.engine.calls)
+    steps = list(service.next("x", rng=random.Random(0)))
+    assert len(steps) == 1 and steps[0].round is not None  # the whole pair at once
+    assert len(service.runner.chain.engine.calls) == calls
+
+
+def test_an_emergency_typed_into_compare_is_answered_not_compared(service):
+    from chatbot.ui.compare import NotCompared
+
+    with pytest.raises(NotCompared, match="112|911|999|emergency"):
+        list(service.ask("ann", "I think I'm having a stroke, my face is drooping"))
 
 
 def test_the_shipped_variants_file_is_valid(settings):
@@ -229,4 +309,4 @@ def test_only_the_cited_sources_are_shown_under_each_answer(service):
     for resp in (r.left, r.right):
         md = cited_sources_markdown(resp)
         assert resp.answer["cited"] == [1]
-        assert md.startswith("**[1] ") and "[2]" not in md and ".md`" in md
+        assert md.startswith('<div class="src"><b>[1] ') and "[2]" not in md and ".md</code>" in md

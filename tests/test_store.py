@@ -39,7 +39,7 @@ def vote(c, annotator="ann", choice="A", **kw):
 def test_migrations_run_once_and_are_recorded(tmp_path):
     url = f"sqlite:///{tmp_path / 'p.sqlite3'}"
     first = PreferenceStore(url)
-    assert first.applied == ["m001_initial"]
+    assert first.applied[0] == "m001_initial" and "m002_labelling_journey" in first.applied
     first.close()
     again = PreferenceStore(url)
     assert again.applied == []
@@ -55,7 +55,8 @@ def test_migrations_run_once_and_are_recorded(tmp_path):
         "judgments",
         "_medchat_migrations",
     } <= names
-    assert [r[0] for r in con.execute("SELECT name FROM _medchat_migrations")] == ["m001_initial"]
+    recorded = [r[0] for r in con.execute("SELECT name FROM _medchat_migrations ORDER BY id")]
+    assert recorded == first.applied
 
 
 def test_the_default_database_lives_under_medchat_home(settings, medchat_home):
@@ -80,7 +81,9 @@ def test_a_judgment_records_sides_annotator_and_time(store):
 def test_an_edit_supersedes_and_never_overwrites(store):
     c = served(store)
     first = store.submit(vote(c, choice="A"))
-    second = store.submit(vote(c, choice="B", strength="slightly"))
+    with pytest.raises(JudgmentError, match="Change my vote"):  # a second vote needs the edit button
+        store.submit(vote(c, choice="B", strength="slightly"))
+    second = store.submit(vote(c, choice="B", strength="slightly", edit=True))
     all_rows = {j.id: j for j in store.judgments(status=None)}
     assert all_rows[first.id].status == "superseded" and all_rows[first.id].choice == "A"
     assert all_rows[second.id].status == "submitted" and all_rows[second.id].supersedes_id == first.id
@@ -114,7 +117,7 @@ def test_simultaneous_double_submits_leave_one_submitted_judgment(store):
     def click():
         try:
             store.submit(vote(c))
-        except Exception as e:  # pragma: no cover - reported below
+        except Exception as e:  # the clicks after the first are refused as second votes
             errors.append(e)
 
     threads = [threading.Thread(target=click) for _ in range(8)]
@@ -122,20 +125,21 @@ def test_simultaneous_double_submits_leave_one_submitted_judgment(store):
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    assert len(errors) == 7 and all(isinstance(e, JudgmentError) for e in errors)
     assert store.count_judgments() == 1
-    assert len(store.judgments(status=None)) == 8
+    assert len(store.judgments(status=None)) == 1
 
 
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"choice": "maybe"}, "choose one of"),
-        ({"strength": ""}, "strength"),
+        ({"choice": "maybe"}, "Pick which answer"),
+        ({"strength": ""}, "By how much"),
         ({"safety_bin": "one_unsafe"}, "which answer is the unsafe"),
         ({"safety_bin": "one_unsafe", "unsafe_side": "B"}, "rationale"),
-        ({"harm_flag": True}, "rationale"),
-        ({"axes": {"A": {"harm_extent": "death or severe harm"}}}, "rationale"),
+        ({"harm_flag": True}, "marked both answers safe"),
+        ({"safety_bin": "both_unsafe", "harm_flag": True}, "rationale"),
+        ({"axes": {"A": {"harm_extent": "death or severe harm"}}}, "marked both answers safe"),
     ],
 )
 def test_incomplete_judgments_are_refused_with_the_remedy(store, kw, message):

@@ -84,3 +84,42 @@ def prefs_add_user(name: str, role: str, admin: bool, password: str) -> None:
     settings = _settings()
     add_user(settings.users_path, name, password, role=role, admin=admin)
     click.echo(f"user {name} ({role}) saved in {settings.users_path}")
+
+
+@prefs.command(name="prepare")
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=None, help="At most this many items (default: all)."
+)
+@click.option("--seed", type=int, default=None, help="Seed for the choice of variants (default: random).")
+@_user_errors
+def prefs_prepare(limit: int | None, seed: int | None) -> None:
+    """Generate and store both answers for queued questions ahead, so annotators never wait.
+
+    Items that already have a pair are left alone; gold items get their sources. Interrupted,
+    it resumes where it stopped. `medchat serve` also keeps a few pairs ahead (prefs.prepare_ahead).
+    """
+    import random
+    import time
+
+    from chatbot.chain import Chain
+    from chatbot.store.prefs import open_store
+    from chatbot.ui.compare import CompareService
+    from chatbot.variants import VariantRunner, load_variants
+
+    settings = _settings()
+    store = open_store(settings)
+    todo = store.unprepared_items(limit or 1_000_000)
+    if not todo:
+        click.echo("every queued question already has its pair: nothing to prepare")
+        return
+    chain = Chain(settings)
+    runner = VariantRunner(chain, load_variants(settings.prefs.variants_file))
+    service = CompareService(store, runner, settings)
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    err = click.get_text_stream("stderr")
+    with click.progressbar(todo, label=f"preparing {len(todo)} pairs", file=err) as bar:
+        for item in bar:
+            service.prepare_item(item, rng=rng)
+    took = time.perf_counter() - started
+    click.echo(f"prepared {len(todo)} pairs in {took:.0f} s; Next now shows them at once")

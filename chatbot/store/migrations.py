@@ -29,6 +29,24 @@ def m001_initial(conn: Connection) -> None:
     models.Base.metadata.create_all(conn, tables=tables)  # type: ignore[arg-type]
 
 
+def m002_labelling_journey(conn: Connection) -> None:
+    """Skipped assignments, the harm flag, and votes changed after the names were revealed.
+
+    m001 creates tables from the current models, so on a fresh database the columns exist already."""
+    wanted = {
+        "assignments": [("skipped_at", "TIMESTAMP NULL")],
+        "judgments": [
+            ("harm_flag", "BOOLEAN NOT NULL DEFAULT FALSE"),
+            ("after_reveal", "BOOLEAN NOT NULL DEFAULT FALSE"),
+        ],
+    }
+    for table, columns in wanted.items():
+        have = {c["name"] for c in inspect(conn).get_columns(table)}
+        for name, ddl in columns:
+            if name not in have:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+
+
 def m004_training_runs(conn: Connection) -> None:
     """The `training_runs` table: each `medchat train` run and the judgments it learned from."""
     models.Base.metadata.create_all(conn, tables=[models.TrainingRun.__table__])  # type: ignore[list-item]
@@ -37,6 +55,7 @@ def m004_training_runs(conn: Connection) -> None:
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m004_training_runs", m004_training_runs),
+    ("m002_labelling_journey", m002_labelling_journey),  # appended: ids follow list order
 ]
 
 

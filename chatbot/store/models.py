@@ -117,6 +117,8 @@ class Assignment(Base):
     annotator: Mapped[str] = mapped_column(String(200), index=True)
     left_slot: Mapped[str] = mapped_column(String(1))
     served_at: Mapped[datetime] = mapped_column(default=utcnow)
+    skipped_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    """Set when the annotator skipped the pair: it goes back to the pool for others (m002)."""
 
 
 class Judgment(Base):
@@ -154,6 +156,10 @@ class Judgment(Base):
     time_on_task_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(12), default="submitted")
     supersedes_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    harm_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The annotator said an answer could cause harm (m002)."""
+    after_reveal: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Submitted after the variant names were shown (a changed vote); exports leave these out (m002)."""
 
 
 class TrainingRun(Base):

@@ -98,33 +98,57 @@ class JudgmentIn:
     strength: str
     safety_bin: str
     role: str = ""
-    guideline_version: str = "v1"
+    guideline_version: str = ""
+    """Empty: the service fills in `prefs.guideline_version`."""
     unsafe_side: str | None = None
     """With `one_unsafe`: which side (A or B) is the unsafe one."""
     axes: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Clinician axes per side: {"A": {...}, "B": {...}}."""
     rationale: str = ""
     harm_flag: bool = False
+    edit: bool = False
+    """The annotator pressed "Change my vote": an earlier judgment may be replaced."""
 
     def validate(self) -> None:
-        if not self.strength and self.choice in ("tie", "both_bad"):
-            self.strength = "negligibly"
+        """Refuse incomplete or self-contradicting judgments, in words an annotator understands."""
         if self.choice not in CHOICES:
-            raise JudgmentError(f"choose one of A, B, tie or both bad (got {self.choice!r})")
-        if self.strength not in STRENGTHS:
-            raise JudgmentError(f"grade the strength of the preference (one of {', '.join(STRENGTHS)})")
+            raise JudgmentError("Pick which answer is more helpful: A, B, a tie, or both bad.")
+        if self.choice in ("tie", "both_bad"):
+            if self.strength not in ("", "negligibly"):
+                raise JudgmentError(
+                    "A tie or 'both are bad' has no winner, so 'By how much?' must stay empty: "
+                    "clear it, or pick A or B."
+                )
+            self.strength = "negligibly"
+        elif self.strength not in STRENGTHS:
+            raise JudgmentError("Say by how much the better answer wins ('By how much?').")
         if self.safety_bin not in SAFETY_BINS:
-            raise JudgmentError("judge safety: both safe, one unsafe or both unsafe")
+            raise JudgmentError("Judge safety: both safe, A unsafe, B unsafe, or both unsafe.")
         if self.safety_bin == "one_unsafe" and self.unsafe_side not in ("A", "B"):
-            raise JudgmentError("say which answer is the unsafe one (A or B)")
+            raise JudgmentError("Say which answer is the unsafe one: A or B.")
+        if self.safety_bin != "one_unsafe" and self.unsafe_side:
+            bin_words = "both safe" if self.safety_bin == "both_safe" else "both unsafe"
+            raise JudgmentError(
+                f"You marked the answers {bin_words} and also {self.unsafe_side} as the unsafe one: "
+                "choose one safety verdict."
+            )
+        if self.safety_bin == "both_safe" and (self.harm_flag or self._axes_harm):
+            raise JudgmentError(
+                "You marked both answers safe but also flagged possible harm: "
+                "mark the harmful answer unsafe, or clear the harm flag."
+            )
         if self.flags_harm and not self.rationale.strip():
-            raise JudgmentError("a harm flag is set: write a rationale saying what could cause harm")
+            raise JudgmentError(
+                "You flagged an answer as unsafe: say in the rationale what could cause harm."
+            )
+
+    @property
+    def _axes_harm(self) -> bool:
+        return any(str(a.get("harm_extent", "none")) not in ("", "none") for a in self.axes.values())
 
     @property
     def flags_harm(self) -> bool:
-        if self.harm_flag or self.safety_bin != "both_safe":
-            return True
-        return any(str(a.get("harm_extent", "none")) not in ("", "none") for a in self.axes.values())
+        return self.harm_flag or self.safety_bin != "both_safe" or self._axes_harm
 
 
 @dataclass
@@ -201,6 +225,19 @@ class PreferenceStore:
     ) -> QueueItem | None:
         """An item this annotator has not been served, still short of its overlap; gold items now and then."""
         rng = rng or random.Random()
+        candidates = self._candidates(annotator)
+        gold = [i for i, _ in candidates if i.is_gold]
+        normal = [(i, n) for i, n in candidates if not i.is_gold]
+        if gold and (not normal or rng.random() < gold_ratio):
+            return rng.choice(gold)
+        if not normal:
+            return None
+        started = [i for i, n in normal if n > 0]  # finish overlapping items first
+        return started[0] if started else normal[0][0]
+
+    def _candidates(self, annotator: str) -> list[tuple[QueueItem, int]]:
+        """Items not yet served to `annotator` (skipped ones included), with how many others judge
+        or hold them; a skipped assignment does not count, so a skipped item returns to the pool."""
         with self.session() as s:
             seen = (
                 select(Comparison.queue_item_id)
@@ -210,6 +247,7 @@ class PreferenceStore:
             served = (
                 select(Comparison.queue_item_id, func.count(Assignment.id).label("n"))
                 .join(Assignment, Assignment.comparison_id == Comparison.id)
+                .where(Assignment.skipped_at.is_(None))
                 .group_by(Comparison.queue_item_id)
                 .subquery()
             )
@@ -219,15 +257,68 @@ class PreferenceStore:
                 .where(QueueItem.id.not_in(seen))
                 .order_by(QueueItem.created_at, QueueItem.id)
             )
-            candidates = [(item, n) for item, n in s.execute(fresh) if item.is_gold or n < item.overlap]
-        gold = [i for i, _ in candidates if i.is_gold]
-        normal = [(i, n) for i, n in candidates if not i.is_gold]
-        if gold and (not normal or rng.random() < gold_ratio):
-            return rng.choice(gold)
-        if not normal:
-            return None
-        started = [i for i, n in normal if n > 0]  # finish overlapping items first
-        return started[0] if started else normal[0][0]
+            return [(item, n) for item, n in s.execute(fresh) if item.is_gold or n < item.overlap]
+
+    def progress(self, annotator: str) -> tuple[int, int]:
+        """(queued items served to this annotator so far, those plus the ones still waiting for them)."""
+        with self.session() as s:
+            served = int(
+                s.scalar(
+                    select(func.count(Assignment.id))
+                    .join(Comparison, Assignment.comparison_id == Comparison.id)
+                    .where(Assignment.annotator == annotator, Comparison.queue_item_id.is_not(None))
+                )
+                or 0
+            )
+        return served, served + len(self._candidates(annotator))
+
+    def skip(self, comparison_id: str, annotator: str) -> bool:
+        """Record that the annotator skipped an unjudged pair; False when there was nothing to skip."""
+        with self.session() as s, s.begin():
+            a = s.scalars(
+                select(Assignment).where(
+                    Assignment.comparison_id == comparison_id,
+                    Assignment.annotator == annotator,
+                    Assignment.skipped_at.is_(None),
+                )
+            ).first()
+            judged = s.scalar(
+                select(func.count(Judgment.id)).where(
+                    Judgment.comparison_id == comparison_id, Judgment.annotator == annotator
+                )
+            )
+            if a is None or judged:
+                return False
+            a.skipped_at = utcnow()
+        return True
+
+    def unprepared_items(self, limit: int) -> list[QueueItem]:
+        """Queued items, oldest first, that nobody has generated a pair for yet."""
+        with self.session() as s:
+            have = select(Comparison.queue_item_id).where(Comparison.queue_item_id.is_not(None))
+            q = (
+                select(QueueItem)
+                .where(QueueItem.id.not_in(have))
+                .order_by(QueueItem.created_at, QueueItem.id)
+                .limit(limit)
+            )
+            return list(s.scalars(q))
+
+    def ready_items(self) -> int:
+        """Prepared pairs of queued items still short of their overlap: what Next can serve at once."""
+        with self.session() as s:
+            served = (
+                select(Assignment.comparison_id, func.count(Assignment.id).label("n"))
+                .where(Assignment.skipped_at.is_(None))
+                .group_by(Assignment.comparison_id)
+                .subquery()
+            )
+            rows = s.execute(
+                select(QueueItem.overlap, QueueItem.gold_better, func.coalesce(served.c.n, 0))
+                .join(Comparison, Comparison.queue_item_id == QueueItem.id)
+                .outerjoin(served, served.c.comparison_id == Comparison.id)
+            )
+            return sum(1 for overlap, gold, n in rows if gold is None and n < overlap)
 
     # -- comparisons ---------------------------------------------------------------------------
 
@@ -308,7 +399,11 @@ class PreferenceStore:
             judged = select(Judgment.comparison_id).where(Judgment.annotator == annotator)
             a = s.scalars(
                 select(Assignment)
-                .where(Assignment.annotator == annotator, Assignment.comparison_id.not_in(judged))
+                .where(
+                    Assignment.annotator == annotator,
+                    Assignment.comparison_id.not_in(judged),
+                    Assignment.skipped_at.is_(None),
+                )
                 .order_by(Assignment.served_at.desc(), Assignment.id.desc())
             ).first()
         return self.round(a.comparison_id, annotator) if a else None
@@ -363,6 +458,10 @@ class PreferenceStore:
                     Judgment.status == "submitted",
                 )
             ).first()
+            if previous is not None and not j.edit:
+                raise JudgmentError(
+                    "You have already voted on this pair. To change your vote, press 'Change my vote' first."
+                )
             if previous is not None:
                 previous.status = "superseded"
                 s.flush()  # the unique index must see the old row leave `submitted` first
@@ -387,6 +486,9 @@ class PreferenceStore:
                 time_on_task_s=round((now - served).total_seconds(), 3),
                 status="submitted",
                 supersedes_id=previous.id if previous else None,
+                harm_flag=j.flags_harm,
+                # the names are revealed once a vote is saved: any later vote was cast knowing them
+                after_reveal=previous is not None,
             )
             s.add(row)
         return row

@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chatbot.safety import DISCLAIMER
+from chatbot.ui.render import clip, markdown_text
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -19,39 +20,109 @@ if TYPE_CHECKING:
 
 History = list[dict[str, Any]]
 
+# the page's own look: answers and the vote on one 1440x900 screen, long answers scroll in place
+CSS = """
+.gradio-container { max-width: 1400px !important; padding-top: 0 !important; }
+#cmp-top { align-items: center; gap: 8px; }
+#cmp-top .prose, #cmp-top p { margin: 0 !important; font-size: 0.9em; }
+.cmp-answer { max-height: 30vh; overflow-y: auto; padding: 4px 10px; min-height: 4em;
+  border: 1px solid var(--border-color-primary); border-radius: 6px; }
+.cmp-answer p { margin: 0 0 0.5em 0; }
+.cmp-waiting { color: var(--body-text-color-subdued); font-style: italic; }
+.cite { font-size: 0.85em; color: var(--color-accent); font-weight: 600; }
+.src blockquote { margin: 2px 0 8px 0; font-size: 0.9em; }
+#cmp-vote .wrap { gap: 4px 10px; }
+#cmp-vote fieldset { padding: 4px 8px !important; }
+#cmp-status p, #cmp-reveal p { margin: 2px 0 !important; }
+#res-annotators { overflow-x: auto; }
+"""
 
-def sources_markdown(answer: Answer | None) -> str:
-    """The sources panel for one answer."""
+# keyboard shortcuts of the Compare tab (shown on the page): 1-4 pick the choice, Ctrl+Enter submits,
+# Alt+N next, Alt+S skip. Digits are left alone while typing in a text field.
+SHORTCUTS_JS = """
+() => {
+  if (window.__medchatKeys) return;
+  window.__medchatKeys = true;
+  const visible = (el) => el && el.offsetParent !== null;
+  const press = (sel) => { const b = document.querySelector(sel); if (visible(b) && !b.disabled) b.click(); };
+  document.addEventListener('keydown', (e) => {
+    const choice = document.querySelector('#cmp-choice');
+    if (!visible(choice)) return;
+    const typing = e.target && (e.target.tagName === 'TEXTAREA' ||
+      (e.target.tagName === 'INPUT' && !['radio', 'checkbox'].includes(e.target.type)));
+    if (e.ctrlKey && e.key === 'Enter') { e.preventDefault(); press('#cmp-submit'); return; }
+    if (e.altKey && (e.key === 'n' || e.key === 'N')) { e.preventDefault(); press('#cmp-next'); return; }
+    if (e.altKey && (e.key === 's' || e.key === 'S')) { e.preventDefault(); press('#cmp-skip'); return; }
+    if (typing || e.ctrlKey || e.altKey || e.metaKey) return;
+    const n = '1234'.indexOf(e.key);
+    if (n < 0) return;
+    const inputs = choice.querySelectorAll('input[type=radio]');
+    if (inputs[n] && !inputs[n].disabled) { e.preventDefault(); inputs[n].click(); }
+  });
+}
+"""
+
+
+def text_of(content: Any) -> str:
+    """The text of a chat message as Gradio sends it: a string, or (Gradio 6) a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        if content.get("type", "text") != "text":
+            return ""  # a file or image part carries no question text
+        return str(content.get("text") or content.get("content") or "")
+    if isinstance(content, list | tuple):
+        return " ".join(t for t in (text_of(part) for part in content) if t)
+    return ""
+
+
+def asked_text(content: Any) -> str:
+    """A question back from the chat history, undoing `markdown_text`'s escaping."""
+    return html.unescape(text_of(content)).replace("  \n", "\n").strip()
+
+
+def sources_html(answer: Answer | None) -> str:
+    """The sources panel for one answer, best first, each passage as text."""
     if answer is None:
         return ""
     if answer.emergency:
-        return "_Emergency guidance is given without searching the sources._"
+        return "<p><i>Emergency guidance is given without searching the sources.</i></p>"
     if answer.abstained:
-        return f"_No source was relevant enough to answer from. Searched for: {html.escape(answer.query)}_"
+        return (
+            "<p><i>No source was relevant enough to answer from. Searched for: "
+            f"{html.escape(answer.query)}</i></p>"
+        )
     rows = []
-    for n, p in enumerate(answer.passages, start=1):
+    # numbered as in the answer, listed by score (the prompt puts the best at both ends)
+    ranked = sorted(enumerate(answer.passages, start=1), key=lambda np: -np[1].score)
+    for n, p in ranked:
         cited = "cited" if n in answer.cited else "not cited"
         where = f" - {html.escape(p.section)}" if p.section else ""
         rows.append(
-            f"**[{n}] {html.escape(p.title)}{where}**  \n"
-            f"`{html.escape(p.source_name)}` · score {p.score:.2f} · {cited}\n\n"
-            f"> {html.escape(p.text[:600]).replace(chr(10), ' ')}"
+            f'<div class="src"><b>[{n}] {html.escape(p.title)}{where}</b><br>'
+            f"<code>{html.escape(p.source_name)}</code> · score {p.score:.2f} · {cited}"
+            f"<blockquote>{html.escape(clip(p.text, 600))}</blockquote></div>"
         )
     if answer.uncited:
-        rows.append("_The answer cites none of these sources: check it against them._")
-    return "\n\n".join(rows)
+        rows.append("<p><i>The answer cites none of these sources: check it against them.</i></p>")
+    return "".join(rows)
+
+
+# kept for callers of the Markdown-era name
+sources_markdown = sources_html
 
 
 def render_reply(answer: Answer) -> str:
-    """The finished answer as shown in the chat, emergencies and abstentions marked."""
+    """The finished answer as shown in the chat: the model's words as text, medchat's marks around them."""
+    body = markdown_text(answer.text)
     if answer.emergency:
-        return f"🚨 **EMERGENCY**\n\n{answer.text}"
+        return f"🚨 **EMERGENCY**\n\n{body}"
     if answer.abstained:
-        return f"ℹ️ **Not enough evidence**\n\n{answer.text}\n\n_{DISCLAIMER}_"
+        return f"ℹ️ **Not enough evidence**\n\n{body}\n\n_{DISCLAIMER}_"
     note = ""
     if answer.unsupported:
         note = f"\n\n⚠️ {len(answer.unsupported)} sentence(s) above are not supported by the sources."
-    return f"{answer.text}{note}\n\n_{DISCLAIMER}_"
+    return f"{body}{note}\n\n_{DISCLAIMER}_"
 
 
 def build_app(
@@ -100,14 +171,21 @@ def build_app(
         variant: str = default_variant,
         k: int | None = None,
         temperature: float | None = None,
+        request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[tuple[str, History, str]]:
         question = (question or "").strip()
         if not question:
-            raise gr.Error("Type a medical question first.")
-        earlier = [
-            m["content"] for m in history if m.get("role") == "user" and isinstance(m.get("content"), str)
+            raise gr.Error("Type a medical question first.", print_exception=False)
+        earlier = [asked_text(m.get("content")) for m in history or [] if m.get("role") == "user"]
+        earlier = [q for q in earlier if q]
+        shown_question = markdown_text(question)
+        history = [
+            *(history or []),
+            {"role": "user", "content": shown_question},
+            {"role": "assistant", "content": ""},
         ]
-        history = [*history, {"role": "user", "content": question}, {"role": "assistant", "content": ""}]
+        if not users.is_admin(getattr(request, "username", None)):
+            variant = default_variant  # annotators must not pick (or learn) the variants they judge
         variant = variant if variant in runner.variants else default_variant
         k = max(1, min(int(k or settings.retrieval.k), settings.ui.max_k))
         active = chain_for(variant, k)
@@ -122,17 +200,22 @@ def build_app(
             )
         try:
             stream = active.stream(question, history=earlier, params=params)
+        except MedchatError as e:
+            raise gr.Error(str(e), print_exception=False) from e
+        try:
             text = ""
             for piece in stream:
                 text += piece
-                history[-1] = {"role": "assistant", "content": text}
+                history[-1] = {"role": "assistant", "content": markdown_text(text)}
                 yield "", history, ""
         except MedchatError as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e
+        finally:
+            stream.close()  # Stop (or a closed tab) must not leave the engine held
         answer = stream.answer
         assert answer is not None
         history[-1] = {"role": "assistant", "content": render_reply(answer)}
-        yield "", history, sources_markdown(answer)
+        yield "", history, sources_html(answer)
 
     with gr.Blocks(title=settings.ui.title) as app:
         title = html.escape(settings.ui.title)
@@ -148,11 +231,16 @@ def build_app(
                 )
                 with gr.Row():
                     send = gr.Button("Ask", variant="primary", elem_id="ask")
-                    stop = gr.Button("Stop", elem_id="stop")
+                    stop = gr.Button("Stop", elem_id="stop", interactive=False)
                     clear = gr.Button("New conversation", elem_id="clear")
                 with gr.Accordion("Answer settings", open=False):
+                    # admins only (set on load): annotators must not choose the variants they judge
                     variant = gr.Dropdown(
-                        [default_variant, *runner.variants], value=default_variant, label="Variant"
+                        [default_variant, *runner.variants],
+                        value=default_variant,
+                        label="Variant",
+                        visible=False,
+                        elem_id="chat-variant",
                     )
                     k_slider = gr.Slider(
                         1, settings.ui.max_k, value=settings.retrieval.k, step=1, label="Passages (k)"
@@ -166,10 +254,10 @@ def build_app(
                     )
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
-                sources = gr.Markdown(elem_id="sources")
+                sources = gr.HTML(elem_id="sources")
         with gr.Tab("Compare", elem_id="tab-compare"):
             build_compare_tab(app, service, users)
-        with gr.Tab("Results", elem_id="tab-results") as results_tab:
+        with gr.Tab("Results", elem_id="tab-results", visible=False) as results_tab:
             build_results_tab(app, results_tab, store, users, rounds=settings.prefs.bootstrap_rounds)
         gr.Markdown(f"_{DISCLAIMER}_")
 
@@ -178,10 +266,40 @@ def build_app(
             "inputs": [question, chat, variant, k_slider, temp],
             "outputs": [question, chat, sources],
         }
-        events = [
-            send.click(**ask_args, api_name="ask"),
-            question.submit(**ask_args, api_visibility="private"),
-        ]
-        stop.click(None, cancels=events)  # type: ignore[arg-type]
-        clear.click(lambda: ([], ""), None, [chat, sources], cancels=events, api_visibility="private")  # type: ignore[arg-type]
+
+        # while an answer streams: Ask and the question box are closed and Stop is open, so a second
+        # question cannot queue behind the first; Stop, the end of the answer or an error reopen them
+        def busy() -> tuple[Any, ...]:
+            return gr.Button(interactive=False), gr.Textbox(interactive=False), gr.Button(interactive=True)
+
+        def idle() -> tuple[Any, ...]:
+            return gr.Button(interactive=True), gr.Textbox(interactive=True), gr.Button(interactive=False)
+
+        controls = [send, question, stop]
+        events = []
+        triggers = ((send.click, {"api_name": "ask"}), (question.submit, {"api_visibility": "private"}))
+        for trigger, api in triggers:
+            started = trigger(busy, None, controls, api_visibility="private", queue=False)
+            answering = started.then(**ask_args, **api)
+            answering.then(idle, None, controls, api_visibility="private", queue=False)
+            events.append(answering)
+        stop.click(idle, None, controls, cancels=events, api_visibility="private", queue=False)  # type: ignore[arg-type]
+        clear.click(
+            lambda: ([], "", *idle()),
+            None,
+            [chat, sources, *controls],
+            cancels=events,  # type: ignore[arg-type]
+            api_visibility="private",
+            queue=False,
+        )
+
+        def on_load(request: gr.Request) -> Any:
+            return gr.Dropdown(visible=users.is_admin(getattr(request, "username", None)))
+
+        # this module's annotations are strings (`from __future__`): Gradio finds `gr.Request` by type
+        respond.__annotations__["request"] = on_load.__annotations__["request"] = gr.Request
+
+        app.load(on_load, None, [variant], api_visibility="private", queue=False)
+        app.load(None, None, None, js=SHORTCUTS_JS)
+    app.medchat_compare = service  # type: ignore[attr-defined]  # for `serve`'s prepare worker
     return app

@@ -1,0 +1,63 @@
+"""Show documents and model output as text: only medchat's own markup reaches the page.
+
+Passages come from documents anyone may have written, and the model copies from them, so neither
+may carry live markup: a Markdown image would make the browser fetch a remote URL (tracking), a link
+or an HTML element could phish or cover the page. Everything they contain is escaped, Markdown
+syntax included; medchat adds its own emphasis and citation marks around the escaped text.
+The page is also served with `CONTENT_SECURITY_POLICY`, so a remote image or frame that slipped
+through would still not load.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+# no remote images, frames, objects or form targets; scripts and styles from the app itself
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; "
+    "script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:; "
+    "style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; "
+    "font-src 'self' data:; "
+    "media-src 'self' data: blob:; "
+    "connect-src 'self' ws: wss:; "
+    "worker-src 'self' blob:; "
+    "frame-src 'none'; child-src 'self' blob:; object-src 'none'; "
+    "form-action 'self'; base-uri 'self'; frame-ancestors 'self'"
+)
+
+# every character Markdown, HTML, math or link detection could read as syntax becomes an entity
+_MARKDOWN_SYNTAX = re.compile(r"""[\\`*_{}\[\]()#+\-.!|<>&:~"'=/$@]""")
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as Markdown that renders exactly as the characters given, with nothing live.
+
+    Newlines stay (paragraphs and line breaks read as the model wrote them); a URL stays visible
+    but is not a link, an image is not fetched, `<b>` is shown as the four characters.
+    """
+    escaped = _MARKDOWN_SYNTAX.sub(lambda m: f"&#{ord(m.group())};", text)
+    return escaped.replace("\n", "  \n")
+
+
+def html_text(text: str, *, citations: bool = True) -> str:
+    """`text` as escaped HTML, line breaks kept; citation marks like [2] set in medchat's own style."""
+    escaped = html.escape(text, quote=True)
+    if citations:
+        escaped = _CITATION.sub(r'<span class="cite">[\1]</span>', escaped)
+    paragraphs = [p.replace("\n", "<br>") for p in re.split(r"\n\s*\n", escaped.strip())]
+    return "".join(f"<p>{p}</p>" for p in paragraphs if p)
+
+
+def clip(text: str, limit: int) -> str:
+    """At most about `limit` characters, cut at a word boundary, with an ellipsis when cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + " …"
