@@ -1,11 +1,19 @@
 """Turn stored judgments into training and analysis files.
 
 Formats:
-- `dpo`: TRL preference rows, conversational: prompt / chosen / rejected as message lists.
-- `reward`: the same plus `margin`, Llama 2's "small" margin for the graded strength.
+- `dpo`: TRL preference rows, conversational: `prompt` is the list of messages the model saw (system,
+  exemplar turn, the numbered passages and the question), `chosen` / `rejected` one assistant message each.
+- `reward`: the same plus `margin`, the mean of Llama 2's "small" margins of the votes for the chosen answer.
 - `kto`: TRL unpaired rows: prompt / completion / label (True desirable); both bad -> two negatives.
 - `battles`: one arena-style row per vote (model_a = left, model_b = right, winner).
 - `jsonl`: every judgment, superseded ones included, with both responses and their provenance.
+
+The dpo, reward and kto rows are aggregated per pair (one comparison, its two responses) over all the
+annotators who judged it, so two opposite votes never become two contradictory rows: `majority` counts
+one vote per annotator, `strength` weighs A/B votes by their grade (3, 2, 1, 0.5 from significantly to
+negligibly; a tie or both-bad vote weighs 1). The outcome with the highest score wins; a shared top
+score drops the pair. `select_pairs` / `select_examples` return the same selection without writing
+files (the trainer uses them).
 
 Every judgment a format cannot use is listed in `excluded` with the reason: nothing is dropped silently.
 """
@@ -14,10 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import MedchatError
@@ -29,8 +40,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMATS = ("dpo", "reward", "kto", "battles", "jsonl")
+AGGREGATIONS = ("majority", "strength")
 # Llama 2's "small" margins for significantly better, better, slightly better, negligibly better/unsure
 SMALL_MARGIN = {"significantly": 1.0, "better": 2 / 3, "slightly": 1 / 3, "negligibly": 0.0}
+# vote weights of the `strength` aggregation; a tie or both-bad vote weighs TIE_WEIGHT
+STRENGTH_WEIGHT = {"significantly": 3.0, "better": 2.0, "slightly": 1.0, "negligibly": 0.5}
+TIE_WEIGHT = 1.0
+
+Messages = list[dict[str, str]]
 
 
 class ExportError(MedchatError):
@@ -57,17 +74,18 @@ class Record:
         w = self.winner
         return None if w is None else (self.right if w is self.left else self.left)
 
+    @property
+    def outcome(self) -> str:
+        """The winning response id, or `tie` / `both_bad`."""
+        return self.judgment.winner_response_id or self.judgment.choice
 
-@dataclass
-class ExportResult:
-    format: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    excluded: list[dict[str, str]] = field(default_factory=list)
-
-    def exclude(self, rec: Record, reason: str) -> None:
-        self.excluded.append(
-            {"judgment_id": rec.judgment.id, "annotator": rec.judgment.annotator, "reason": reason}
-        )
+    @property
+    def unsafe(self) -> set[str]:
+        """The response ids this judgment called unsafe."""
+        j = self.judgment
+        if j.safety_bin == "both_unsafe":
+            return {self.left.id, self.right.id}
+        return {j.unsafe_response_id} if j.safety_bin == "one_unsafe" and j.unsafe_response_id else set()
 
 
 def records(store: PreferenceStore, *, status: str | None = None) -> Iterator[Record]:
@@ -79,21 +97,383 @@ def records(store: PreferenceStore, *, status: str | None = None) -> Iterator[Re
         )
 
 
-def _common_exclusion(rec: Record) -> str | None:
+# -- the prompt the model saw ------------------------------------------------------------------
+
+
+def rebuild_prompt(
+    query: str, passages: Sequence[str], variant: dict[str, str], prompt_hash: str
+) -> Messages | None:
+    """The messages `prompts.build_prompt` made for this answer, or None when they no longer hash the
+    same (a prompt file or the passage formatting changed since) or cannot be built."""
+    from prompts import PARTS, PromptError, PromptVariant, build_prompt
+
+    if not prompt_hash or not query:
+        return None
+    try:
+        parts = {p: str(v).split("@", 1)[0] for p, v in variant.items() if p in PARTS}
+        built = build_prompt(query, [SimpleNamespace(text=t) for t in passages], PromptVariant(**parts))
+    except (PromptError, TypeError, ValueError) as e:
+        log.info("cannot rebuild a prompt (%s)", e)
+        return None
+    if built.hash != prompt_hash:
+        return None
+    return [{"role": m.role, "content": m.content} for m in built.messages]
+
+
+def response_prompt(r: Response) -> Messages | None:
+    """The messages the model was given to write `r`: stored with it, or rebuilt from its stored answer
+    (passages, query, prompt parts) when the rebuilt prompt has the stored hash. None for text the
+    model did not write (emergency guidance, the abstention, gold answers)."""
+    stored = getattr(r, "prompt_messages", None)
+    if stored:
+        return [{"role": str(m["role"]), "content": str(m["content"])} for m in stored]
+    answer = r.answer or {}
+    if answer.get("emergency") or answer.get("abstained"):
+        return None
+    sources = sorted(answer.get("sources") or [], key=lambda s: s.get("n", 0))
+    return rebuild_prompt(
+        str(answer.get("query") or answer.get("question") or ""),
+        [str(s.get("text", "")) for s in sources],
+        dict(answer.get("variant") or {}),
+        r.prompt_hash,
+    )
+
+
+# -- selection and aggregation -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SelectOptions:
+    """How judgments become training rows."""
+
+    aggregate: str = "majority"
+    """`majority` (one vote per annotator) or `strength` (votes weighted by their grade)."""
+    same_prompt_only: bool = False
+    """Keep only pairs whose two answers were written from the same prompt (same variant parts and
+    passages); otherwise the pair's prompt is the chosen answer's (`prompt_from`, `same_prompt`)."""
+    include_after_reveal: bool = False
+    """Votes changed after the variant names were shown are left out unless this is set."""
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in AGGREGATIONS:
+            raise ExportError(
+                f"unknown aggregation {self.aggregate!r}: use one of {', '.join(AGGREGATIONS)}"
+            )
+
+
+@dataclass
+class Pair:
+    """One comparison's aggregated preference: a prompt, a chosen and a rejected answer."""
+
+    comparison_id: str
+    question: str
+    prompt: Messages
+    prompt_from: str
+    """Whose prompt `prompt` is: `chosen`, or `rejected` when the chosen text had none (an abstention)."""
+    same_prompt: bool
+    chosen: Response
+    rejected: Response
+    margin: float
+    votes: dict[str, float]
+    """Score of each outcome: chosen, rejected, tie, both_bad."""
+    judgment_ids: list[str]
+    annotators: list[str]
+
+
+@dataclass
+class Example:
+    """One answer labelled desirable or not (KTO), from its pair's aggregated verdict."""
+
+    comparison_id: str
+    question: str
+    prompt: Messages
+    prompt_from: str
+    """`own`, or `other` when the answer had no prompt (an abstention) and its partner's is used."""
+    completion: Response
+    label: bool
+    votes: dict[str, float]
+    judgment_ids: list[str]
+    annotators: list[str]
+
+
+@dataclass
+class Selection:
+    """What a selection kept and, per judgment, what it left out and why."""
+
+    options: SelectOptions
+    pairs: list[Pair] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    """One entry per judgment left out: judgment_id, comparison_id, annotator, kind, reason."""
+
+    def exclude(self, rec: Record, kind: str, reason: str) -> None:
+        j = rec.judgment
+        self.excluded.append(
+            {
+                "judgment_id": j.id,
+                "comparison_id": rec.comparison.id,
+                "annotator": j.annotator,
+                "kind": kind,
+                "reason": reason,
+            }
+        )
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Kind of exclusion -> number of judgments left out for it."""
+        return dict(Counter(e["kind"] for e in self.excluded))
+
+    @property
+    def used_judgments(self) -> list[str]:
+        items: list[Pair] | list[Example] = self.pairs or self.examples
+        return sorted({j for x in items for j in x.judgment_ids})
+
+    def summary(self) -> str:
+        kept = f"{len(self.pairs)} pairs" if self.pairs or not self.examples else f"{len(self.examples)} rows"
+        used = len(self.used_judgments)
+        left = "; ".join(f"{k}: {n}" for k, n in sorted(self.counts.items())) or "none"
+        return (
+            f"{kept} from {used} judgments ({self.options.aggregate} per pair); "
+            f"judgments left out: {left}"
+        )
+
+
+def _judgment_exclusion(rec: Record, options: SelectOptions) -> tuple[str, str] | None:
     j = rec.judgment
     if j.status != "submitted":
-        return "superseded by a later judgment of the same annotator"
+        return "superseded", "superseded by a later judgment of the same annotator"
+    if getattr(j, "after_reveal", False) and not options.include_after_reveal:
+        return "after reveal", "changed after the variant names were shown: the vote was no longer blind"
     if rec.comparison.is_gold:
-        return "gold item: a quality check of the annotator, not model output"
+        return "gold", "gold item: a quality check of the annotator, not model output"
     for r in (rec.left, rec.right):
         if not r.finished or r.error:
-            return f"response {r.id} did not finish ({r.error or 'stream cut'})"
+            return "unfinished", f"response {r.id} did not finish ({r.error or 'stream cut'})"
         if not r.text.strip():
-            return f"response {r.id} is empty"
+            return "empty", f"response {r.id} is empty"
         named = [n for n in (r.variant, r.model) if n and len(n) > 3 and n.lower() in r.text.lower()]
         if named:
-            return f"response {r.id} names its own variant or model ({named[0]}): the vote was not blind"
+            return (
+                "names its variant",
+                f"response {r.id} names its own variant or model ({named[0]}): the vote was not blind",
+            )
+    if j.safety_bin == "one_unsafe" and j.winner_response_id and j.unsafe_response_id == j.winner_response_id:
+        return (
+            "unsafe preferred",
+            "the preferred response was judged unsafe and the other safe: contradictory, never used "
+            "as chosen/rejected",
+        )
     return None
+
+
+@dataclass
+class _Group:
+    """The counted votes on one comparison."""
+
+    recs: list[Record]
+    outcome: str | None
+    scores: dict[str, float]
+
+    @property
+    def first(self) -> Record:
+        return self.recs[0]
+
+    @property
+    def unsafe(self) -> set[str]:
+        return set().union(*(r.unsafe for r in self.recs))
+
+    @property
+    def judgment_ids(self) -> list[str]:
+        return [r.judgment.id for r in self.recs]
+
+    @property
+    def annotators(self) -> list[str]:
+        return [r.judgment.annotator for r in self.recs]
+
+
+def _weight(rec: Record, aggregate: str) -> float:
+    if aggregate == "majority":
+        return 1.0
+    if rec.judgment.winner_response_id:
+        return STRENGTH_WEIGHT.get(rec.judgment.strength, 1.0)
+    return TIE_WEIGHT
+
+
+def _groups(store: PreferenceStore, options: SelectOptions, sel: Selection) -> list[_Group]:
+    by_pair: dict[str, list[Record]] = defaultdict(list)
+    for rec in records(store):
+        why = _judgment_exclusion(rec, options)
+        if why:
+            sel.exclude(rec, *why)
+        else:
+            by_pair[rec.comparison.id].append(rec)
+    groups = []
+    for recs in by_pair.values():
+        scores: dict[str, float] = defaultdict(float)
+        for rec in recs:
+            scores[rec.outcome] += _weight(rec, options.aggregate)
+        top = max(scores.values())
+        leaders = [o for o, s in scores.items() if s == top]
+        groups.append(_Group(recs, leaders[0] if len(leaders) == 1 else None, dict(scores)))
+    return groups
+
+
+def _drop(sel: Selection, group: _Group, kind: str, reason: str) -> None:
+    for rec in group.recs:
+        sel.exclude(rec, kind, reason)
+
+
+def _no_majority(group: _Group) -> str:
+    shown = ", ".join(f"{_outcome_name(group, o)} {s:g}" for o, s in sorted(group.scores.items()))
+    return f"the annotators disagree and no outcome leads ({shown}): the pair is dropped"
+
+
+def _outcome_name(group: _Group, outcome: str) -> str:
+    rec = group.first
+    for r in (rec.left, rec.right):
+        if r.id == outcome:
+            return f"response {r.id}"
+    return outcome
+
+
+def _votes(group: _Group, chosen: str | None, rejected: str | None) -> dict[str, float]:
+    s = group.scores
+    return {
+        "chosen": s.get(chosen or "", 0.0),
+        "rejected": s.get(rejected or "", 0.0),
+        "tie": s.get("tie", 0.0),
+        "both_bad": s.get("both_bad", 0.0),
+    }
+
+
+def select_pairs(store: PreferenceStore, options: SelectOptions | None = None) -> Selection:
+    """The aggregated chosen/rejected pairs with the prompt the model saw, for DPO and reward training;
+    nothing is written. Every judgment not behind a pair is in `excluded` with its reason."""
+    options = options or SelectOptions()
+    sel = Selection(options)
+    for g in _groups(store, options, sel):
+        rec = g.first
+        if g.outcome is None:
+            _drop(sel, g, "no majority", _no_majority(g))
+            continue
+        if g.outcome == "tie":
+            _drop(sel, g, "tie", "tie: no preferred response (preference training needs one)")
+            continue
+        if g.outcome == "both_bad":
+            _drop(
+                sel,
+                g,
+                "both bad",
+                "both bad: neither response is acceptable (the KTO export uses them as negatives)",
+            )
+            continue
+        chosen, rejected = (rec.left, rec.right) if g.outcome == rec.left.id else (rec.right, rec.left)
+        if chosen.id in g.unsafe and rejected.id not in g.unsafe:
+            _drop(
+                sel,
+                g,
+                "unsafe preferred",
+                f"the preferred response {chosen.id} was judged unsafe and the other safe by an annotator: "
+                "never used as chosen/rejected",
+            )
+            continue
+        mine, theirs = response_prompt(chosen), response_prompt(rejected)
+        lost = [r for r, m in ((chosen, mine), (rejected, theirs)) if m is None and r.prompt_hash]
+        if lost:
+            _drop(sel, g, "no prompt", _no_prompt(*lost))
+            continue
+        if options.same_prompt_only and (mine is None or mine != theirs):
+            _drop(sel, g, "different prompts", "the two answers were written from different prompts")
+            continue
+        # an answer the model did not write (the abstention) takes the prompt of the one it was judged with
+        prompt, source = (mine, "chosen") if mine is not None else (theirs, "rejected")
+        if prompt is None:
+            _drop(sel, g, "no prompt", "neither answer was written by the model: there is no prompt")
+            continue
+        winners = [r for r in g.recs if r.outcome == g.outcome]
+        sel.pairs.append(
+            Pair(
+                comparison_id=rec.comparison.id,
+                question=rec.comparison.question,
+                prompt=prompt,
+                prompt_from=source,
+                same_prompt=mine is not None and mine == theirs,
+                chosen=chosen,
+                rejected=rejected,
+                margin=sum(SMALL_MARGIN.get(r.judgment.strength, 0.0) for r in winners) / len(winners),
+                votes=_votes(g, chosen.id, rejected.id),
+                judgment_ids=g.judgment_ids,
+                annotators=g.annotators,
+            )
+        )
+    return sel
+
+
+def _no_prompt(*responses: Response) -> str:
+    ids = " and ".join(r.id for r in responses)
+    return (
+        f"the prompt of response {ids} was not stored and cannot be rebuilt to its hash (the prompt "
+        "files or the passage formatting changed since): never train on a guessed prompt"
+    )
+
+
+def select_examples(store: PreferenceStore, options: SelectOptions | None = None) -> Selection:
+    """The aggregated desirable/undesirable answers with their prompts, for KTO; nothing is written."""
+    options = options or SelectOptions()
+    sel = Selection(options)
+    for g in _groups(store, options, sel):
+        rec = g.first
+        if g.outcome is None:
+            _drop(sel, g, "no majority", _no_majority(g))
+            continue
+        if g.outcome == "tie":
+            _drop(sel, g, "tie", "tie: neither response can be labelled desirable or undesirable")
+            continue
+        prompts = {r.id: response_prompt(r) for r in (rec.left, rec.right)}
+        lost = [r for r in (rec.left, rec.right) if prompts[r.id] is None and r.prompt_hash]
+        if lost:
+            _drop(sel, g, "no prompt", _no_prompt(*lost))
+            continue
+        if not any(prompts.values()):
+            _drop(sel, g, "no prompt", "neither answer was written by the model: there is no prompt")
+            continue
+        unsafe = g.unsafe
+        for r, other in ((rec.left, rec.right), (rec.right, rec.left)):
+            own = prompts[r.id]
+            sel.examples.append(
+                Example(
+                    comparison_id=rec.comparison.id,
+                    question=rec.comparison.question,
+                    prompt=own if own is not None else prompts[other.id] or [],
+                    prompt_from="own" if own is not None else "other",
+                    completion=r,
+                    label=g.outcome == r.id and r.id not in unsafe,
+                    votes=_votes(g, r.id, other.id),
+                    judgment_ids=g.judgment_ids,
+                    annotators=g.annotators,
+                )
+            )
+    return sel
+
+
+# -- formats -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportResult:
+    format: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    selection: Selection | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(e.get("kind", e["reason"]) for e in self.excluded))
+
+    def summary(self) -> str:
+        if self.selection is not None:
+            return self.selection.summary()
+        return f"{len(self.rows)} rows; {len(self.excluded)} judgments excluded"
 
 
 def _utc(dt: datetime) -> datetime:
@@ -101,101 +481,106 @@ def _utc(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def _messages(role: str, text: str) -> list[dict[str, str]]:
-    return [{"role": role, "content": text}]
+def _assistant(text: str) -> Messages:
+    return [{"role": "assistant", "content": text}]
 
 
-def _pair_exclusion(rec: Record) -> str | None:
-    j = rec.judgment
-    if j.choice == "tie":
-        return "tie: no preferred response (preference training needs one)"
-    if j.choice == "both_bad":
-        return "both bad: neither response is acceptable (the KTO export uses them as negatives)"
-    if j.safety_bin == "one_unsafe" and j.unsafe_response_id == j.winner_response_id:
-        return "the preferred response was judged unsafe and the other safe: never used as chosen/rejected"
-    return None
-
-
-def _meta(rec: Record) -> dict[str, Any]:
-    j = rec.judgment
+def _pair_row(p: Pair, fmt: str, aggregate: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "prompt": p.prompt,
+        "chosen": _assistant(p.chosen.text),
+        "rejected": _assistant(p.rejected.text),
+    }
+    if fmt == "reward":
+        row["margin"] = p.margin
     return {
-        "judgment_id": j.id,
-        "comparison_id": rec.comparison.id,
-        "annotator": j.annotator,
-        "strength": j.strength,
-        "safety_bin": j.safety_bin,
+        **row,
+        "question": p.question,
+        "comparison_id": p.comparison_id,
+        "chosen_response_id": p.chosen.id,
+        "rejected_response_id": p.rejected.id,
+        "chosen_variant": p.chosen.variant,
+        "rejected_variant": p.rejected.variant,
+        "prompt_from": p.prompt_from,
+        "same_prompt": p.same_prompt,
+        "aggregate": aggregate,
+        "votes": p.votes,
+        "judgment_ids": p.judgment_ids,
+        "annotators": p.annotators,
     }
 
 
-def export(store: PreferenceStore, fmt: str) -> ExportResult:
+def _example_row(x: Example, aggregate: str) -> dict[str, Any]:
+    return {
+        "prompt": x.prompt,
+        "completion": _assistant(x.completion.text),
+        "label": x.label,
+        "question": x.question,
+        "comparison_id": x.comparison_id,
+        "response_id": x.completion.id,
+        "variant": x.completion.variant,
+        "prompt_from": x.prompt_from,
+        "aggregate": aggregate,
+        "votes": x.votes,
+        "judgment_ids": x.judgment_ids,
+        "annotators": x.annotators,
+    }
+
+
+def export(store: PreferenceStore, fmt: str, options: SelectOptions | None = None) -> ExportResult:
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    options = options or SelectOptions()
     result = ExportResult(fmt)
-    for rec in records(store):
-        j = rec.judgment
-        if fmt == "jsonl":
-            result.rows.append(_raw(rec))
-            continue
-        reason = _common_exclusion(rec)
-        if reason:
-            result.exclude(rec, reason)
-            continue
-        prompt = _messages("user", rec.comparison.question)
-        if fmt in ("dpo", "reward"):
-            reason = _pair_exclusion(rec)
-            if reason:
-                result.exclude(rec, reason)
+    if fmt in ("dpo", "reward"):
+        sel = select_pairs(store, options)
+        result.rows = [_pair_row(p, fmt, options.aggregate) for p in sel.pairs]
+    elif fmt == "kto":
+        sel = select_examples(store, options)
+        result.rows = [_example_row(x, options.aggregate) for x in sel.examples]
+    else:
+        for rec in records(store):
+            if fmt == "jsonl":
+                result.rows.append(_raw(rec))
                 continue
-            winner, loser = rec.winner, rec.loser
-            assert winner is not None and loser is not None
-            row: dict[str, Any] = {
-                "prompt": prompt,
-                "chosen": _messages("assistant", winner.text),
-                "rejected": _messages("assistant", loser.text),
-            }
-            if fmt == "reward":
-                row["margin"] = SMALL_MARGIN[j.strength]
-            result.rows.append({**row, **_meta(rec)})
-        elif fmt == "kto":
-            if j.choice == "tie":
-                result.exclude(rec, "tie: neither response can be labelled desirable or undesirable")
-                continue
-            if j.safety_bin == "one_unsafe" and j.unsafe_response_id == j.winner_response_id:
-                result.exclude(
-                    rec, "the preferred response was judged unsafe and the other safe: contradictory"
-                )
-                continue
-            unsafe = {rec.left.id, rec.right.id} if j.safety_bin == "both_unsafe" else {j.unsafe_response_id}
-            for r in (rec.left, rec.right):
-                good = j.choice != "both_bad" and r.id == j.winner_response_id and r.id not in unsafe
-                result.rows.append(
+            why = _judgment_exclusion(rec, options)
+            if why and why[0] != "unsafe preferred":  # a battle is a vote, whatever its safety bins
+                result.excluded.append(
                     {
-                        "prompt": prompt,
-                        "completion": _messages("assistant", r.text),
-                        "label": good,
-                        "response_id": r.id,
-                        **_meta(rec),
+                        "judgment_id": rec.judgment.id,
+                        "annotator": rec.judgment.annotator,
+                        "kind": why[0],
+                        "reason": why[1],
                     }
                 )
-        elif fmt == "battles":
-            outcome = {"A": "model_a", "B": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}[j.choice]
-            result.rows.append(
-                {
-                    "question_id": rec.comparison.id,
-                    "judgment_id": j.id,
-                    "judge": j.annotator,
-                    "model_a": rec.left.variant,
-                    "model_b": rec.right.variant,
-                    "winner": outcome,
-                    "strength": j.strength,
-                    "safety_bin": j.safety_bin,
-                    "tstamp": _utc(j.submitted_at).timestamp(),
-                    "anony": True,
-                }
-            )
+                continue
+            result.rows.append(_battle(rec))
+        return _logged(result)
+    result.selection, result.excluded = sel, sel.excluded
+    return _logged(result)
+
+
+def _logged(result: ExportResult) -> ExportResult:
     for e in result.excluded:
-        log.info("export %s: excluded judgment %s: %s", fmt, e["judgment_id"], e["reason"])
+        log.info("export %s: excluded judgment %s: %s", result.format, e["judgment_id"], e["reason"])
     return result
+
+
+def _battle(rec: Record) -> dict[str, Any]:
+    j = rec.judgment
+    outcome = {"A": "model_a", "B": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}[j.choice]
+    return {
+        "question_id": rec.comparison.id,
+        "judgment_id": j.id,
+        "judge": j.annotator,
+        "model_a": rec.left.variant,
+        "model_b": rec.right.variant,
+        "winner": outcome,
+        "strength": j.strength,
+        "safety_bin": j.safety_bin,
+        "tstamp": _utc(j.submitted_at).timestamp(),
+        "anony": True,
+    }
 
 
 def _response_dict(r: Response) -> dict[str, Any]:
@@ -212,6 +597,7 @@ def _response_dict(r: Response) -> dict[str, Any]:
         "k": r.k,
         "chunk_ids": r.chunk_ids,
         "prompt_hash": r.prompt_hash,
+        "prompt_messages": response_prompt(r),
         "text": r.text,
         "finished": r.finished,
         "error": r.error,
@@ -244,17 +630,33 @@ def _raw(rec: Record) -> dict[str, Any]:
         "time_on_task_s": j.time_on_task_s,
         "status": j.status,
         "supersedes_id": j.supersedes_id,
+        "harm_flag": bool(getattr(j, "harm_flag", False)),
+        "after_reveal": bool(getattr(j, "after_reveal", False)),
     }
 
 
 def write_export(result: ExportResult, path: Path) -> tuple[Path, Path]:
-    """Write the rows as JSONL at `path` and the exclusions beside it (`<name>.excluded.jsonl`)."""
+    """Write the rows as JSONL at `path` and the exclusions beside it (`<name>.excluded.jsonl`).
+
+    The files hold clinicians' votes and rationales: they are created readable by their owner only
+    (0600), each written to a temporary name first and renamed, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     excluded = path.with_name(path.stem + ".excluded.jsonl")
     for target, rows in ((path, result.rows), (excluded, result.excluded)):
         tmp = target.with_name(target.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an old .tmp left by a crash keeps its mode through O_CREAT
+        with open(fd, "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
         tmp.replace(target)
     return path, excluded
+
+
+def export_bytes(result: ExportResult) -> tuple[bytes, bytes]:
+    """The two files' contents in memory (rows, exclusions), for a download that writes nothing to disk."""
+
+    def jsonl(rows: list[dict[str, Any]]) -> bytes:
+        return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows).encode()
+
+    return jsonl(result.rows), jsonl(result.excluded)
