@@ -30,7 +30,8 @@ def _print_report(report: IngestReport) -> None:
         click.echo("an interrupted earlier run was cleaned up first", err=True)
     for f in report.files:
         if f.status in ("skipped", "failed"):
-            click.echo(f"  {f.status}: {f.reason}", err=True)
+            reason = f.reason if f.path in f.reason else f"{f.path}: {f.reason}"  # always name the file
+            click.echo(f"  {f.status}: {reason}", err=True)
         elif f.status == "removed":
             click.echo(f"  removed: {f.path} ({f.chunks} chunks; the file is gone)", err=True)
         for w in f.warnings:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from chatbot.errors import ConfigError
 
 if TYPE_CHECKING:
-    from chatbot.settings import Settings
+    from chatbot.settings import LimitsSettings, Settings
     from chatbot.ui.auth import Users
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,19 @@ def check_access(settings: Settings, users: Users, *, login: bool, open_network:
         )
 
 
+def guard_middleware(limits: LimitsSettings) -> Any:
+    """The middleware that throttles sign-ins and expires sessions (`launch(app_kwargs=...)`)."""
+    from starlette.middleware import Middleware
+
+    from chatbot.ui.auth import LoginGuard, LoginThrottle
+
+    return Middleware(
+        LoginGuard,
+        throttle=LoginThrottle(limits.login_failures, limits.login_window_s),
+        session_s=limits.session_hours * 3600,
+    )
+
+
 def serve_app(
     settings: Settings,
     *,
@@ -91,12 +104,10 @@ def serve_app(
     announce: Callable[[], None] | None = None,
 ) -> None:
     """Build and launch the app; blocks until interrupted. `announce` runs once it is listening."""
-    from starlette.middleware import Middleware
-
     from chatbot.chain import Chain
     from chatbot.store.prefs import open_store
     from chatbot.ui.app import build_app
-    from chatbot.ui.auth import LoginGuard, LoginThrottle, Users
+    from chatbot.ui.auth import Users
 
     login = settings.prefs.require_login if login is None else login
     users = Users.load((users_file or settings.users_path).expanduser())
@@ -113,12 +124,7 @@ def serve_app(
     auth = users.check if (login and users) else None
     if auth is None:
         log.warning("serving without logins: judgments are recorded as annotator 'local'")
-    limits = settings.limits
-    guard = Middleware(
-        LoginGuard,
-        throttle=LoginThrottle(limits.login_failures, limits.login_window_s),
-        session_s=limits.session_hours * 3600,
-    )
+    guard = guard_middleware(settings.limits)
     if settings.prefs.prepare_ahead:  # queued pairs are written before anyone presses Next
         from chatbot.ui.worker import PrepareWorker
 
