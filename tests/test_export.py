@@ -7,9 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.export import SMALL_MARGIN, export, write_export
+from chatbot.export import (
+    SMALL_MARGIN,
+    SelectOptions,
+    export,
+    rebuild_prompt,
+    select_examples,
+    select_pairs,
+    write_export,
+)
 from chatbot.leaderboard import cohen_kappa, fit_bradley_terry, fleiss_kappa, leaderboard, results
 from chatbot.store.prefs import JudgmentIn, PreferenceStore, ResponseIn
+from prompts import PromptVariant, build_prompt
+
+QUESTION = "What is a normal INR?"
+PASSAGES = ("The INR target for most patients on warfarin is 2 to 3.", "Check the INR weekly at first.")
 
 
 @pytest.fixture
@@ -19,47 +31,131 @@ def store(tmp_path):
     s.close()
 
 
-def judged(
-    store,
-    choice,
-    *,
-    annotator="ann",
-    left="a",
-    gold=False,
-    texts=("good answer [1]", "poor answer"),
-    variants=("v-good", "v-poor"),
-    **kw,
-):
-    c = store.create_comparison(
-        "What is a normal INR?",
-        ResponseIn(variants[0], texts[0], model="m", prompt_hash="h1", chunk_ids=["c1"], seed=0, k=4),
-        ResponseIn(variants[1], texts[1], model="m", prompt_hash="h2", chunk_ids=["c2"], seed=1, k=2),
-        created_by=annotator,
+def response(variant, text, *, exemplar="cited_answer", passages=PASSAGES, question=QUESTION, store=True):
+    """A response as `ResponseIn.from_answer` stores it: the prompt's messages, hash and stored answer."""
+    pv = PromptVariant(exemplar=exemplar)
+    built = build_prompt(question, [type("P", (), {"text": t})() for t in passages], pv)
+    answer = {
+        "question": question,
+        "query": question,
+        "sources": [{"n": n, "text": t} for n, t in enumerate(passages, start=1)],
+        "variant": pv.as_dict(),
+    }
+    messages = [{"role": m.role, "content": m.content} for m in built.messages]
+    return ResponseIn(
+        variant,
+        text,
+        model="m",
+        prompt_hash=built.hash,
+        prompt_messages=messages if store else [],
+        answer=answer,
+        chunk_ids=["c1"],
+        seed=0,
+        k=len(passages),
+    )
+
+
+def pair(store, *, texts=("good answer [1]", "poor answer"), variants=("v-good", "v-poor"), gold=False, **kw):
+    return store.create_comparison(
+        QUESTION,
+        response(variants[0], texts[0], **kw),
+        response(variants[1], texts[1], exemplar="none"),
+        created_by="admin",
         is_gold=gold,
     )
+
+
+def vote(store, c, annotator, choice, strength=None, safety_bin="both_safe", left="a", **kw):
+    if strength is None:
+        strength = "" if choice in ("tie", "both_bad") else "better"
     store.assign(c.id, annotator, left)
-    j = store.submit(
-        JudgmentIn(
-            c.id, annotator, choice, kw.pop("strength", "better"), kw.pop("safety_bin", "both_safe"), **kw
-        )
-    )
-    return c, j
+    return store.submit(JudgmentIn(c.id, annotator, choice, strength, safety_bin, **kw))
+
+
+def judged(store, choice, *, annotator="ann", left="a", gold=False, texts=None, **kw):
+    c = pair(store, gold=gold, **({"texts": texts} if texts else {}))
+    return c, vote(store, c, annotator, choice, left=left, **kw)
 
 
 def reasons(result):
     return {e["judgment_id"]: e["reason"] for e in result.excluded}
 
 
-def test_dpo_rows_are_conversational_and_follow_the_sides(store):
-    _, j = judged(store, "B", left="b")  # B (right) showed slot a, the good answer
+def test_dpo_rows_hold_the_prompt_the_model_saw_as_messages(store):
+    c, j = judged(store, "B", left="b")  # B (right) showed slot a, the good answer
     out = export(store, "dpo")
     assert out.excluded == []
     (row,) = out.rows
-    assert row["prompt"] == [{"role": "user", "content": "What is a normal INR?"}]
-    # left showed slot b ("poor answer"), B is the right = slot a = "good answer [1]"
+    roles = [m["role"] for m in row["prompt"]]
+    # system (persona, task, format, tone), the worked example turn, then passages and question
+    assert roles == ["system", "user", "assistant", "user"]
+    last = row["prompt"][-1]["content"]
+    assert f"[1] {PASSAGES[0]}" in last and f"[2] {PASSAGES[1]}" in last and QUESTION in last
+    assert row["prompt"] == store.responses(c.id)["a"].prompt_messages  # the chosen answer's prompt
+    assert row["prompt_from"] == "chosen" and row["same_prompt"] is False
     assert row["chosen"] == [{"role": "assistant", "content": "good answer [1]"}]
     assert row["rejected"] == [{"role": "assistant", "content": "poor answer"}]
-    assert row["judgment_id"] == j.id
+    assert row["judgment_ids"] == [j.id] and row["votes"]["chosen"] == 1
+
+
+def test_a_response_stored_without_its_messages_gets_them_rebuilt_and_checked_by_hash(store):
+    c = store.create_comparison(
+        QUESTION, response("v1", "INR 2-3 [1]", store=False), response("v2", "no idea", store=False),
+        created_by="x",
+    )
+    vote(store, c, "ann", "A")
+    (row,) = export(store, "dpo").rows
+    assert row["prompt"] == response("v1", "").prompt_messages and row["same_prompt"] is True
+    # the passages stored with the answer no longer give the hash: never train on a guessed prompt
+    wrong = response("v3", "x [1]", store=False)
+    wrong.answer["sources"][0]["text"] = "edited since"
+    c2 = store.create_comparison(QUESTION, wrong, response("v4", "y", store=False), created_by="x")
+    j2 = vote(store, c2, "ann", "A")
+    out = export(store, "dpo")
+    assert "cannot be rebuilt" in reasons(out)[j2.id]
+    assert rebuild_prompt(QUESTION, PASSAGES, response("v", "").answer["variant"], "0" * 16) is None
+
+
+def test_compared_answers_export_with_the_messages_the_engine_was_given(few_index, settings, embedder, store):
+    """Through the Compare service with a real index: the exported prompt is the engine's input."""
+    from chatbot.chain import Chain
+    from chatbot.retrieval import open_retriever
+    from chatbot.ui.compare import CompareService
+    from chatbot.variants import VariantRunner
+    from tests.test_compare import VARIANTS, PerTemperatureEngine
+
+    engine = PerTemperatureEngine()
+    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=engine)
+    service = CompareService(store, VariantRunner(chain, VARIANTS), settings)
+    question = "What INR range is the target for patients on warfarin?"
+    r = list(service.ask("ann", question))[-1].round
+    store.submit(JudgmentIn(r.comparison_id, "ann", "A", "better", "both_safe"))
+    (row,) = export(store, "dpo").rows
+    sent = [[{"role": m.role, "content": m.content} for m in call] for call in engine.calls]
+    assert len(sent) == 2 and row["prompt"] in sent
+    assert row["chosen_variant"] == r.left.variant and "[1]" in row["chosen"][0]["content"]
+    last = row["prompt"][-1]["content"]
+    assert question in last and "[1] " in last and "arfarin" in last  # the numbered passages it cites
+    assert row["prompt"][0]["role"] == "system"
+
+
+def test_a_database_from_before_the_prompt_column_is_migrated_and_still_exports(store, tmp_path):
+    from sqlalchemy import text
+
+    c = pair(store)
+    vote(store, c, "ann", "A")
+    with store.engine.begin() as conn:  # the schema as it was before m003b
+        conn.execute(text("ALTER TABLE responses DROP COLUMN prompt_messages"))
+        conn.execute(text("DELETE FROM _medchat_migrations WHERE name = 'm003b_export_prompt_messages'"))
+    store.close()
+    again = PreferenceStore(store.url)
+    try:
+        assert again.applied == ["m003b_export_prompt_messages"]
+        assert again.responses(c.id)["a"].prompt_messages is None
+        (row,) = export(again, "dpo").rows  # rebuilt from the stored answer, checked against its hash
+        assert row["prompt"] == response("v-good", "").prompt_messages
+    finally:
+        again.close()
 
 
 @pytest.mark.parametrize(
@@ -79,7 +175,7 @@ def test_ties_both_bad_unsafe_chosen_gold_and_superseded_are_excluded_with_reaso
     _, unsafe = judged(store, "A", safety_bin="one_unsafe", unsafe_side="A", rationale="wrong dose")
     _, gold = judged(store, "A", gold=True)
     c, first = judged(store, "A", annotator="eve")
-    store.submit(JudgmentIn(c.id, "eve", "B", "slightly", "both_safe"))
+    second = store.submit(JudgmentIn(c.id, "eve", "B", "slightly", "both_safe", edit=True))
     _, kept = judged(store, "A", safety_bin="one_unsafe", unsafe_side="B", rationale="B unsafe")
     out = export(store, "dpo")
     why = reasons(out)
@@ -88,31 +184,109 @@ def test_ties_both_bad_unsafe_chosen_gold_and_superseded_are_excluded_with_reaso
     assert "unsafe" in why[unsafe.id] and "never used" in why[unsafe.id]
     assert "gold" in why[gold.id]
     assert "superseded" in why[first.id]
-    assert {r["judgment_id"] for r in out.rows} == {
-        kept.id,
-        *(j.id for j in store.judgments() if j.annotator == "eve"),
+    assert "no longer blind" in why[second.id]  # the changed vote came after the names were shown
+    assert [r["judgment_ids"] for r in out.rows] == [[kept.id]]
+    # every stored judgment is either behind a row or excluded, once
+    used = [j for r in out.rows for j in r["judgment_ids"]]
+    assert sorted(used + list(why)) == sorted(j.id for j in store.judgments(status=None))
+    assert out.counts == {
+        "tie": 1, "both bad": 1, "unsafe preferred": 1, "gold": 1, "superseded": 1, "after reveal": 1
     }
-    # every stored judgment is either a row or an exclusion
-    assert len(out.rows) + len(out.excluded) == len(store.judgments(status=None))
+
+
+def test_opposite_votes_on_one_pair_are_dropped_not_exported_twice(store):
+    c = pair(store)
+    j1 = vote(store, c, "ann", "A")  # slot a
+    j2 = vote(store, c, "bob", "A", left="b")  # bob saw slot b on the left: he preferred slot b
+    out = export(store, "dpo")
+    assert out.rows == []
+    assert {e["judgment_id"] for e in out.excluded} == {j1.id, j2.id}
+    assert all("no outcome leads" in e["reason"] for e in out.excluded)
+    assert select_pairs(store).counts == {"no majority": 2}
+    # a third annotator breaks the tie: one row, three votes behind it
+    j3 = vote(store, c, "cy", "B", left="b")  # slot a again
+    (row,) = export(store, "dpo").rows
+    assert row["chosen"][0]["content"] == "good answer [1]"
+    assert row["votes"] == {"chosen": 2.0, "rejected": 1.0, "tie": 0.0, "both_bad": 0.0}
+    assert sorted(row["judgment_ids"]) == sorted([j1.id, j2.id, j3.id])
+    assert sorted(row["annotators"]) == ["ann", "bob", "cy"]
+
+
+def test_strength_weighting_lets_a_strong_vote_outweigh_a_weak_one(store):
+    c = pair(store)
+    vote(store, c, "ann", "A", strength="significantly")  # slot a, weight 3
+    vote(store, c, "bob", "B", strength="slightly")  # slot b, weight 1
+    assert export(store, "dpo").rows == []  # majority: 1 against 1
+    (row,) = export(store, "reward", SelectOptions(aggregate="strength")).rows
+    assert row["chosen"][0]["content"] == "good answer [1]"
+    assert row["votes"]["chosen"] == 3.0 and row["votes"]["rejected"] == 1.0
+    assert row["aggregate"] == "strength" and row["margin"] == 1.0  # the margin of the winning votes
+    c2 = pair(store)
+    vote(store, c2, "ann", "A", strength="slightly")  # 1 against a tie's 1: dropped
+    vote(store, c2, "bob", "tie", strength="")
+    assert len(export(store, "dpo", SelectOptions(aggregate="strength")).rows) == 1
+    with pytest.raises(Exception, match="unknown aggregation 'mean'"):
+        SelectOptions(aggregate="mean")
+
+
+def test_a_winner_another_annotator_judged_unsafe_is_never_chosen(store):
+    c = pair(store)
+    vote(store, c, "ann", "A")
+    vote(store, c, "bob", "A")
+    vote(store, c, "cy", "B", safety_bin="one_unsafe", unsafe_side="A", rationale="dose is wrong")
+    out = select_pairs(store)
+    assert out.pairs == [] and out.counts == {"unsafe preferred": 3}
+
+
+def test_same_prompt_only_keeps_pairs_written_from_one_prompt(store):
+    judged(store, "A")  # different exemplars: different prompts
+    c = store.create_comparison(QUESTION, response("v1", "a [1]"), response("v2", "b"), created_by="x")
+    vote(store, c, "ann", "A")
+    sel = select_pairs(store, SelectOptions(same_prompt_only=True))
+    assert [p.comparison_id for p in sel.pairs] == [c.id] and sel.pairs[0].same_prompt
+    assert sel.counts == {"different prompts": 1}
+    assert "1 pairs from 1 judgments" in sel.summary()
 
 
 def test_kto_both_bad_gives_two_negatives_and_unsafe_is_never_desirable(store):
     _, bad = judged(store, "both_bad")
-    _, win = judged(store, "A", left="a")
+    c, win = judged(store, "A", left="a")
     _, tie = judged(store, "tie")
     _, both_unsafe = judged(store, "A", safety_bin="both_unsafe", rationale="both risky")
     out = export(store, "kto")
     rows = {}
     for r in out.rows:
-        rows.setdefault(r["judgment_id"], []).append(r)
+        for j in r["judgment_ids"]:
+            rows.setdefault(j, []).append(r)
     assert [r["label"] for r in rows[bad.id]] == [False, False]
     assert sorted((r["completion"][0]["content"], r["label"]) for r in rows[win.id]) == [
         ("good answer [1]", True),
         ("poor answer", False),
     ]
+    # each answer comes with its own prompt: the one it was written from
+    by_text = {r["completion"][0]["content"]: r for r in rows[win.id]}
+    responses = store.responses(c.id)
+    assert by_text["good answer [1]"]["prompt"] == responses["a"].prompt_messages
+    assert by_text["poor answer"]["prompt"] == responses["b"].prompt_messages
     assert [r["label"] for r in rows[both_unsafe.id]] == [False, False]
     assert tie.id in reasons(out)
     assert all(set(r) >= {"prompt", "completion", "label"} and isinstance(r["label"], bool) for r in out.rows)
+
+
+def test_kto_aggregates_too(store):
+    c = pair(store)
+    vote(store, c, "ann", "A")
+    vote(store, c, "bob", "A", left="b")
+    sel = select_examples(store)
+    assert sel.examples == [] and sel.counts == {"no majority": 2}
+
+
+def test_votes_changed_after_the_reveal_are_left_out_unless_asked(store):
+    c, _ = judged(store, "B")
+    j = store.submit(JudgmentIn(c.id, "ann", "A", "better", "both_safe", edit=True))
+    assert "no longer blind" in reasons(export(store, "dpo"))[j.id]
+    (row,) = export(store, "dpo", SelectOptions(include_after_reveal=True)).rows
+    assert row["judgment_ids"] == [j.id]
 
 
 def test_battles_use_shown_sides_and_arena_winner_names(store):
@@ -137,34 +311,70 @@ def test_a_response_naming_its_variant_is_excluded(store):
 
 def test_the_raw_export_keeps_everything_with_provenance(store, tmp_path):
     c, first = judged(store, "A")
-    store.submit(JudgmentIn(c.id, "ann", "tie", "", "both_safe"))
+    store.submit(JudgmentIn(c.id, "ann", "tie", "", "both_safe", edit=True))
     out = export(store, "jsonl")
     assert [r["status"] for r in out.rows] == ["superseded", "submitted"]
     left = out.rows[0]["left"]
     assert {"variant", "model", "quantization", "generation", "seed", "k", "chunk_ids", "prompt_hash"} <= set(
         left
     )
+    assert left["prompt_messages"][0]["role"] == "system"
     path, excluded = write_export(out, tmp_path / "raw.jsonl")
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[1])["supersedes_id"] == first.id
     assert excluded.read_text() == ""
+    assert path.stat().st_mode & 0o777 == 0o600 and excluded.stat().st_mode & 0o777 == 0o600
 
 
-def test_dpo_and_reward_files_load_with_datasets_in_trl_columns(store, tmp_path):
+def test_dpo_reward_and_kto_files_load_with_datasets_in_trl_conversational_format(store, tmp_path):
     datasets = pytest.importorskip("datasets", reason="the datasets library is not installed")
     judged(store, "A", strength="significantly")
     judged(store, "B", left="b", strength="slightly")
-    for fmt in ("dpo", "reward"):
+    judged(store, "both_bad")
+    loaded = {}
+    for fmt in ("dpo", "reward", "kto"):
         path, _ = write_export(export(store, fmt), tmp_path / f"{fmt}.jsonl")
-        ds = datasets.load_dataset("json", data_files=str(path), split="train")
-        assert {"prompt", "chosen", "rejected"} <= set(ds.column_names)
-        assert ds[0]["prompt"][0] == {"role": "user", "content": "What is a normal INR?"}
-        assert ds[0]["chosen"][0]["role"] == "assistant"
-        if fmt == "reward":
-            assert ds.features["margin"].dtype in ("float64", "float32")
+        loaded[fmt] = ds = datasets.load_dataset("json", data_files=str(path), split="train")
+        assert ds[0]["prompt"][0]["role"] == "system" and ds[0]["prompt"][-1]["role"] == "user"
+        assert QUESTION in ds[0]["prompt"][-1]["content"]
+    for fmt in ("dpo", "reward"):
+        ds = loaded[fmt]
+        assert {"prompt", "chosen", "rejected"} <= set(ds.column_names) and len(ds) == 2
+        assert ds[0]["chosen"] == [{"role": "assistant", "content": "good answer [1]"}]
+    assert loaded["reward"].features["margin"].dtype in ("float64", "float32")
+    kto = loaded["kto"]
+    assert {"prompt", "completion", "label"} <= set(kto.column_names) and len(kto) == 6
+    assert kto.features["label"].dtype == "bool"
+    try:
+        from trl.data_utils import is_conversational, maybe_apply_chat_template
+    except ImportError:
+        return
+    # TRL's own view of the rows: conversational, and its chat templating keeps the passages
+    tokenizer = _tokenizer_with_chat_template()
+    for fmt in ("dpo", "kto"):
+        example = loaded[fmt][0]
+        assert is_conversational(example)
+        text = maybe_apply_chat_template(example, tokenizer)
+        answer = text.get("chosen", text.get("completion"))
+        assert PASSAGES[0] in text["prompt"] and "good answer [1]" in answer
 
 
-def test_the_cli_exports_and_reports_exclusions(store, tmp_path, settings, monkeypatch):
+def _tokenizer_with_chat_template():
+    """A small tokenizer with a ChatML template, built here (no download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", eos_token="[UNK]")
+    tok.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    return tok
+
+
+def test_the_cli_exports_aggregates_and_reports_exclusions(store, tmp_path, settings, monkeypatch):
     from click.testing import CliRunner
 
     from chatbot.cli import main
@@ -172,12 +382,20 @@ def test_the_cli_exports_and_reports_exclusions(store, tmp_path, settings, monke
     monkeypatch.setenv("MEDCHAT_PREFS__DB_URL", store.url)
     judged(store, "A")
     judged(store, "tie")
+    c = pair(store)
+    vote(store, c, "ann", "A", strength="significantly")
+    vote(store, c, "bob", "B", strength="slightly")
     out = tmp_path / "x" / "dpo.jsonl"
     result = CliRunner().invoke(main, ["export", "--format", "dpo", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "1 rows written" in result.output and "1 judgments excluded" in result.output
+    assert "1 rows written" in result.output and "3 judgments excluded" in result.output
+    assert "no majority: 2" in result.output and "tie: 1" in result.output
     assert len(out.read_text().splitlines()) == 1
     assert "tie" in (tmp_path / "x" / "dpo.excluded.jsonl").read_text()
+    assert out.stat().st_mode & 0o777 == 0o600
+    args = ["export", "--format", "dpo", "--aggregate", "strength", "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and "2 rows written" in result.output, result.output
 
 
 def test_bradley_terry_orders_variants_and_counts_ties_half():

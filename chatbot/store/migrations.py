@@ -52,10 +52,19 @@ def m004_training_runs(conn: Connection) -> None:
     models.Base.metadata.create_all(conn, tables=[models.TrainingRun.__table__])  # type: ignore[list-item]
 
 
+def m003b_export_prompt_messages(conn: Connection) -> None:
+    """`responses.prompt_messages`: the messages the model saw, so exports train on the full prompt.
+
+    Rows stored before it have NULL there; the export rebuilds their prompt from the stored answer."""
+    if "prompt_messages" not in {c["name"] for c in inspect(conn).get_columns("responses")}:
+        conn.execute(text("ALTER TABLE responses ADD COLUMN prompt_messages JSON NULL"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m004_training_runs", m004_training_runs),
     ("m002_labelling_journey", m002_labelling_journey),  # appended: ids follow list order
+    ("m003b_export_prompt_messages", m003b_export_prompt_messages),
 ]
 
 

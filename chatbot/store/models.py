@@ -98,6 +98,8 @@ class Response(Base):
     k: Mapped[int | None] = mapped_column(Integer, nullable=True)
     chunk_ids: Mapped[list[str]] = mapped_column(default=list)
     prompt_hash: Mapped[str] = mapped_column(String(100), default="")
+    prompt_messages: Mapped[list[dict[str, str]]] = mapped_column(JSON, nullable=True, default=list)
+    """The chat messages the model was given: system, exemplar turn, passages and question (m003b)."""
     text: Mapped[str] = mapped_column(Text, default="")
     answer: Mapped[dict[str, Any]] = mapped_column(default=dict)
     finished: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -55,6 +55,7 @@ class ResponseIn:
     k: int | None = None
     chunk_ids: list[str] = field(default_factory=list)
     prompt_hash: str = ""
+    prompt_messages: list[dict[str, str]] = field(default_factory=list)
     answer: dict[str, Any] = field(default_factory=dict)
     finished: bool = True
     error: str | None = None
@@ -83,9 +84,23 @@ class ResponseIn:
             k=k,
             chunk_ids=[p.id for p in answer.passages],
             prompt_hash=answer.prompt_hash,
+            prompt_messages=_prompt_messages(answer),
             answer=json.loads(json.dumps(answer.as_dict(), default=str)),
             seconds=seconds,
         )
+
+
+def _prompt_messages(answer: Answer) -> list[dict[str, str]]:
+    """The messages the model was given for `answer` (none for emergency guidance or the abstention)."""
+    from chatbot.export import rebuild_prompt
+
+    if answer.emergency or answer.abstained or not answer.prompt_hash:
+        return []
+    texts = [p.text for p in answer.passages]
+    messages = rebuild_prompt(answer.query or answer.question, texts, answer.variant, answer.prompt_hash)
+    if messages is None:
+        log.warning("the prompt of an answer could not be rebuilt to its hash %s", answer.prompt_hash)
+    return messages or []
 
 
 @dataclass
