@@ -440,53 +440,18 @@ def test_results_report_left_rate_gold_accuracy_and_agreement(store):
     assert r.ratings[0].variant == "v-good"
 
 
-def test_the_results_tab_exports_through_the_running_app(store, settings):
-    """The Export button's endpoint on a live app returns the rows file and the exclusions file."""
+@pytest.fixture
+def live(store, settings):
+    """A real server launched as `medchat serve` does, with an admin (boss) and an annotator (ann)."""
     import socket
-
-    from gradio_client import Client
-
-    from chatbot.chain import Chain
-    from chatbot.engines.fake import FakeEngine
-    from chatbot.ui.app import build_app
-    from chatbot.ui.auth import Users
-    from chatbot.variants import Variant
-
-    judged(store, "A", strength="significantly")
-    judged(store, "tie")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    variants = [Variant("v-good", k=2), Variant("v-poor", k=3)]
-    app = build_app(Chain(settings, engine=FakeEngine()), store=store, variants=variants, users=Users({}))
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        files, note = client.predict("reward", api_name="/export")
-        assert "1 rows; 1 judgments excluded" in note
-        texts = {Path(f).name: Path(f).read_text() for f in files}
-        rows = [json.loads(line) for line in texts["medchat-reward.jsonl"].splitlines()]
-        assert len(rows) == 1 and rows[0]["margin"] == 1.0
-        assert "tie" in texts["medchat-reward.excluded.jsonl"]
-        summary = client.predict(api_name="/results")[0]
-        assert "**2** submitted judgments" in summary
-    finally:
-        app.close()
-
-
-def test_results_and_exports_are_for_admins_only(store, settings):
-    import socket
-
-    from gradio_client import Client
-    from gradio_client.exceptions import AppError
 
     from chatbot.chain import Chain
     from chatbot.engines.fake import FakeEngine
     from chatbot.ui.app import build_app
     from chatbot.ui.auth import User, Users, hash_password
+    from chatbot.ui.serve import launch_options
     from chatbot.variants import Variant
 
-    judged(store, "A")
     users = Users(
         {
             "boss": User("boss", "lead", hash_password("b", iterations=1000), admin=True),
@@ -498,20 +463,95 @@ def test_results_and_exports_are_for_admins_only(store, settings):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    variants = [Variant("v-good"), Variant("v-poor")]
+    variants = [Variant("v-good", k=2), Variant("v-poor", k=3)]
     app = build_app(Chain(settings, engine=FakeEngine()), store=store, variants=variants, users=users)
     app.queue().launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=users.check
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        auth=users.check,
+        **launch_options(),
     )
     try:
-        url = f"http://127.0.0.1:{port}/"
-        with pytest.raises(AppError, match="admins only"):
-            Client(url, auth=("ann", "a"), verbose=False).predict("dpo", api_name="/export")
-        with pytest.raises(AppError, match="admins only"):
-            Client(url, auth=("ann", "a"), verbose=False).predict(api_name="/results")
-        assert (
-            "**1** submitted"
-            in Client(url, auth=("boss", "b"), verbose=False).predict(api_name="/results")[0]
-        )
+        yield f"http://127.0.0.1:{port}/"
     finally:
         app.close()
+
+
+def _signed_in(url, name=None, password=None):
+    import httpx
+
+    client = httpx.Client(base_url=url, timeout=60)
+    if name:
+        r = client.post("login", data={"username": name, "password": password})
+        assert r.status_code == 200, r.text
+    return client
+
+
+def _call(client, api, *data):
+    """Run an event through Gradio's HTTP API as the browser's session would; (status, payload)."""
+    r = client.post(f"gradio_api/call/{api}", json={"data": list(data)})
+    if r.status_code != 200:
+        return "refused", r.text
+    stream = client.get(f"gradio_api/call/{api}/{r.json()['event_id']}").text
+    event = [line.split(": ", 1)[1] for line in stream.splitlines() if line.startswith("event: ")][-1]
+    payload = [line.split(": ", 1)[1] for line in stream.splitlines() if line.startswith("data: ")][-1]
+    return event, json.loads(payload)
+
+
+def _gradio_files():
+    import tempfile
+
+    from gradio.utils import get_upload_folder
+
+    found = set(Path(tempfile.gettempdir()).glob("medchat-export-*"))
+    return found | {p for p in Path(get_upload_folder()).rglob("*") if p.is_file()}
+
+
+def test_export_files_reach_admins_only_on_every_path_and_leave_nothing_on_disk(store, live):
+    """Issue 13 item 10 and issue 14 item 8, over real HTTP: the admin's Export gives links to
+    files built on request; the annotator who has those links, or guesses Gradio file URLs, or calls
+    the export API, is refused; nothing is written under /tmp or into Gradio's temp folder."""
+    import re
+    from urllib.parse import urljoin
+
+    c, _ = judged(store, "A", strength="significantly", rationale="MARKER-rationale")
+    judged(store, "tie")
+    before = _gradio_files()
+    boss, ann, nobody = _signed_in(live, "boss", "b"), _signed_in(live, "ann", "a"), _signed_in(live)
+
+    event, (links, note) = _call(boss, "export", "reward", "majority")
+    assert event == "complete", links
+    assert "1 pairs from 1 judgments" in note and "tie: 1" in note
+    urls = [urljoin(live, u) for u in re.findall(r"\]\(([^)]+)\)", json.dumps(links))]
+    urls += [urljoin(live, u) for u in re.findall(r'"url": "([^"]+)"', json.dumps(links))]
+    assert len(urls) == 2
+    got = boss.get(urls[0])
+    assert got.status_code == 200 and "attachment" in got.headers["content-disposition"]
+    assert got.headers["cache-control"] == "no-store"
+    assert [json.loads(line) for line in got.text.splitlines()] == json.loads(
+        json.dumps(export(store, "reward").rows, default=str)
+    )
+    assert "tie" in boss.get(urls[1]).text
+    for url in urls:  # the very links the admin got
+        for who, status in ((ann, 403), (nobody, 401)):
+            r = who.get(url)
+            assert r.status_code == status and c.id not in r.text, (url, r.status_code)
+        assert "admins only" in ann.get(url).text
+    assert "admins only" in str(_call(ann, "export", "dpo", "majority")[1])
+    # nothing new on disk that Gradio's file routes could hand out
+    new = _gradio_files() - before
+    assert not [p for p in new if "medchat-export" in str(p) or c.id in p.read_text(errors="ignore")]
+    for prefix in ("gradio_api/file=", "file=", "gradio_api/file/"):
+        for p in new:
+            assert c.id not in ann.get(f"{prefix}{p}").text
+    assert boss.get("medchat/export/nonsense.jsonl").status_code == 400
+    assert "unknown aggregation" in boss.get("medchat/export/dpo.jsonl?aggregate=mean").text
+
+
+def test_the_results_api_is_for_admins_only(store, live):
+    judged(store, "A")
+    assert "admins only" in str(_call(_signed_in(live, "ann", "a"), "results")[1])
+    event, data = _call(_signed_in(live, "boss", "b"), "results")
+    assert event == "complete" and "**1** submitted" in data[0]

@@ -144,6 +144,7 @@ def build_app(
     from chatbot.store.prefs import open_store
     from chatbot.ui.auth import Users
     from chatbot.ui.compare import CompareService, build_compare_tab
+    from chatbot.ui.downloads import Exports
     from chatbot.ui.results import build_results_tab
     from chatbot.variants import VariantRunner, load_variants
 
@@ -302,4 +303,6 @@ def build_app(
         app.load(on_load, None, [variant], api_visibility="private", queue=False)
         app.load(None, None, None, js=SHORTCUTS_JS)
     app.medchat_compare = service  # type: ignore[attr-defined]  # for `serve`'s prepare worker
+    # for the admins-only download route (chatbot.ui.downloads), which finds them on the Blocks
+    app.medchat_exports = Exports(store, users)  # type: ignore[attr-defined]
     return app

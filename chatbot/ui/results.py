@@ -1,8 +1,6 @@
 """The Results tab: who labelled what, position bias, agreement, gold accuracy, the variant leaderboard,
 and downloads of every export format. Admins only: annotators who saw which variant wins would be biased."""
 
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,8 +18,9 @@ def build_results_tab(
     import gradio as gr
     import pandas as pd
 
-    from chatbot.export import FORMATS, export, write_export
+    from chatbot.export import AGGREGATIONS, FORMATS, SelectOptions, export
     from chatbot.leaderboard import results
+    from chatbot.ui.downloads import download_links
 
     def admin(request: gr.Request | None) -> bool:
         return users.is_admin(getattr(request, "username", None))
@@ -70,14 +69,15 @@ def build_results_tab(
         )
         return summary, board, plot, annotators, left
 
-    def download(fmt: str, request: gr.Request) -> tuple[list[str], str]:
+    def download(fmt: str, aggregate: str, request: gr.Request) -> tuple[str, str]:
+        # links, not files: Gradio would serve a returned file to anyone signed in who has its URL;
+        # the links' route (chatbot.ui.downloads) checks the admin again and writes nothing to disk
         if not admin(request):
             raise gr.Error(ADMINS_ONLY)
-        result = export(store, fmt)
-        folder = Path(tempfile.mkdtemp(prefix="medchat-export-"))
-        path, excluded = write_export(result, folder / f"medchat-{fmt}.jsonl")
-        note = f"{len(result.rows)} rows; {len(result.excluded)} judgments excluded (reasons: second file)."
-        return [str(path), str(excluded)], note
+        result = export(store, fmt, SelectOptions(aggregate=aggregate or "majority"))
+        rows, excluded = download_links(fmt, aggregate or "majority")
+        links = f"[Download medchat-{fmt}.jsonl]({rows}) · [why judgments were left out]({excluded})"
+        return links, f"{result.summary()}."
 
     summary = gr.Markdown(elem_id="res-summary")
     refresh_btn = gr.Button("Refresh", elem_id="res-refresh")
@@ -92,12 +92,15 @@ def build_results_tab(
     gr.Markdown("### Export")
     with gr.Row():
         fmt = gr.Dropdown(list(FORMATS), value="dpo", label="Format", elem_id="res-format")
+        aggregate = gr.Dropdown(
+            list(AGGREGATIONS), value="majority", label="Several votes on a pair", elem_id="res-aggregate"
+        )
         go = gr.Button("Export", elem_id="res-export")
-    files = gr.File(label="Files", file_count="multiple", elem_id="res-files")
+    files = gr.Markdown(elem_id="res-files")
     note = gr.Markdown()
     outputs = [summary, board, plot, annotators, left_plot]
     refresh_btn.click(refresh, None, outputs, api_name="results")
-    go.click(download, [fmt], [files, note], api_name="export")
+    go.click(download, [fmt, aggregate], [files, note], api_name="export")
 
     def on_load(request: gr.Request) -> tuple[Any, ...]:
         if not admin(request):

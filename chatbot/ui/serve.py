@@ -46,13 +46,16 @@ class SecurityHeaders:
 
 
 def launch_options(*middleware: Any) -> dict[str, Any]:
-    """What `launch()` needs besides the address: the page's CSS and the security headers (after
-    any `middleware` given). Used by `serve_app` and by tests that launch the app themselves."""
+    """What `launch()` needs besides the address: the page's CSS, the security headers and the
+    admins-only export downloads (after any `middleware` given). Used by `serve_app` and by tests
+    that launch the app themselves."""
     from starlette.middleware import Middleware
 
     from chatbot.ui.app import CSS
+    from chatbot.ui.downloads import ExportDownloads
 
-    return {"css": CSS, "app_kwargs": {"middleware": [*middleware, Middleware(SecurityHeaders)]}}
+    stack = [*middleware, Middleware(SecurityHeaders), Middleware(ExportDownloads)]
+    return {"css": CSS, "app_kwargs": {"middleware": stack}}
 
 
 def _loopback(host: str) -> bool:
