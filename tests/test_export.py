@@ -555,3 +555,52 @@ def test_the_results_api_is_for_admins_only(store, live):
     assert "admins only" in str(_call(_signed_in(live, "ann", "a"), "results")[1])
     event, data = _call(_signed_in(live, "boss", "b"), "results")
     assert event == "complete" and "**1** submitted" in data[0]
+
+
+def test_in_the_browser_the_admin_downloads_and_an_annotator_with_the_link_is_refused(store, live, tmp_path):
+    """What a person sees: the admin's Export gives a working download link; the same link opened by
+    an annotator signed in on another browser shows the refusal, not the rows."""
+    from playwright.sync_api import expect
+
+    from tests.test_browser import CHROMIUM, FLAGS
+
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    c, _ = judged(store, "A", strength="significantly")
+    pw = sync_api.sync_playwright().start()
+    try:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+    except Exception as e:  # a chromium Playwright cannot drive is the environment, not a failure
+        pw.stop()
+        pytest.skip(f"cannot start {CHROMIUM} through Playwright: {e}")
+
+    def signed_in(name, password):
+        page = browser.new_context(accept_downloads=True).new_page()
+        page.set_default_timeout(60_000)
+        page.goto(live)
+        page.get_by_label("username").fill(name)
+        page.get_by_label("password").fill(password)
+        page.get_by_role("button", name="Login").click()
+        expect(page.get_by_role("tab", name="Compare")).to_be_visible()
+        return page
+
+    try:
+        admin = signed_in("boss", "b")
+        admin.get_by_role("tab", name="Results").click()
+        admin.locator("#res-export").click()
+        link = admin.locator("#res-files a").first
+        expect(link).to_contain_text("medchat-dpo.jsonl")
+        with admin.expect_download() as download:
+            link.click()
+        rows = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
+        assert [r["comparison_id"] for r in rows] == [c.id]
+        href = link.get_attribute("href")
+        annotator = signed_in("ann", "a")
+        expect(annotator.get_by_role("tab", name="Results")).to_have_count(0)
+        annotator.goto(live + href.lstrip("/"))
+        expect(annotator.locator("body")).to_contain_text("admins only")
+        assert c.id not in annotator.content()
+    finally:
+        browser.close()
+        pw.stop()
