@@ -13,6 +13,7 @@ from chatbot.chain import Chain
 from chatbot.retrieval import open_retriever
 from chatbot.store.prefs import PreferenceStore
 from chatbot.ui.auth import User, Users, hash_password
+from chatbot.ui.serve import launch_options
 from tests.conftest import REPO
 from tests.test_compare import VARIANTS, PerTemperatureEngine
 
@@ -56,7 +57,12 @@ def served(few_index, settings, embedder, tmp_path):
     app = build_app(chain, store=store, variants=VARIANTS, users=users)
     port = _free_port()
     app.queue().launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=users.check
+        **launch_options(),
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        auth=users.check,
     )
     try:
         yield f"http://127.0.0.1:{port}/", store
@@ -75,7 +81,7 @@ def browser(tmp_path):
             executable_path=CHROMIUM,
             headless=True,
             args=FLAGS,
-            viewport={"width": 1280, "height": 1000},
+            viewport={"width": 1440, "height": 900},
         )
     except Exception as e:  # a chromium Playwright cannot drive is an environment problem, not a failure
         pw.stop()

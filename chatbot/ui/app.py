@@ -23,9 +23,13 @@ History = list[dict[str, Any]]
 # the page's own look: answers and the vote on one 1440x900 screen, long answers scroll in place
 CSS = """
 .gradio-container { max-width: 1400px !important; padding-top: 0 !important; }
+#page-title h1 { font-size: 1.5em; margin: 4px 0 0 0; }
+#page-title p { margin: 0; }
+#cmp-ask-row { align-items: end; }
+#cmp-ask-row button { max-height: 44px; }
 #cmp-top { align-items: center; gap: 8px; }
 #cmp-top .prose, #cmp-top p { margin: 0 !important; font-size: 0.9em; }
-.cmp-answer { max-height: 30vh; overflow-y: auto; padding: 4px 10px; min-height: 4em;
+.cmp-answer { max-height: 27vh; overflow-y: auto; padding: 4px 10px; min-height: 4em;
   border: 1px solid var(--border-color-primary); border-radius: 6px; }
 .cmp-answer p { margin: 0 0 0.5em 0; }
 .cmp-waiting { color: var(--body-text-color-subdued); font-style: italic; }
@@ -112,11 +116,26 @@ def sources_html(answer: Answer | None) -> str:
 sources_markdown = sources_html
 
 
+def triage_banner(answer: Answer) -> str:
+    """A line above a non-emergency answer, distinct per triage level (and for non-English messages)."""
+    triage = answer.triage or {}
+    marks = []
+    if triage.get("language"):
+        language = html.escape(str(triage["language"]))
+        marks.append(f"🌐 **Not English ({language})**: the emergency check reads English only")
+    if triage.get("level") == "urgent":
+        marks.append("🟠 **URGENT: see a doctor or urgent care today**")
+    elif triage.get("level") == "routine":
+        marks.append("🟢 _Triage: routine_")
+    return "".join(f"{m}\n\n" for m in marks)
+
+
 def render_reply(answer: Answer) -> str:
     """The finished answer as shown in the chat: the model's words as text, medchat's marks around them."""
     body = markdown_text(answer.text)
     if answer.emergency:
         return f"🚨 **EMERGENCY**\n\n{body}"
+    body = triage_banner(answer) + body
     if answer.abstained:
         return f"ℹ️ **Not enough evidence**\n\n{body}\n\n_{DISCLAIMER}_"
     note = ""
@@ -220,7 +239,9 @@ def build_app(
 
     with gr.Blocks(title=settings.ui.title) as app:
         title = html.escape(settings.ui.title)
-        gr.Markdown(f"# {title}\nAnswers from the indexed medical notes, with numbered sources.")
+        gr.Markdown(
+            f"# {title}\nAnswers from the indexed medical notes, with numbered sources.", elem_id="page-title"
+        )
         with gr.Tab("Chat", elem_id="tab-chat"), gr.Row():
             with gr.Column(scale=3):
                 chat = gr.Chatbot(label="Conversation", height=480, elem_id="chat")

@@ -140,9 +140,10 @@ class CompareService:
         question = normalise(question or "").strip()
         if not question:
             raise MedchatError("Type a question first, or press 'Next question' to take one from the queue.")
-        verdict = self.runner.chain.gate.check(question)
-        if verdict is not None:  # two copies of the same guidance are nothing to vote on
-            raise NotCompared(verdict.message)
+        triage = self.runner.chain.triage  # the rules and the classifier, as in chat
+        verdict = triage.assess(question)
+        if verdict.emergency:  # two copies of the same guidance are nothing to vote on
+            raise NotCompared(triage.emergency_message(verdict.category))
         a, b = rng.sample(sorted(self.runner.variants), 2)
         for texts, left_slot, stored in self._pair(question, a, b, rng):
             if stored is None:
@@ -389,8 +390,10 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         except MedchatError as e:
             raise gr.Error(str(e), print_exception=False) from e
 
-    def on_ask(question: str, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+    def on_ask(question: str, current: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
         annotator, _ = who(request)
+        if current:  # moving on without a vote: the pair on screen is skipped, not left pending
+            service.skip(current, annotator)
         yield from run(service.ask(annotator, question), annotator)
 
     def on_next(current: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
@@ -478,7 +481,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             raise gr.Error(str(e), print_exception=False) from e
         r = service.store.round(comparison_id, annotator)
         assert r is not None
-        return reveal_markdown(r, j), gr.Button(interactive=False), gr.Button(visible=True)
+        return reveal_markdown(r, j), gr.Button(interactive=False), gr.Button(visible=True), False
 
     with gr.Row(elem_id="cmp-top", equal_height=True):
         hello = gr.Markdown(elem_id="cmp-hello")
@@ -580,7 +583,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
     ]
 
     def fresh_form() -> tuple[Any, ...]:
-        # form + reveal, then both answers, state, status, submit, sources, editing: a new round starts blank
+        # form + reveal, then both answers, status, submit, sources, editing: a new round starts blank
         blank_form: tuple[Any, ...] = (
             None,
             None,
@@ -598,7 +601,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             "",
         )
         closed = gr.Button(interactive=False)
-        return (*blank_form, "", "", "", None, "Answers are being written…", closed, "", "", False)
+        return (*blank_form, "", "", "", "Answers are being written…", closed, "", "", False)
 
     def open_form(choice_now: str | None = None) -> list[Any]:
         out = [gr.update(interactive=True) for _ in form]
@@ -614,14 +617,15 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
 
     choice.input(strength_for, [choice], [strength], api_visibility="private", queue=False)
     for trigger, fn, inputs, api in (
-        (ask, on_ask, [question], "compare_ask"),
+        (ask, on_ask, [question, comparison], "compare_ask"),
         (nxt, on_next, [comparison], "compare_next"),
         (skip, on_next, [comparison], "compare_skip"),
     ):
         trigger.click(
             fresh_form,
             None,
-            [*form, reveal, left, right, comparison, status, submit, left_sources, right_sources, editing],
+            # the pair id stays: moving on from an unjudged pair records it as skipped
+            [*form, reveal, left, right, status, submit, left_sources, right_sources, editing],
             api_visibility="private",
             queue=False,
         ).then(open_form, None, form, api_visibility="private", queue=False).then(
@@ -630,19 +634,19 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
 
     def after_vote(request: gr.Request) -> tuple[Any, ...]:
         annotator, _ = who(request)
-        return hello_text(annotator), False, service.progress_markdown(annotator)
+        return hello_text(annotator), service.progress_markdown(annotator)
 
     # once saved, the round is locked: the form is read-only until "Change my vote"
     submit.click(
         on_submit,
         [comparison, *form, editing],
-        [reveal, submit, edit],
+        [reveal, submit, edit, editing],
         api_name="vote",
         trigger_mode="once",
     ).success(locked, None, form, api_visibility="private").then(
         after_vote,
         None,
-        [hello, editing, progress],
+        [hello, progress],
         api_visibility="private",
     )
     edit.click(

@@ -1,6 +1,7 @@
 """The Results tab: who labelled what, position bias, agreement, gold accuracy, the variant leaderboard,
 and downloads of every export format. Admins only: annotators who saw which variant wins would be biased."""
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -9,6 +10,17 @@ if TYPE_CHECKING:
     from chatbot.store.prefs import PreferenceStore
     from chatbot.ui.auth import Users
 
+ANNOTATOR_COLUMNS = {
+    "annotator": "Annotator",
+    "role": "Role",
+    "judgments": "Judgments",
+    "left_rate": "Chose left",
+    "tie_rate": "Ties",
+    "both_bad_rate": "Both bad",
+    "gold_items": "Gold items",
+    "gold_accuracy": "Gold correct",
+    "median_time_s": "Median time (s)",
+}
 ADMINS_ONLY = "The results and exports are shown to admins only (`medchat prefs add-user NAME --admin`)."
 
 
@@ -29,20 +41,10 @@ def build_results_tab(
         if not admin(request):
             raise gr.Error(ADMINS_ONLY)
         r = results(store, rounds=rounds)
-        annotators = pd.DataFrame(
-            r.annotators,
-            columns=[
-                "annotator",
-                "role",
-                "judgments",
-                "left_rate",
-                "tie_rate",
-                "both_bad_rate",
-                "gold_items",
-                "gold_accuracy",
-                "median_time_s",
-            ],
-        )
+        raw = pd.DataFrame(r.annotators, columns=list(ANNOTATOR_COLUMNS))
+        annotators = raw.rename(columns=ANNOTATOR_COLUMNS)
+        for col in ("Chose left", "Ties", "Both bad", "Gold correct"):
+            annotators[col] = annotators[col].map(lambda x: "" if pd.isna(x) else f"{x:.0%}")
         board = pd.DataFrame(
             [
                 {
@@ -56,10 +58,14 @@ def build_results_tab(
             ],
             columns=["variant", "rating", "95% CI", "battles", "wins"],
         )
+        # bars from the average (1000): an axis that starts at 0 or at 970 hides or exaggerates the gaps
         plot = pd.DataFrame(
-            [{"variant": x.variant, "rating": x.rating} for x in r.ratings], columns=["variant", "rating"]
+            [{"variant": x.variant, "vs average": round(x.rating - 1000)} for x in r.ratings],
+            columns=["variant", "vs average"],
         )
-        left = annotators[["annotator", "left_rate"]].dropna()
+        reach = max([50.0, *(abs(x.rating - 1000) for x in r.ratings)])
+        reach = 50 * math.ceil(reach / 50)
+        left = raw[["annotator", "left_rate"]].dropna()
         fleiss = "n/a" if r.fleiss is None else f"{r.fleiss:.2f}"
         cohen = "; ".join(f"{c['pair']}: {c['kappa']} ({c['items']} items)" for c in r.cohen) or "n/a"
         summary = (
@@ -67,7 +73,7 @@ def build_results_tab(
             f"Fleiss' kappa {fleiss}; Cohen's kappa per pair: {cohen}. "
             "A left rate far from 0.5 suggests position bias."
         )
-        return summary, board, plot, annotators, left
+        return summary, board, gr.BarPlot(value=plot, y_lim=[-reach, reach]), annotators, left
 
     def download(fmt: str, aggregate: str, request: gr.Request) -> tuple[str, str]:
         # links, not files: Gradio would serve a returned file to anyone signed in who has its URL;
@@ -84,11 +90,23 @@ def build_results_tab(
     gr.Markdown("### Variant leaderboard (Bradley-Terry, 95% bootstrap CI)")
     with gr.Row():
         board = gr.Dataframe(elem_id="res-board", interactive=False)
-        plot = gr.BarPlot(x="variant", y="rating", title="Rating by variant", elem_id="res-plot")
+        plot = gr.BarPlot(
+            x="variant",
+            y="vs average",
+            title="Rating above or below the average (1000)",
+            y_title="rating points vs. average",
+            elem_id="res-plot",
+        )
     gr.Markdown("### Annotators")
-    with gr.Row():
-        annotators = gr.Dataframe(elem_id="res-annotators", interactive=False)
-        left_plot = gr.BarPlot(x="annotator", y="left_rate", title="Left-choice rate", y_lim=[0, 1])
+    annotators = gr.Dataframe(elem_id="res-annotators", interactive=False, wrap=True)
+    left_plot = gr.BarPlot(
+        x="annotator",
+        y="left_rate",
+        title="How often each annotator chose the left answer (0.5 = no position bias)",
+        y_title="share of votes for A",
+        y_lim=[0, 1],
+        elem_id="res-left-plot",
+    )
     gr.Markdown("### Export")
     with gr.Row():
         fmt = gr.Dropdown(list(FORMATS), value="dpo", label="Format", elem_id="res-format")
