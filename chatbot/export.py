@@ -640,16 +640,22 @@ def write_export(result: ExportResult, path: Path) -> tuple[Path, Path]:
 
     The files hold clinicians' votes and rationales: they are created readable by their owner only
     (0600), each written to a temporary name first and renamed, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     excluded = path.with_name(path.stem + ".excluded.jsonl")
-    for target, rows in ((path, result.rows), (excluded, result.excluded)):
-        tmp = target.with_name(target.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # an old .tmp left by a crash keeps its mode through O_CREAT
-        with open(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-        tmp.replace(target)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for target, rows in ((path, result.rows), (excluded, result.excluded)):
+            tmp = target.with_name(target.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # an old .tmp left by a crash keeps its mode through O_CREAT
+            with open(fd, "w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            tmp.replace(target)
+    except OSError as e:
+        raise ExportError(
+            f"cannot write the export to {e.filename or path}: {e.strerror or e}; "
+            "choose another place with -o"
+        ) from e
     return path, excluded
 
 

@@ -396,6 +396,11 @@ def test_the_cli_exports_aggregates_and_reports_exclusions(store, tmp_path, sett
     args = ["export", "--format", "dpo", "--aggregate", "strength", "-o", str(out)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0 and "2 rows written" in result.output, result.output
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    result = CliRunner().invoke(main, ["export", "--format", "kto", "-o", str(blocked / "kto.jsonl")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot write the export to" in result.output and "choose another place with -o" in result.output
 
 
 def test_bradley_terry_orders_variants_and_counts_ties_half():
