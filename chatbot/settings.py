@@ -181,6 +181,17 @@ class GenerationSettings(_Section):
     )
     n_ctx: int = Field(4096, ge=512, description="Context window in tokens.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    n_batch: int = Field(
+        512, ge=32, le=8192, description="llama.cpp: prompt tokens evaluated per batch (and micro-batch)."
+    )
+    requantize: Literal["auto", "none", "Q4_0", "IQ4_NL", "Q8_0"] = Field(
+        "auto",
+        description=(
+            "llama.cpp: derive a copy of the GGUF in this type once, keep it in `models_dir` and load it. "
+            "`auto`: the bundled Q4_1 model becomes Q4_0, which llama.cpp repacks for fast prompt "
+            "processing on x86 CPUs (prefill about 2x); other files are used as they are."
+        ),
+    )
     n_gpu_layers: int = Field(
         0, ge=-1, description="llama.cpp layers offloaded to the GPU (-1: all); needs a CUDA build."
     )

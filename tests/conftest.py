@@ -15,8 +15,14 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 FEW_NOTES = ("hypertension.md", "type-2-diabetes.md", "asthma.md", "warfarin.md", "migraine.md")
 
 
+@pytest.fixture(scope="session")
+def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Derived model files (the Q4_0 copy of the bundled model) are made once per session."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture(autouse=True)
-def medchat_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def medchat_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_models_dir: Path) -> Path:
     """Every test writes under its own MEDCHAT_HOME and reads no user config."""
     home = tmp_path / "home"
     monkeypatch.setenv("MEDCHAT_HOME", str(home))
@@ -24,6 +30,7 @@ def medchat_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in list(__import__("os").environ):
         if key.startswith("MEDCHAT_") and key not in ("MEDCHAT_HOME",):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("MEDCHAT_GENERATION__MODELS_DIR", str(shared_models_dir))
     from chatbot.settings import get_settings
 
     get_settings.cache_clear()

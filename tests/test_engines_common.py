@@ -114,22 +114,148 @@ def test_llamacpp_generation_params(llama):
     assert word not in stopped and full.startswith(stopped)
 
 
+EXEMPLAR = [
+    ChatMessage("system", "You are a careful clinician. Answer from the passages and cite them like [1]."),
+    ChatMessage("user", "[1] Iron tablets are taken for three months.\n\nQuestion: How long are they taken?"),
+    ChatMessage("assistant", "About three months [1]."),
+]
+
+
+def _ask(question: str, system: bool = True) -> list[ChatMessage]:
+    return [*EXEMPLAR, ChatMessage("user", question)] if system else [ChatMessage("user", question)]
+
+
+def _first_logits(engine, messages):
+    """The model's scores for the first answer token (what greedy decoding picks from)."""
+    import numpy as np
+
+    complete(engine, messages, GenerationParams(max_new_tokens=1))
+    llm = engine._llm
+    return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).copy()
+
+
+@pytest.fixture(scope="module")
+def default_llama(shared_models_dir):
+    """The engine on the file medchat loads by default (on x86 the Q4_0 copy of the bundled
+    model, whose repacked kernels score a one-token batch differently from a longer one)."""
+    from chatbot.engines.llamacpp import LlamaCppEngine, gguf_for
+
+    return LlamaCppEngine(gguf_for(None, "auto", shared_models_dir), n_ctx=2048)
+
+
 @pytest.mark.slow
-def test_llamacpp_requests_are_queued(llama):
-    messages = [ChatMessage("user", "Name a colour.")]
-    expected = complete(llama, messages, GenerationParams(max_new_tokens=8))
-    results: list[str] = []
-    threads = [
-        threading.Thread(
-            target=lambda: results.append(complete(llama, messages, GenerationParams(max_new_tokens=8)))
-        )
-        for _ in range(3)
+def test_llamacpp_answer_does_not_depend_on_earlier_requests(default_llama):
+    """Same request, same scores, bit for bit, whatever was asked before: the fixed prefix is
+    restored and the rest always evaluated the same way (llama-cpp-python's own reuse of the
+    previous prompt changed the batching and, on some CPUs, the greedy answer)."""
+    import numpy as np
+
+    from chatbot.engines.llamacpp import LlamaCppEngine
+
+    llama = default_llama
+    target = _ask("Passages: [1] Gout is treated with colchicine or NSAIDs.\n\nQuestion: How is gout treated?")  # noqa: E501
+    fresh = _first_logits(LlamaCppEngine(llama.path, n_ctx=2048), target)
+    histories = [
+        _ask("Passages: [1] Gout is treated with colchicine.\n\nQuestion: What is gout?"),  # same prefix
+        _ask("Name a colour.", system=False),  # nothing in common
+        target,  # the very same request again
+        _ask("Passages: " + "Asthma is treated with inhalers. " * 60 + "\n\nQuestion: asthma?"),  # longer
     ]
+    for earlier in histories:
+        complete(llama, earlier, GenerationParams(max_new_tokens=12))
+        assert np.array_equal(_first_logits(llama, target), fresh), earlier[-1].content[:40]
+    stream = llama.stream(histories[3], GenerationParams(max_new_tokens=40))
+    next(stream)
+    stream.close()  # stopped mid-answer
+    assert np.array_equal(_first_logits(llama, target), fresh)
+
+
+@pytest.mark.slow
+def test_llamacpp_same_answer_across_histories_and_threads(default_llama):
+    llama = default_llama
+    questions = ["Name a colour.", "What is asthma?", "List five fruits, one per line."]
+    params = GenerationParams(max_new_tokens=16)
+    expected = {q: complete(llama, _ask(q), params) for q in questions}
+    results: list[tuple[str, str]] = []
+
+    def worker(offset: int) -> None:
+        for i in range(len(questions)):
+            q = questions[(i + offset) % len(questions)]
+            results.append((q, complete(llama, _ask(q), params)))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == [expected] * 3
+    assert len(results) == 9
+    assert all(answer == expected[q] for q, answer in results)
+
+
+@pytest.mark.slow
+def test_llamacpp_closed_or_abandoned_stream_frees_the_model():
+    """Stop in the chat page closes the stream: the next request runs at once. A stream that is
+    neither read nor closed (a vanished client) is taken over after `abandoned_after_s`."""
+    from chatbot.engines.llamacpp import LlamaCppEngine
+
+    engine = LlamaCppEngine(n_ctx=2048, abandoned_after_s=120.0)
+    params = GenerationParams(max_new_tokens=200)
+    long_question = _ask("Explain in detail how asthma is treated, step by step.")
+    expected = complete(engine, _ask("Name a colour."), GenerationParams(max_new_tokens=8))
+
+    def ask_in_thread(timeout: float) -> list[str]:
+        done: list[str] = []
+        colour = GenerationParams(max_new_tokens=8)
+        other = threading.Thread(target=lambda: done.append(complete(engine, _ask("Name a colour."), colour)))
+        other.start()
+        other.join(timeout=timeout)
+        return done
+
+    stopped = engine.stream(long_question, params)
+    next(stopped)
+    stopped.close()
+    assert engine._owner is None  # freed at once, not after the abandonment timer
+    assert ask_in_thread(timeout=100) == [expected]
+
+    engine.abandoned_after_s = 1.0
+    abandoned = engine.stream(long_question, params)
+    next(abandoned)  # read once, then left open
+    assert ask_in_thread(timeout=100) == [expected]
+    assert list(abandoned) == []  # read again later, it just ends: the model was taken back
+    assert complete(engine, _ask("Name a colour."), GenerationParams(max_new_tokens=8)) == expected
+
+
+@pytest.mark.slow
+def test_requantized_copy_is_made_once_and_loads(tmp_path):
+    from chatbot.engines.llamacpp import LlamaCppEngine, bundled_model_path, derive_gguf, gguf_for
+
+    bundled = bundled_model_path()
+    copy = derive_gguf(bundled, tmp_path / "models", "Q4_0")
+    assert copy.parent == tmp_path / "models" and copy.name.endswith(".Q4_0.gguf")
+    made = copy.stat().st_mtime_ns
+    assert derive_gguf(bundled, tmp_path / "models", "Q4_0") == copy
+    assert copy.stat().st_mtime_ns == made  # kept, not made again
+    assert not list((tmp_path / "models").glob("*.part"))
+    engine = LlamaCppEngine(copy, n_ctx=2048)
+    assert engine.quantization == "Q4_0"
+    assert complete(engine, _ask("Name a colour."), GenerationParams(max_new_tokens=8)).strip()
+    # auto: only the bundled model is requantized; a file the user chose is used as it is
+    assert gguf_for(None, "auto", tmp_path / "models") == copy
+    assert gguf_for(bundled, "auto", tmp_path / "models") == bundled
+    assert gguf_for(None, "none", tmp_path / "models") == bundled
+    # a models folder that cannot be written: the bundled file is used, with a warning
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    assert gguf_for(None, "auto", blocker / "models") == bundled
+
+
+def test_requantize_setting_picks_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDCHAT_GENERATION__REQUANTIZE", "none")
+    from chatbot.settings import Settings
+
+    assert Settings().generation.requantize == "none"
+    with pytest.raises(ValueError):
+        GenerationSettings(requantize="Q3_K")
 
 
 def test_llamacpp_gpu_layers_without_gpu_build_is_a_clear_error():

@@ -65,12 +65,14 @@ def create_engine(gen: GenerationSettings) -> Engine:
             extended_params=gen.extended_params,
             n_ctx=gen.n_ctx,
         )
-    from chatbot.engines.llamacpp import LlamaCppEngine
+    from chatbot.engines.llamacpp import LlamaCppEngine, gguf_for
+    from chatbot.settings import _default_home
 
     return LlamaCppEngine(
-        gen.model_path,
+        gguf_for(gen.model_path, gen.requantize, gen.models_dir or _default_home() / "models"),
         n_ctx=gen.n_ctx,
         n_threads=gen.n_threads,
+        n_batch=gen.n_batch,
         n_gpu_layers=gen.n_gpu_layers,
         seed=gen.seed,
     )

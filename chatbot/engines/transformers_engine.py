@@ -275,65 +275,73 @@ class TransformersEngine:
                     (input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device
                 )
 
-        with self._lock:
-            inputs = self._encode(messages).to(self.model.device)
-            prompt_len = int(inputs["input_ids"].shape[-1])
-            room = self.n_ctx - prompt_len
-            if room < 1:
-                raise PromptTooLongError(
-                    f"the prompt takes {prompt_len} tokens, more than the context window of {self.n_ctx}: "
-                    "raise MEDCHAT_GENERATION__N_CTX or use fewer passages"
-                )
-            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-            sampling = params.temperature > 0
-            kwargs: dict[str, Any] = {
-                **inputs,
-                "max_new_tokens": min(params.max_new_tokens, room),
-                "do_sample": sampling,
-                "repetition_penalty": params.repeat_penalty,
-                "stopping_criteria": StoppingCriteriaList([_Cancelled()]),
-                "streamer": streamer,
-            }
-            if sampling:
-                kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
-            else:  # silence the model's own sampling defaults under greedy decoding
-                kwargs.update(temperature=None, top_p=None, top_k=None)
-            if params.stop:
-                kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-            failure: list[BaseException] = []
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+        prompt_len = 0
 
-            def work() -> None:
-                try:
+        def work() -> None:
+            # The lock is taken here, in the worker, never in the caller's generator: a stream that is
+            # abandoned rather than closed must not keep the model from everyone else.
+            nonlocal prompt_len
+            try:
+                with self._lock:
+                    if cancel.is_set():
+                        return
+                    inputs = self._encode(messages).to(self.model.device)
+                    prompt_len = int(inputs["input_ids"].shape[-1])
+                    room = self.n_ctx - prompt_len
+                    if room < 1:
+                        raise PromptTooLongError(
+                            f"the prompt takes {prompt_len} tokens, more than the context window of "
+                            f"{self.n_ctx}: raise MEDCHAT_GENERATION__N_CTX or use fewer passages"
+                        )
+                    sampling = params.temperature > 0
+                    kwargs: dict[str, Any] = {
+                        **inputs,
+                        "max_new_tokens": min(params.max_new_tokens, room),
+                        "do_sample": sampling,
+                        "repetition_penalty": params.repeat_penalty,
+                        "stopping_criteria": StoppingCriteriaList([_Cancelled()]),
+                        "streamer": streamer,
+                    }
+                    if sampling:
+                        kwargs.update(
+                            temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None
+                        )
+                    else:  # silence the model's own sampling defaults under greedy decoding
+                        kwargs.update(temperature=None, top_p=None, top_k=None)
+                    if params.stop:
+                        kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
                     torch.manual_seed(params.seed)
                     with torch.inference_mode():
                         self.model.generate(**kwargs)
-                except BaseException as e:
-                    failure.append(e)
-                    streamer.end()  # wake the consumer, which re-raises below
-
-            worker = threading.Thread(target=work, name="medchat-generate", daemon=True)
-            worker.start()
-            stop = StopFilter(params.stop)
-            try:
-                for piece in streamer:
-                    shown = stop.feed(piece)
-                    if shown:
-                        yield shown
-                    if stop.stopped:
-                        break
-                else:
-                    tail = stop.flush()
-                    if tail:
-                        yield tail
+            except BaseException as e:
+                failure.append(e)
             finally:
-                cancel.set()
-                worker.join()
-            if failure:
-                e = failure[0]
-                if _is_oom(torch, e):
-                    raise OutOfMemoryError(
-                        f"out of GPU memory while generating ({prompt_len} prompt tokens): lower "
-                        "MEDCHAT_GENERATION__N_CTX or MEDCHAT_RETRIEVAL__K, or try "
-                        f"{_SMALLER[self.quantization]}"
-                    ) from e
-                raise e
+                streamer.end()  # wake the consumer (a second end after generate's own is harmless)
+
+        worker = threading.Thread(target=work, name="medchat-generate", daemon=True)
+        worker.start()
+        stop = StopFilter(params.stop)
+        try:
+            for piece in streamer:
+                shown = stop.feed(piece)
+                if shown:
+                    yield shown
+                if stop.stopped:
+                    break
+            else:
+                tail = stop.flush()
+                if tail:
+                    yield tail
+        finally:
+            cancel.set()  # the worker stops at its next token and releases the lock
+        if failure:
+            e = failure[0]
+            if _is_oom(torch, e):
+                raise OutOfMemoryError(
+                    f"out of GPU memory while generating ({prompt_len} prompt tokens): lower "
+                    "MEDCHAT_GENERATION__N_CTX or MEDCHAT_RETRIEVAL__K, or try "
+                    f"{_SMALLER[self.quantization]}"
+                ) from e
+            raise e
