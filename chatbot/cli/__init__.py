@@ -130,3 +130,5 @@ def config() -> None:
 from chatbot.cli import answer, batch, ingest, labelling, serve  # noqa: E402, F401
 
 from chatbot.cli import train  # noqa: E402, F401
+
+from chatbot.cli import train  # noqa: E402, F401

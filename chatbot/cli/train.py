@@ -1,0 +1,128 @@
+"""`medchat train dpo|kto|reward`: a model trained on the stored judgments, servable as a variant."""
+
+from __future__ import annotations
+
+import click
+
+from chatbot.cli import _settings, _user_errors, main
+
+
+@main.command(name="train")
+@click.argument("kind", type=click.Choice(["dpo", "kto", "reward"]))
+@click.option(
+    "--base",
+    default=None,
+    help="Model to train: a GGUF file, a transformers folder or a hub id "
+    "(default: the generation model, the bundled SmolLM2).",
+)
+@click.option(
+    "--name", default=None, help="Run name: output in $MEDCHAT_HOME/models/NAME (default KIND-time)."
+)
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option(
+    "--max-steps", type=int, default=-1, help="Stop after this many optimizer steps (overrides epochs)."
+)
+@click.option(
+    "--lr",
+    "--learning-rate",
+    "learning_rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Learning rate (default 5e-5 for dpo/kto, 1e-4 for reward: LoRA adapters).",
+)
+@click.option(
+    "--beta",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="DPO/KTO: how far the model may move from the base.",
+)
+@click.option("--rank", type=click.IntRange(1, 512), default=16, show_default=True, help="LoRA rank.")
+@click.option(
+    "--max-length",
+    type=click.IntRange(64, 131072),
+    default=1024,
+    show_default=True,
+    help="Tokens of prompt + answer; passages are shortened to fit, never the question or answers.",
+)
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=2, show_default=True)
+@click.option("--grad-accum", type=click.IntRange(1, 1024), default=1, show_default=True)
+@click.option(
+    "--eval-fraction",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Share of the questions held out for scoring (split by question).",
+)
+@click.option(
+    "--min-pairs",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Refuse to train on fewer usable training pairs.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue run --name from its last checkpoint.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--qlora/--no-qlora",
+    default=None,
+    help="4-bit (nf4) base with LoRA on top; default on with a CUDA GPU. Without one: LoRA on the CPU.",
+)
+@click.option(
+    "--save-steps",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Checkpoint every N steps (for --resume).",
+)
+@click.option(
+    "--gguf/--no-gguf",
+    default=True,
+    show_default=True,
+    help="Also write the merged model as a GGUF for llama.cpp (when the base is a GGUF).",
+)
+@click.option(
+    "--gguf-type",
+    type=click.Choice(["q8_0", "q4_1", "q4_0", "q5_1", "f16"]),
+    default="q8_0",
+    show_default=True,
+    help="Type of the trained tensors in the GGUF (4-bit rounding can erase "
+    "a small trained change: the card says how much of it was kept).",
+)
+@click.option("--register", default=None, metavar="NAME", help="Add the trained model to the variants file.")
+@click.option(
+    "--like",
+    default=None,
+    metavar="VARIANT",
+    help="With --register: copy this variant's prompt, k and generation settings (default: the first).",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_user_errors
+def train(kind: str, **kw: object) -> None:
+    """Train on the judgments in the preference store: DPO, KTO or a reward model, with LoRA.
+
+    Judgments are selected as `medchat export` selects them (ties, unsafe-preferred, gold,
+    superseded, empty and self-naming answers left out and counted) and split by question into
+    training and held-out sets. The adapter, the merged model, a card, metrics.json, report.md
+    and loss.png go to $MEDCHAT_HOME/models/NAME/.
+    """
+    from chatbot.store.prefs import open_store
+    from chatbot.training.run import Options
+    from chatbot.training.run import train as run_training
+
+    progress = not kw.pop("no_progress")
+    opts = Options(kind=kind, progress=progress, **kw)  # type: ignore[arg-type]
+    settings = _settings()
+    result = run_training(open_store(settings), settings, opts, echo=lambda s: click.echo(s, err=True))
+    h = result.card["metrics"]["heldout"]
+    acc = h.get("accuracy")
+    click.echo(
+        f"run {result.name}: held-out {h.get('score')} accuracy "
+        + (
+            f"{100 * acc:.1f}% on {h['pairs']} pairs, mean margin {h['margin_mean']:.4f}"
+            if acc is not None
+            else "n/a (nothing held out)"
+        )
+    )
+    click.echo(f"adapter, merged model, card and report in {result.run_dir}")

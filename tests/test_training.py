@@ -1,0 +1,249 @@
+"""`medchat train`: the whole loop small on the CPU, and its clear refusals.
+
+The store is filled through the Compare service (the app's own API: two variants answer, a scripted
+annotator votes), then DPO trains LoRA on the bundled SmolLM2 for a few steps; the trained model is
+registered as a variant and answers through an engine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from chatbot.chain import Chain
+from chatbot.engines.fake import FakeEngine
+from chatbot.retrieval import open_retriever
+from chatbot.store.prefs import JudgmentIn, PreferenceStore
+from chatbot.ui.compare import CompareService
+from chatbot.variants import Variant, VariantRunner, load_variants
+
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+
+QUESTIONS = [
+    "What blood pressure counts as high?",
+    "How is high blood pressure treated?",
+    "What lifestyle changes lower blood pressure?",
+    "What is type 2 diabetes?",
+    "How is type 2 diabetes treated?",
+    "What HbA1c target is usual in type 2 diabetes?",
+    "What are the symptoms of asthma?",
+    "How is an asthma attack treated?",
+    "What does an asthma inhaler do?",
+    "What INR is the target on warfarin?",
+    "Which foods interact with warfarin?",
+    "What should I do if I miss a warfarin dose?",
+    "What are the symptoms of a migraine?",
+    "Which medicines treat a migraine attack?",
+    "How can migraines be prevented?",
+    "When is a headache a sign of something serious?",
+]
+HEDGE = "I am not sure about that, sorry."
+
+
+class CitedOrHedging(FakeEngine):
+    """Variant `cited` (temperature 0) quotes its first passage with a citation; `hedge` says nothing."""
+
+    def stream(self, messages, params):
+        self.calls.append(list(messages))
+        reply = self._default(messages) if params.temperature == 0 else HEDGE
+        yield from reply.split(" ")[:1]
+        for word in reply.split(" ")[1:]:
+            yield " " + word
+
+
+VARIANTS = [
+    Variant("cited", prompt={"exemplar": "none"}, k=2, generation={"temperature": 0.0, "max_new_tokens": 48}),
+    Variant("hedge", prompt={"exemplar": "none"}, k=2, generation={"temperature": 0.5, "max_new_tokens": 48}),
+]
+
+
+def _judge(r) -> str:
+    """The scripted annotator: prefers the answer that cites a passage."""
+    return "A" if "[1]" in r.left.text else "B"
+
+
+@pytest.fixture
+def filled(settings, few_index, embedder):
+    """A preference store filled through the Compare service: one vote per question, one of them a tie."""
+    store = PreferenceStore(settings.prefs_db_url)
+    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=CitedOrHedging())
+    service = CompareService(store, VariantRunner(chain, VARIANTS), settings)
+    rng = random.Random(0)
+    for n, q in enumerate(QUESTIONS):
+        r = list(service.ask("dr_a", q, rng=rng))[-1].round
+        choice = "tie" if n == 3 else _judge(r)
+        strength = "" if choice == "tie" else "better"
+        service.submit(JudgmentIn(r.comparison_id, "dr_a", choice, strength, "both_safe"))
+    yield store
+    store.close()
+
+
+def _variants_file(tmp_path, settings):
+    path = tmp_path / "variants.yaml"
+    shutil.copy(settings.prefs.variants_file, path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_dpo_loop_on_cpu_trains_saves_registers_and_the_variant_answers(
+    filled, settings, tmp_path, monkeypatch, few_index, embedder
+):
+    from chatbot.cli import main
+
+    variants = _variants_file(tmp_path, settings)
+    monkeypatch.setenv("MEDCHAT_PREFS__VARIANTS_FILE", str(variants))
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "dpo",
+            "--name",
+            "tiny",
+            "--max-steps",
+            "3",
+            "--lr",
+            "1e-3",
+            "--rank",
+            "2",
+            "--batch-size",
+            "1",
+            "--max-length",
+            "192",
+            "--min-pairs",
+            "4",
+            "--eval-fraction",
+            "0.2",
+            "--save-steps",
+            "2",
+            "--register",
+            "tiny-dpo",
+            "--like",
+            "patient-default",
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    run = settings.home / "models" / "tiny"
+    card = json.loads((run / "metrics.json").read_text())
+    # the selection: the tie is left out and counted; held-out questions never appear in training
+    assert card["data"]["excluded"] == {"tie": 1}
+    assert card["data"]["train_rows"] + card["data"]["eval_rows"] == len(QUESTIONS) - 1
+    assert card["data"]["eval_questions"] >= 1 and card["data"]["train_questions"] >= 4
+    assert not set(card["data"]["train_judgment_ids"]) & set(card["data"]["eval_judgment_ids"])
+    assert card["data"]["truncated_prompts"] > 0  # 192 tokens: passages were shortened to fit
+    # the loss is finite and moves
+    losses = [loss for _, loss in card["metrics"]["loss_curve"]]
+    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
+    assert abs(losses[0] - math.log(2)) < 0.02  # DPO starts at log 2: the adapter starts as a no-op
+    assert max(losses) - min(losses) > 1e-3
+    heldout = card["metrics"]["heldout"]
+    assert heldout["pairs"] == card["data"]["eval_rows"] and 0 <= heldout["accuracy"] <= 1
+    # adapter, merged model, card, report, plot
+    assert (run / "adapter" / "adapter_config.json").is_file()
+    assert (run / "merged" / "config.json").is_file()
+    assert (run / "README.md").read_text().startswith("---\nbase_model:")
+    assert "Held-out scores" in (run / "report.md").read_text() and (run / "loss.png").stat().st_size > 1000
+    assert card["base_model"]["sha256"] and card["hyperparameters"]["lora_rank"] == 2
+    # the training_runs record links the run to its judgments
+    from chatbot.training.records import runs
+
+    (rec,) = runs(filled)
+    assert rec.status == "finished" and rec.name == "tiny" and rec.variant == "tiny-dpo"
+    assert sorted(rec.train_judgment_ids) == sorted(card["data"]["train_judgment_ids"])
+    # registered: the variant serves the trained model through the engine and answers
+    (v,) = [v for v in load_variants(variants) if v.name == "tiny-dpo"]
+    assert v.model["engine"] in ("llamacpp", "transformers") and v.prompt  # copied from patient-default
+    from chatbot.settings import Settings
+
+    served = Settings()
+    chain = Chain(served, retriever=open_retriever(served, embedder), engine=FakeEngine())
+    runner = VariantRunner(chain, load_variants(variants))
+    run_ = runner.run("tiny-dpo", "What blood pressure counts as high?")
+    text = "".join(run_.stream)
+    answer = run_.stream.answer
+    assert text.strip() and answer is not None and answer.model != "fake"
+    assert runner.chain_for("tiny-dpo").engine is not chain.engine
+
+
+def test_too_few_pairs_says_how_many_and_why(settings, few_index, embedder):
+    store = PreferenceStore(settings.prefs_db_url)
+    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=CitedOrHedging())
+    service = CompareService(store, VariantRunner(chain, VARIANTS), settings)
+    rng = random.Random(1)
+    for n, q in enumerate(QUESTIONS[:4]):
+        r = list(service.ask("dr_b", q, rng=rng))[-1].round
+        choice = "tie" if n < 2 else _judge(r)
+        service.submit(
+            JudgmentIn(r.comparison_id, "dr_b", choice, "" if choice == "tie" else "better", "both_safe")
+        )
+    from chatbot.cli import main
+
+    result = CliRunner().invoke(main, ["train", "dpo", "--no-progress"])
+    assert result.exit_code == 1
+    msg = result.output
+    assert "error: only 1 usable training pairs for dpo (need at least 8)" in msg
+    assert "(1 more held out for scoring)" in msg and "2 left out of 4 judgments: 2 tie" in msg
+    assert "Traceback" not in msg
+
+
+def test_a_gguf_that_cannot_be_trained_names_what_to_point_at(settings, tmp_path):
+    from chatbot.cli import main
+
+    fake = tmp_path / "llama-3-8b.Q4_K_M.gguf"
+    fake.write_bytes(b"GGUF" + bytes(64))
+    result = CliRunner().invoke(main, ["train", "dpo", "--base", str(fake), "--no-progress"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot train on" in result.output and "original transformers folder" in result.output
+
+
+def test_qlora_without_a_gpu_falls_back_with_a_warning_and_cuda_is_refused():
+    import torch
+
+    from chatbot.training import TrainingError
+    from chatbot.training.base import choose_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: nothing to fall back from")
+    device, qlora, notes = choose_device("auto", True)
+    assert device == "cpu" and qlora is False and "training LoRA in float32 on the CPU" in notes[0]
+    assert choose_device("auto", None) == ("cpu", False, [])
+    with pytest.raises(TrainingError, match="--device cpu"):
+        choose_device("cuda", None)
+
+
+def test_passages_are_shortened_never_the_question_or_answers():
+    from chatbot.training.data import count_tokens, fit_row
+
+    class Words:
+        """A word-level stand-in tokenizer: one token per word (keeps this test free of model files)."""
+
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+            return [0] * sum(len(m["content"].split()) + 2 for m in messages)
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [0] * len(text.split())}
+
+    passages = "\n".join(f"[{n}] " + " ".join(f"w{n}x{i}" for i in range(100)) for n in (1, 2, 3))
+    question = "What INR is the target on warfarin?"
+    row = {
+        "prompt": [
+            {"role": "system", "content": "Answer from the passages."},
+            {"role": "user", "content": f"Passages:\n{passages}\n\nQuestion: {question}"},
+        ],
+        "chosen": [{"role": "assistant", "content": "Usually 2 to 3 [1]."}],
+        "rejected": [{"role": "assistant", "content": "Not sure."}],
+    }
+    fitted, cut = fit_row(row, "dpo", Words(), 150)
+    assert cut and fitted["chosen"] == row["chosen"] and fitted["rejected"] == row["rejected"]
+    user = fitted["prompt"][-1]["content"]
+    assert user.endswith(f"Question: {question}") and "[1] " in user and "[3] " in user
+    assert count_tokens(Words(), fitted["prompt"], generation_prompt=True) + 6 + 2 <= 150
+    with pytest.raises(ValueError, match="question and answer alone"):
+        fit_row(row, "dpo", Words(), 20)
