@@ -61,6 +61,16 @@ from chatbot.cli import _settings, _user_errors, main
     show_default=True,
     help="Refuse to train on fewer usable training pairs.",
 )
+@click.option(
+    "--aggregate",
+    type=click.Choice(["majority", "strength"]),
+    default="majority",
+    show_default=True,
+    help="How several annotators' votes on one pair become one row (as `medchat export`).",
+)
+@click.option(
+    "--same-prompt-only", is_flag=True, help="Only pairs whose two answers came from the same prompt."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue run --name from its last checkpoint.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)

@@ -71,15 +71,15 @@ def _judgment_ids(row: dict[str, Any]) -> list[str]:
 
 
 def selected_rows(
-    store: PreferenceStore, kind: str
+    store: PreferenceStore, kind: str, *, aggregate: str = "majority", same_prompt_only: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]], int]:
     """The rows `medchat export --format KIND` would write, what it left out, and how many judgments it read.
 
     The only call into the export code: when the export's selection changes, training follows.
     """
-    from chatbot.export import export
+    from chatbot.export import SelectOptions, export
 
-    result = export(store, kind)
+    result = export(store, kind, SelectOptions(aggregate=aggregate, same_prompt_only=same_prompt_only))
     judgments = len(result.excluded) + len({j for r in result.rows for j in _judgment_ids(r)})
     return result.rows, result.excluded, judgments
 
@@ -183,6 +183,8 @@ def select(
     eval_fraction: float = 0.2,
     seed: int = 0,
     min_pairs: int = 8,
+    aggregate: str = "majority",
+    same_prompt_only: bool = False,
 ) -> Selection:
     """Rows to train and score on; raises TooFewPairsError with the counts when there are too few.
 
@@ -191,7 +193,7 @@ def select(
     """
     if not 0 <= eval_fraction < 1:
         raise TrainingError(f"--eval-fraction must be at least 0 and below 1 (got {eval_fraction})")
-    rows, excluded, seen = selected_rows(store, kind)
+    rows, excluded, seen = selected_rows(store, kind, aggregate=aggregate, same_prompt_only=same_prompt_only)
     reasons: Counter[str] = Counter(e.get("kind") or _reason_key(e["reason"]) for e in excluded)
     questions = {c.id: c.question for c in store.all_comparisons().values()}
     train, held, n_train_q, n_eval_q = split_by_question(rows, questions, eval_fraction, seed)

@@ -46,6 +46,8 @@ class Options:
     max_steps: int = -1
     eval_fraction: float = 0.2
     min_pairs: int = 8
+    aggregate: str = "majority"
+    same_prompt_only: bool = False
     seed: int = 0
     resume: bool = False
     device: str = "auto"
@@ -274,6 +276,8 @@ def train(
         eval_fraction=opts.eval_fraction,
         seed=opts.seed,
         min_pairs=opts.min_pairs,
+        aggregate=opts.aggregate,
+        same_prompt_only=opts.same_prompt_only,
     )
     echo(sel.summary())
     base_mod.prepare(base, settings)
@@ -295,6 +299,8 @@ def train(
         "grad_accum": opts.grad_accum,
         "seed": opts.seed,
         "eval_fraction": opts.eval_fraction,
+        "aggregate": opts.aggregate,
+        "same_prompt_only": opts.same_prompt_only,
     }
     train_ids, eval_ids = sel.judgment_ids(sel.train), sel.judgment_ids(sel.eval)
     run_id = records.start(
