@@ -25,6 +25,7 @@ from prompts import BuiltPrompt, PromptVariant, build_prompt
 
 if TYPE_CHECKING:
     from chatbot.engines.base import Engine
+    from chatbot.triage import Triage
     from chatbot.retrieval import Filters, Passage, Retriever
     from chatbot.settings import Settings
 
@@ -47,6 +48,8 @@ class Answer:
     abstained: bool = False
     emergency: bool = False
     emergency_category: str = ""
+    triage: dict[str, Any] = field(default_factory=dict)
+    """The triage decision: level (emergency, urgent, routine), category, probability, reasons."""
     query: str = ""
     """What was searched: the question, made standalone when it was a follow-up."""
     model: str = ""
@@ -77,6 +80,7 @@ class Answer:
             "abstained": self.abstained,
             "emergency": self.emergency,
             "emergency_category": self.emergency_category,
+            "triage": self.triage,
             "query": self.query,
             "uncited": self.uncited,
             "model": self.model,
@@ -86,6 +90,28 @@ class Answer:
             "timings": self.timings,
             "disclaimer": self.disclaimer,
         }
+
+
+class RememberLast:
+    """An embedder that remembers its last query vector: triage embeds the question before
+    retrieval does, and retrieval then gets the same vector without a second encoder pass."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.inner = embedder
+        self.id = embedder.id
+        self.dim = embedder.dim
+        self._last: tuple[str, list[float]] | None = None
+
+    def embed_documents(self, texts: Sequence[str]) -> Any:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        last = self._last  # one read: another thread may replace it meanwhile
+        if last is not None and last[0] == text:
+            return last[1]
+        vector = self.inner.embed_query(text)
+        self._last = (text, vector)
+        return vector
 
 
 class AnswerStream:
@@ -115,6 +141,8 @@ class Turn:
     answer: Answer | None = None
     prompt: BuiltPrompt | None = None
     pieces: list[str] = field(default_factory=list)
+    header: str = ""
+    """Advice shown above an answer that is still given (urgent level, or not English)."""
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -125,6 +153,8 @@ class Turn:
 
     def finish(self) -> Answer:
         assert self.answer is not None
+        if self.header and not self.answer.emergency and not self.answer.text.startswith(self.header):
+            self.answer.text = f"{self.header}\n\n{self.answer.text}"
         self.timings["total_s"] = time.perf_counter() - self.started
         self.answer.timings = {k: round(v, 4) for k, v in self.timings.items()}
         return self.answer
@@ -148,6 +178,8 @@ class Chain:
     ) -> None:
         self.settings = settings
         self._gate: EmergencyGate | None = None
+        self._triage: Triage | None = None
+        self._embedder: RememberLast | None = None
         self._retriever = retriever
         self._engine = engine
         self.variant = variant or PromptVariant.from_settings(settings.prompts)
@@ -157,8 +189,29 @@ class Chain:
         if self._retriever is None:
             from chatbot.retrieval import open_retriever
 
-            self._retriever = open_retriever(self.settings)
+            self._retriever = open_retriever(self.settings, embedder=self.embedder)
         return self._retriever
+
+    @property
+    def embedder(self) -> RememberLast:
+        """The query encoder, shared by triage and retrieval so that a question is embedded once."""
+        if self._embedder is None:
+            from chatbot.retrieval import get_embedder
+
+            self._embedder = RememberLast(get_embedder(self.settings))
+        return self._embedder
+
+    @property
+    def triage(self) -> Triage:
+        """Rules and classifier together; the classifier reuses the query vector when the retrieval
+        encoder is the one it was trained on (the default), else it loads that encoder itself."""
+        if self._triage is None:
+            from chatbot.triage import Triage
+            from ingestion.embedding import MINILM_ID, embedder_id
+
+            same = embedder_id(self.settings.embedding.model) == MINILM_ID
+            self._triage = Triage(self.settings.safety, embedder=self.embedder if same else None, gate=self.gate)
+        return self._triage
 
     @property
     def gate(self) -> EmergencyGate:
@@ -233,6 +286,8 @@ class Chain:
             holder.answer = turn.finish()
             yield holder.answer.text
             return
+        if turn.header:
+            yield turn.header + "\n\n"
         yield from self.generate_step(turn)
         self.check_step(turn)
         holder.answer = turn.finish()
@@ -277,13 +332,18 @@ class Chain:
     # -- the steps ----------------------------------------------------------------
 
     def gate_step(self, turn: Turn) -> None:
-        """Emergencies are answered at once, with no retrieval and no model."""
-        verdict = self.gate.check(turn.question)
+        """Triage: emergencies are answered at once, with no retrieval and no model; urgent and
+        non-English messages get their advice above the answer."""
         turn.answer = Answer(question=turn.question, text="", passages=[], variant=self.variant.as_dict())
-        if verdict is not None:
-            turn.answer.text = verdict.message
+        result = self.triage.assess(turn.question)
+        turn.timings["triage_s"] = result.seconds
+        turn.answer.triage = result.as_dict()
+        if result.emergency:
+            turn.answer.text = self.triage.emergency_message(result.category)
             turn.answer.emergency = True
-            turn.answer.emergency_category = verdict.category
+            turn.answer.emergency_category = result.category
+        else:
+            turn.header = self.triage.header(result)
 
     def rewrite_step(self, turn: Turn) -> None:
         """A follow-up ("and for children?") becomes a standalone query."""

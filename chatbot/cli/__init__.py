@@ -127,8 +127,6 @@ def config() -> None:
 
 
 # the commands register themselves on `main` when imported
-from chatbot.cli import answer, batch, ingest, labelling, serve  # noqa: E402, F401
-
-from chatbot.cli import train  # noqa: E402, F401
+from chatbot.cli import answer, batch, ingest, labelling, serve, triage  # noqa: E402, F401
 
 from chatbot.cli import train  # noqa: E402, F401

@@ -4,7 +4,7 @@
 
 Every message is built from three independent parts, all written for medchat:
 
-- a *phrase*: what is happening, in lay words, for one category and one level
+- a *phrase*: what is happening (or a search-box keyword query), in lay words, for one category and one level
   (emergency now, urgent = see a doctor today, routine), or a hard negative
   (a question about the condition, a past and resolved event, a hypothetical,
   fiction, an anxious "could this be" about something not happening now,
@@ -673,6 +673,23 @@ GENERAL_ROUTINE = [
     "no fever and eating fine, just a runny nose for a week, when will it stop",
 ]
 
+# search-box keyword queries: a topic, not a situation
+KEYWORDS = [
+    "asthma inhaler", "inhaler technique", "epipen expiry date", "blood thinner side effects", "insulin pen needles",
+    "glucose meter accuracy", "nebuliser for kids", "defibrillator training", "cpr steps", "recovery position",
+    "first aid kit list", "paracetamol dose child", "ibuprofen max dose", "blood pressure monitor",
+    "pulse oximeter normal reading", "thermometer for baby", "peak flow chart", "GTN spray", "naloxone kit",
+    "burn cream", "seizure first aid", "heart attack symptoms women", "stroke signs FAST", "allergy testing",
+    "chest infection antibiotics", "sepsis signs", "overdose helpline", "mental health crisis team",
+    "concussion recovery", "aneurysm screening", "blood clot prevention", "ectopic pregnancy symptoms",
+    "testicular self exam", "hypo treatment", "oral rehydration salts", "appendicitis symptoms",
+    "sunburn treatment", "eye wash station", "nosebleed first aid", "meningitis vaccine",
+]
+for _cat, _spec in CATS.items():
+    for _term in _spec["term"]:  # type: ignore[attr-defined]
+        _bare = re.sub(r"^(a|an) ", "", _term)
+        KEYWORDS += [f"{_bare} symptoms", f"{_bare} treatment", f"{_bare} causes"]
+
 # figures of speech: emergency words, no emergency
 FIGURATIVE = [
     "this traffic is giving me a heart attack lol",
@@ -762,6 +779,9 @@ FRAMES: list[tuple[str, set[str], str]] = [
     ("figurative", {"F"}, "{X}"),
     ("general", {"G"}, "{X}"),
     ("general_q", {"G"}, "quick question: {X}?"),
+    ("keyword", {"K"}, "{X}"),
+    ("keyword_q", {"K"}, "{X}?"),
+    ("keyword_info", {"K"}, "info on {X}"),
     ("back_now", {"BACK"}, "{X} last year and got better, but now it's happening again: {Y}"),
 ]
 
@@ -912,6 +932,9 @@ def candidates(rng: random.Random) -> list[dict[str, str]]:
     for pi, text in enumerate(FIGURATIVE):
         add(text, "routine", "figurative", f"figurative.{pi}", "figurative")
         add(text, "routine", "figurative", f"figurative.{pi}", "figurative")
+    for pi, text in enumerate(KEYWORDS):
+        for fid, tpl in frames("K"):
+            add(tpl.format(X=text), "routine", "keyword", f"keyword.{pi}", fid)
     for pi, text in enumerate(GENERAL_ROUTINE):
         for fid, tpl in frames("G"):
             add(tpl.format(X=text), "routine", "general", f"general.{pi}", fid)

@@ -1,0 +1,204 @@
+"""Three-level triage: the emergency rules and a trained classifier, decided together.
+
+    emergency  the rules fire, or P(emergency) clears the threshold chosen on the dev split
+    urgent     P(urgent) / (P(urgent) + P(routine)) clears the urgent threshold: see a doctor today
+    routine    everything else
+
+The classifier reads the MiniLM sentence vector that retrieval computes for the question anyway
+(pass it as `vector`), so it costs a matrix product and a nearest-neighbour lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chatbot.triage.guidance import FALLBACK, GUIDANCE, NOT_ENGLISH, URGENT_ADVICE
+from chatbot.triage.language import non_english
+from chatbot.triage.model import HEAD_FILE, Head, Neighbour, TriageModelError
+
+if TYPE_CHECKING:
+    from chatbot.safety import EmergencyGate
+    from chatbot.settings import SafetySettings
+    from ingestion.embedding import Embedder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TriageResult:
+    """One decision and everything that explains it."""
+
+    level: str
+    category: str = ""
+    probability: float = 0.0
+    """The classifier's P(emergency) (0 when the classifier did not run)."""
+    reasons: list[str] = field(default_factory=list)
+    decided_by: str = ""
+    """"rules", "classifier" or "" (routine)."""
+    probabilities: dict[str, float] = field(default_factory=dict)
+    nearest: list[Neighbour] = field(default_factory=list)
+    language: str | None = None
+    """The language the message seems to be in when it is not English."""
+    seconds: float = 0.0
+
+    @property
+    def emergency(self) -> bool:
+        return self.level == "emergency"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "category": self.category,
+            "probability": round(self.probability, 4),
+            "reasons": self.reasons,
+            "decided_by": self.decided_by,
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "nearest": [n.as_dict() for n in self.nearest],
+            "language": self.language,
+        }
+
+
+def rule_evidence(text: str, category: str) -> str:
+    """The words in `text` that the rule for `category` matched (for explanations only)."""
+    try:
+        from chatbot.safety import _RED_FLAGS
+
+        match = _RED_FLAGS[category].search(" ".join(text.split()))
+    except (ImportError, KeyError):
+        return ""
+    return match.group(0).strip() if match else ""
+
+
+class Triage:
+    """The combined gate. Collaborators are passed in or built on first use."""
+
+    def __init__(
+        self,
+        settings: SafetySettings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        head_path: Path | None = None,
+        gate: EmergencyGate | None = None,
+        neighbours: int = 3,
+    ) -> None:
+        from chatbot.safety import EmergencyGate
+        from chatbot.settings import SafetySettings
+
+        self.settings = settings or SafetySettings()
+        self.gate = gate or EmergencyGate(self.settings)
+        self._embedder = embedder
+        self.head_path = head_path or HEAD_FILE
+        self.neighbours = neighbours
+        self._head: Head | None = None
+
+    @property
+    def head(self) -> Head:
+        if self._head is None:
+            self._head = Head.load(self.head_path)
+            if self._embedder is not None:
+                self._check_encoder(self._embedder)
+        return self._head
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from ingestion.embedding import PACKAGED_MINILM, SentenceTransformerEmbedder
+
+            self._embedder = SentenceTransformerEmbedder(PACKAGED_MINILM)
+            if self._head is not None:
+                self._check_encoder(self._embedder)
+        return self._embedder
+
+    def _check_encoder(self, embedder: Embedder) -> None:
+        head = self.head
+        if head.encoder != embedder.id or head.dim != embedder.dim:
+            raise TriageModelError(
+                f"the triage classifier {self.head_path} was trained on {head.encoder} ({head.dim} dimensions) "
+                f"but is given vectors from {embedder.id} ({embedder.dim}): use that encoder for triage, or "
+                "retrain with `python -m chatbot.triage.train`"
+            )
+
+    def load(self) -> Triage:
+        """Load the head and check it against the encoder now (fail at start-up, not mid-chat)."""
+        _ = self.head
+        self._check_encoder(self.embedder)
+        return self
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        return self.embedder.embed_documents(list(texts))
+
+    def assess(self, text: str, vector: Sequence[float] | None = None) -> TriageResult:
+        """The level of `text`; `vector` is its sentence vector from the triage encoder, if known."""
+        started = time.perf_counter()
+        result = self._decide(text, vector)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _decide(self, text: str, vector: Sequence[float] | None) -> TriageResult:
+        language = non_english(text)
+        if not self.settings.emergency_gate:
+            return TriageResult("routine", reasons=["the emergency gate is turned off"], language=language)
+        head = self.head
+        rule = self.gate.classify(text)
+        if vector is None:
+            vector = self.embedder.embed_query(text)
+        from chatbot.triage.features import rule_features
+
+        probs = head.probabilities(vector, rule_features(text, rule is not None))
+        pe, pu = probs["emergency"], probs["urgent"]
+        th_e, th_u = head.thresholds["emergency"], head.thresholds["urgent"]
+        nearest = head.nearest(vector, self.neighbours)
+        result = TriageResult("routine", probability=pe, probabilities=probs, nearest=nearest, language=language)
+        said = f"classifier: P(emergency) {pe:.2f} (threshold {th_e:.2f}), P(urgent) {pu:.2f}"
+        if rule is not None:
+            evidence = rule_evidence(text, rule)
+            result.level, result.category, result.decided_by = "emergency", rule, "rules"
+            result.reasons = [f"rule '{rule}' fired" + (f" on “{evidence}”" if evidence else ""), said]
+        elif pe >= th_e:
+            result.level, result.decided_by = "emergency", "classifier"
+            result.category = head.nearest_category(vector, "emergency")
+            result.reasons = [said + f" ≥ {th_e:.2f}", "no rule fired"]
+        elif pu / max(pu + probs["routine"], 1e-9) >= th_u:
+            urgent_share = pu / max(pu + probs["routine"], 1e-9)
+            result.level, result.decided_by = "urgent", "classifier"
+            result.category = head.nearest_category(vector, "urgent")
+            result.reasons = [said + f"; urgent rather than routine {urgent_share:.2f} ≥ {th_u:.2f}", "no rule fired"]
+        else:
+            result.reasons = [said, "no rule fired"]
+        if nearest:
+            result.reasons.append(
+                "nearest labelled examples: "
+                + "; ".join(f"{n.level} ({n.similarity:.2f}) “{n.text[:80]}”" for n in nearest)
+            )
+        if language:
+            result.reasons.append(f"the message does not look like English ({language}): the emergency line is shown")
+        return result
+
+    # -- what the user reads -----------------------------------------------------------------
+
+    def emergency_message(self, category: str) -> str:
+        if category in GUIDANCE or not category:
+            s = self.settings
+            return (
+                f"This may be an emergency. Call {s.emergency_number} (your local emergency number) now.\n\n"
+                f"While you wait: {GUIDANCE.get(category, FALLBACK)}\n\n"
+                "medchat cannot assess emergencies; the emergency services can."
+            )
+        try:
+            return self.gate.message(category)
+        except KeyError:
+            return self.emergency_message("")
+
+    def header(self, result: TriageResult) -> str:
+        """Advice that heads an answer that is still given: urgent, or not English."""
+        parts = []
+        if result.language and not result.emergency:
+            parts.append(NOT_ENGLISH.format(language=result.language, number=self.settings.emergency_number))
+        if result.level == "urgent":
+            parts.append(URGENT_ADVICE.format(number=self.settings.emergency_number))
+        return "\n\n".join(parts)

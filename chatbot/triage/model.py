@@ -1,0 +1,196 @@
+"""The trained head: a small classifier over the MiniLM sentence vector, stored as one .npz file.
+
+The file holds the layer weights, the three levels in order, the encoder it was trained on (id and
+dimension), the thresholds chosen on the dev split, and a sample of labelled training messages
+(int8 vectors and texts) so that every decision can name its nearest labelled examples. It is
+read with `allow_pickle=False`: nothing in it can run code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import MedchatError
+
+LEVELS = ("emergency", "urgent", "routine")
+HEAD_FILE = Path(__file__).resolve().parent / "head.npz"
+FORMAT = 1
+RETRAIN = "`python -m chatbot.triage.train` (about a minute)"
+
+
+class TriageModelError(MedchatError):
+    """The triage classifier file is missing, unreadable or made for another encoder."""
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    text: str
+    level: str
+    category: str
+    similarity: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "level": self.level,
+            "category": self.category,
+            "similarity": round(self.similarity, 3),
+        }
+
+
+@dataclass
+class Head:
+    """Layer weights (numpy arrays), thresholds and labelled examples; inference in numpy only."""
+
+    weights: list[tuple[Any, Any]]
+    encoder: str
+    dim: int
+    thresholds: dict[str, float]
+    features: list[str] = field(default_factory=list)
+    """Names of the rule features that follow the vector in the input (see `features.py`)."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    example_vectors: Any = None  # int8, one row per example, scaled by 127
+    example_texts: list[str] = field(default_factory=list)
+    example_levels: list[str] = field(default_factory=list)
+    example_categories: list[str] = field(default_factory=list)
+
+    # -- inference -------------------------------------------------------------------------
+
+    def probabilities(self, vector: Any, extra: Any = ()) -> dict[str, float]:
+        """P(level) for one unit-length sentence vector and its rule features."""
+        import numpy as np
+
+        x = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if x.shape[1] != self.dim:
+            raise TriageModelError(
+                f"the triage classifier expects {self.dim}-dimensional vectors from {self.encoder}, "
+                f"got {x.shape[1]}: use that encoder or retrain with {RETRAIN}"
+            )
+        x = np.hstack([x, np.asarray(extra, dtype=np.float32).reshape(1, -1)])
+        for n, (w, b) in enumerate(self.weights):
+            x = x @ w + b
+            if n < len(self.weights) - 1:
+                x = np.maximum(x, 0.0)
+        z = x[0] - x[0].max()
+        p = np.exp(z) / np.exp(z).sum()
+        return {level: float(p[i]) for i, level in enumerate(LEVELS)}
+
+    def nearest(self, vector: Any, k: int = 3) -> list[Neighbour]:
+        import numpy as np
+
+        if self.example_vectors is None or not len(self.example_texts):
+            return []
+        sims = (self.example_vectors.astype(np.float32) @ np.asarray(vector, dtype=np.float32)) / 127.0
+        top = np.argsort(-sims)[:k]
+        return [
+            Neighbour(
+                self.example_texts[i], self.example_levels[i], self.example_categories[i], float(sims[i])
+            )
+            for i in top
+        ]
+
+    def nearest_category(self, vector: Any, level: str, k: int = 5) -> str:
+        """The most common category among the k nearest labelled examples of `level`."""
+        import numpy as np
+
+        if self.example_vectors is None:
+            return ""
+        mask = np.array([lv == level for lv in self.example_levels])
+        if not mask.any():
+            return ""
+        idx = np.flatnonzero(mask)
+        sims = (self.example_vectors[idx].astype(np.float32) @ np.asarray(vector, dtype=np.float32)) / 127.0
+        top = idx[np.argsort(-sims)[:k]]
+        cats = [self.example_categories[i] for i in top]
+        return max(cats, key=lambda c: (cats.count(c), -cats.index(c)))
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        import numpy as np
+
+        arrays: dict[str, Any] = {}
+        for n, (w, b) in enumerate(self.weights):
+            arrays[f"w{n}"] = np.asarray(w, dtype=np.float32)
+            arrays[f"b{n}"] = np.asarray(b, dtype=np.float32)
+        header = {
+            "format": FORMAT,
+            "levels": list(LEVELS),
+            "encoder": self.encoder,
+            "dim": self.dim,
+            "features": self.features,
+            "layers": len(self.weights),
+            "thresholds": self.thresholds,
+            "meta": self.meta,
+        }
+        arrays["header"] = np.array(json.dumps(header))
+        if self.example_vectors is not None:
+            arrays["example_vectors"] = np.asarray(self.example_vectors, dtype=np.int8)
+            arrays["example_texts"] = np.array(self.example_texts)
+            arrays["example_levels"] = np.array(self.example_levels)
+            arrays["example_categories"] = np.array(self.example_categories)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    @classmethod
+    def load(cls, path: Path = HEAD_FILE, *, encoder: str | None = None, dim: int | None = None) -> Head:
+        """The head in `path`; a missing or foreign file, or one from another encoder, is a
+        `TriageModelError` that says what to do (never a silent pass)."""
+        import numpy as np
+
+        if not path.is_file():
+            raise TriageModelError(
+                f"the triage classifier file {path} is missing: reinstall medchat or recreate it with {RETRAIN}"
+            )
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["header"]))
+                if header.get("format") != FORMAT or tuple(header.get("levels", ())) != LEVELS:
+                    raise ValueError(f"format {header.get('format')}, levels {header.get('levels')}")
+                weights = [(data[f"w{n}"], data[f"b{n}"]) for n in range(int(header["layers"]))]
+                examples = "example_vectors" in data.files
+                head = cls(
+                    weights=weights,
+                    encoder=str(header["encoder"]),
+                    dim=int(header["dim"]),
+                    thresholds={k: float(v) for k, v in header["thresholds"].items()},
+                    features=[str(f) for f in header.get("features", [])],
+                    meta=dict(header.get("meta", {})),
+                    example_vectors=data["example_vectors"] if examples else None,
+                    example_texts=[str(t) for t in data["example_texts"]] if examples else [],
+                    example_levels=[str(t) for t in data["example_levels"]] if examples else [],
+                    example_categories=[str(t) for t in data["example_categories"]] if examples else [],
+                )
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise TriageModelError(
+                f"the triage classifier file {path} is not a medchat triage head ({e}): recreate it with {RETRAIN}"
+            ) from e
+        if head.weights[0][0].shape[0] != head.dim + len(head.features) or head.weights[-1][0].shape[1] != len(LEVELS):
+            raise TriageModelError(
+                f"the triage classifier file {path} is damaged (layer shapes do not match): recreate it "
+                f"with {RETRAIN}"
+            )
+        if "emergency" not in head.thresholds or "urgent" not in head.thresholds:
+            raise TriageModelError(f"the triage classifier file {path} has no thresholds: recreate it with {RETRAIN}")
+        from chatbot.triage.features import names
+
+        if head.features != names():
+            raise TriageModelError(
+                f"the triage classifier {path} was trained on other rule features than the rules in "
+                f"chatbot/safety.py now have: recreate it with {RETRAIN}"
+            )
+        if encoder is not None and head.encoder != encoder:
+            raise TriageModelError(
+                f"the triage classifier {path} was trained on vectors from {head.encoder}, but the encoder in "
+                f"use is {encoder}: set MEDCHAT_EMBEDDING__MODEL back to that encoder, or retrain with {RETRAIN}"
+            )
+        if dim is not None and head.dim != dim:
+            raise TriageModelError(
+                f"the triage classifier {path} expects {head.dim}-dimensional vectors, the encoder gives {dim}: "
+                f"retrain it with {RETRAIN}"
+            )
+        return head

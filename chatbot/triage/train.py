@@ -1,0 +1,196 @@
+"""Train the triage head on data/triage/train.jsonl; choose its thresholds on data/triage/dev.jsonl.
+
+    python -m chatbot.triage.train                 # writes chatbot/triage/head.npz
+    python -m chatbot.triage.train --hidden 0      # logistic regression instead of the small MLP
+
+Deterministic (seeded, one thread). The test split is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from chatbot.triage.model import HEAD_FILE, LEVELS, Head
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "triage"
+TARGET_RECALL = 0.97
+"""Emergency recall the threshold must reach on dev, rules and classifier together."""
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def embed(texts: list[str], cache: Path | None = None) -> Any:
+    """MiniLM vectors of `texts` (float32, unit length), from a cache file when it matches."""
+    import hashlib
+
+    import numpy as np
+
+    from ingestion.embedding import PACKAGED_MINILM, SentenceTransformerEmbedder
+
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    if cache is not None and (cache / f"{key}.npy").is_file():
+        return np.load(cache / f"{key}.npy")
+    vectors = np.asarray(SentenceTransformerEmbedder(PACKAGED_MINILM, batch_size=64).embed_documents(texts))
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(cache / f"{key}.npy", vectors)
+    return vectors
+
+
+def fit(x: Any, y: Any, *, hidden: int = 64, epochs: int = 300, weight_decay: float = 1e-3, seed: int = 0,
+        emergency_weight: float = 2.0) -> list[tuple[Any, Any]]:
+    """A softmax classifier (hidden=0) or a one-hidden-layer MLP, full-batch Adam in torch."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    xt = torch.tensor(x, dtype=torch.float32)
+    yt = torch.tensor(y, dtype=torch.long)
+    layers: list[torch.nn.Module] = (
+        [torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(hidden, 3)]
+        if hidden
+        else [torch.nn.Linear(x.shape[1], 3)]
+    )
+    model = torch.nn.Sequential(*layers)
+    counts = np.bincount(y, minlength=3).astype(np.float32)
+    weights = counts.sum() / (3 * np.maximum(counts, 1))
+    weights[0] *= emergency_weight
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2 if not hidden else 3e-3, weight_decay=weight_decay)
+    model.train()
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = loss_fn(model(xt), yt)
+        loss.backward()
+        opt.step()
+    linear = [m for m in model if isinstance(m, torch.nn.Linear)]
+    return [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in linear]
+
+
+def predict(weights: list[tuple[Any, Any]], x: Any) -> Any:
+    """P(level) for each row of `x` (numpy), as the head computes it."""
+    import numpy as np
+
+    h = np.asarray(x, dtype=np.float32)
+    for n, (w, b) in enumerate(weights):
+        h = h @ w + b
+        if n < len(weights) - 1:
+            h = np.maximum(h, 0.0)
+    h = h - h.max(axis=1, keepdims=True)
+    e = np.exp(h)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def choose_thresholds(p: Any, y: Any, rules: Any, target: float = TARGET_RECALL) -> dict[str, float]:
+    """The highest emergency threshold whose dev recall (rules or classifier) reaches `target`, and the
+    urgent threshold (on P(urgent) / (P(urgent) + P(routine))) with the best F1 for "urgent or worse" on the rest."""
+    import numpy as np
+
+    emergency = y == 0
+    th_e = 0.05  # the lowest tried, when no threshold reaches the target
+    for t in np.round(np.arange(0.95, 0.04, -0.01), 2):
+        flagged = rules | (p[:, 0] >= t)
+        if flagged[emergency].mean() >= target:
+            th_e = float(t)
+            break
+    rest = ~(rules | (p[:, 0] >= th_e))
+    score = p[:, 1] / np.maximum(p[:, 1] + p[:, 2], 1e-9)  # urgent rather than routine
+    best, th_u = -1.0, 0.5
+    for t in np.round(np.arange(0.95, 0.04, -0.01), 2):
+        said = rest & (score >= t)
+        want = rest & (y == 1)
+        tp = (said & want).sum()
+        f1 = 2 * tp / max(said.sum() + want.sum(), 1)
+        if f1 > best:
+            best, th_u = f1, float(t)
+    return {"emergency": th_e, "urgent": th_u}
+
+
+def examples(rows: list[dict[str, Any]], vectors: Any) -> tuple[Any, list[int]]:
+    """One labelled example per template (the first), as int8 vectors, for explanations."""
+    import numpy as np
+
+    seen: set[str] = set()
+    keep = []
+    for i, row in enumerate(rows):
+        if row["template"] not in seen:
+            seen.add(row["template"])
+            keep.append(i)
+    q = np.clip(np.round(vectors[keep] * 127.0), -127, 127).astype(np.int8)
+    return q, keep
+
+
+def main(argv: list[str] | None = None) -> None:
+    import numpy as np
+
+    from chatbot.safety import EmergencyGate
+    from ingestion.embedding import MINILM_ID
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hidden", type=int, default=0, help="hidden units (0: logistic regression)")
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--emergency-weight", type=float, default=3.0)
+    parser.add_argument("--target-recall", type=float, default=TARGET_RECALL)
+    parser.add_argument("--out", type=Path, default=HEAD_FILE)
+    parser.add_argument("--cache", type=Path, default=None, help="keep the data's vectors here between runs")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    train, dev = read(DATA / "train.jsonl"), read(DATA / "dev.jsonl")
+    xtr = embed([r["text"] for r in train], args.cache)
+    xdv = embed([r["text"] for r in dev], args.cache)
+    from chatbot.triage.features import names, rule_features
+
+    gate = EmergencyGate()
+    fired_tr = [gate.classify(r["text"]) is not None for r in train]
+    fired_dv = [gate.classify(r["text"]) is not None for r in dev]
+    ftr = np.array([rule_features(r["text"], f) for r, f in zip(train, fired_tr)], dtype=np.float32)
+    fdv = np.array([rule_features(r["text"], f) for r, f in zip(dev, fired_dv)], dtype=np.float32)
+    ytr = np.array([LEVELS.index(r["level"]) for r in train])
+    ydv = np.array([LEVELS.index(r["level"]) for r in dev])
+    weights = fit(np.hstack([xtr, ftr]), ytr, hidden=args.hidden, epochs=args.epochs, weight_decay=args.weight_decay,
+                  emergency_weight=args.emergency_weight)
+    rules = np.array(fired_dv)
+    p = predict(weights, np.hstack([xdv, fdv]))
+    thresholds = choose_thresholds(p, ydv, rules, args.target_recall)
+    q, keep = examples(train, xtr)
+    head = Head(
+        weights=weights,
+        encoder=MINILM_ID,
+        dim=int(xtr.shape[1]),
+        thresholds=thresholds,
+        features=names(),
+        meta={
+            "trained_on": f"data/triage/train.jsonl ({len(train)} messages)",
+            "thresholds_from": f"data/triage/dev.jsonl ({len(dev)} messages), emergency recall >= {args.target_recall}",
+            "hidden": args.hidden,
+            "epochs": args.epochs,
+            "weight_decay": args.weight_decay,
+            "emergency_weight": args.emergency_weight,
+        },
+        example_vectors=q,
+        example_texts=[train[i]["text"] for i in keep],
+        example_levels=[train[i]["level"] for i in keep],
+        example_categories=[train[i]["category"] for i in keep],
+    )
+    head.save(args.out)
+    flagged = rules | (p[:, 0] >= thresholds["emergency"])
+    em = ydv == 0
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - started:.0f} s")
+    print(f"thresholds {thresholds}")
+    print(
+        f"dev: emergency recall {flagged[em].mean():.3f} precision {em[flagged].mean():.3f} "
+        f"(rules alone: recall {rules[em].mean():.3f} precision {em[rules].mean() if rules.any() else 0:.3f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
