@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROUTE = "medchat/export/"
-_NAME = re.compile(r"/medchat/export/([a-z]+)(\.excluded)?\.jsonl$")
+_NAME = re.compile(r"/medchat/export/([a-z]+)(\.excluded)?\.jsonl")
 ADMINS_ONLY = "Exports are for admins only: ask an admin (`medchat prefs add-user NAME --admin`)."
 SIGN_IN = "Sign in first: exports are for admins only."
 
@@ -69,13 +69,16 @@ class ExportDownloads:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = str(scope.get("path", ""))
-        if scope["type"] != "http" or "/medchat/export/" not in path:
+        root = str(scope.get("root_path", "")).rstrip("/")
+        if root and path.startswith(root + "/"):
+            path = path[len(root) :]
+        if scope["type"] != "http" or not path.startswith("/medchat/export/"):
             await self.app(scope, receive, send)
             return
         server = scope.get("app")
         blocks = server.get_blocks() if server is not None and hasattr(server, "get_blocks") else None
         exports: Exports | None = getattr(blocks, "medchat_exports", None)
-        match = _NAME.search(path)
+        match = _NAME.fullmatch(path)
         if exports is None or match is None or scope.get("method") not in ("GET", "HEAD"):
             await _send(send, 404, b"No such export.\n")
             return
