@@ -16,7 +16,12 @@ Cases:
   q8_0          requantized to Q8_0 (8-bit: the Q4_1 values kept almost exactly)
   q4_0-b256     q4_0 with n_batch 256 (and so n_ubatch)
   q4_0-t1       q4_0 with one thread (the machine has two cores)
-  q4_0-lookup   q4_0 with prompt-lookup decoding (llama-cpp-python's LlamaPromptLookupDecoding)
+
+`--lookup`: prompt-lookup decoding instead (llama-cpp-python's `LlamaPromptLookupDecoding`, drafts
+of 2 and 10 tokens) against plain decoding, on bare `llama_cpp.Llama` objects with the Q4_0 file and
+the chain's prompts. It needs `logits_all` (scores for every prompt position) and, in
+llama-cpp-python 0.3.36, a batch as long as the prompt: with the default 512 it fails with a
+numpy broadcast error once a prompt is longer.
 
 Quality, with `--quality`: per case, the greedy answers' agreement with the Q4_1 file's (exact
 match, and the share of the first 16 tokens that match), the share of answers citing a passage,
@@ -71,7 +76,7 @@ QUESTIONS = [
     "What are the common side effects of SSRIs?",
 ]
 
-CASES = ("before", "q4_1", "q4_0", "iq4_nl", "q8_0", "q4_0-b256", "q4_0-t1", "q4_0-lookup")
+CASES = ("before", "q4_1", "q4_0", "iq4_nl", "q8_0", "q4_0-b256", "q4_0-t1")
 
 
 class LegacyEngine:
@@ -117,13 +122,7 @@ def build_engine(case: str, models_dir: Path) -> Any:
     if case.endswith("-t1"):
         kwargs["n_threads"] = 1
     engine = LlamaCppEngine(path, **kwargs)
-    if case == "before":
-        return LegacyEngine(engine)
-    if case.endswith("-lookup"):
-        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
-
-        engine._llm.draft_model = LlamaPromptLookupDecoding(num_pred_tokens=2)
-    return engine
+    return LegacyEngine(engine) if case == "before" else engine
 
 
 def ensure_index(home: Path) -> None:
@@ -188,6 +187,61 @@ def _answer(chain: Any, question: str, params: Any) -> Any:
     return stream.answer
 
 
+def lookup_comparison(chain: Any, questions: list[str], path: Path, new_tokens: int) -> None:
+    from llama_cpp import Llama
+    from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+    prompts = []
+    for q in questions:
+        turn = chain._start(q, (), None, None)
+        for step in (chain.gate_step, chain.rewrite_step, chain.retrieve_step, chain.floor_step):
+            step(turn)
+            if turn.done:
+                break
+        if not turn.done:
+            chain.order_step(turn)
+            chain.prompt_step(turn)
+            prompts.append([{"role": m.role, "content": m.content} for m in turn.prompt.messages])
+    drafts = {"plain": 0, "lookup-2": 2, "lookup-10": 10}
+    llms = {
+        name: Llama(
+            model_path=str(path),
+            n_ctx=4096,
+            n_batch=4096,
+            n_ubatch=4096,
+            verbose=False,
+            draft_model=LlamaPromptLookupDecoding(num_pred_tokens=n) if n else None,
+        )
+        for name, n in drafts.items()
+    }
+    timings: dict[str, list[tuple[float, float]]] = {name: [] for name in drafts}
+    texts: dict[str, list[str]] = {name: [] for name in drafts}
+    for messages in prompts:
+        for name, llm in llms.items():
+            llm.reset()
+            t0 = time.perf_counter()
+            first = now = None
+            out = []
+            for chunk in llm.create_chat_completion(
+                messages=messages, max_tokens=new_tokens, temperature=0, top_k=1, seed=0, stream=True
+            ):
+                piece = chunk["choices"][0]["delta"].get("content")
+                if piece:
+                    now = time.perf_counter()
+                    first = first or now
+                    out.append(piece)
+            n = len(llm.tokenize("".join(out).encode(), add_bos=False))
+            timings[name].append((first - t0, (n - 1) / (now - first)) if first and now and n > 1 else (0, 0))
+            texts[name].append("".join(out))
+    print(f"\nprompt-lookup decoding, {len(prompts)} chain prompts, up to {new_tokens} new tokens, greedy")
+    print(f"{'decoding':10} {'TTFT p50 s':>10} {'decode tok/s':>12} {'same text as plain':>19}")
+    for name in drafts:
+        same = sum(a == b for a, b in zip(texts[name], texts["plain"], strict=True))
+        ttft = statistics.median(t for t, _ in timings[name])
+        tps = statistics.median(r for _, r in timings[name])
+        print(f"{name:10} {ttft:10.2f} {tps:12.1f} {same:>15} / {len(prompts)}")
+
+
 def pct(values: list[float], q: float) -> float:
     xs = sorted(v for v in values if v == v)
     if not xs:
@@ -205,6 +259,7 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=None, help="MEDCHAT_HOME with the sample corpus indexed")
     ap.add_argument("--quality", action="store_true", help="agreement and citation rates of greedy answers")
     ap.add_argument("--json", type=Path, default=None, help="write the raw results here")
+    ap.add_argument("--lookup", action="store_true", help="measure prompt-lookup decoding instead")
     args = ap.parse_args()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = set(cases) - set(CASES)
@@ -222,6 +277,12 @@ def main() -> None:
     models_dir = settings.generation.models_dir or home / "models"
     first_chain = Chain(settings)
     retriever = first_chain.retriever
+    if args.lookup:
+        from chatbot.engines.llamacpp import bundled_model_path, derive_gguf
+
+        q4_0 = derive_gguf(bundled_model_path(), models_dir, "Q4_0")
+        lookup_comparison(first_chain, QUESTIONS[: args.questions], q4_0, args.new_tokens)
+        return
     chains = {}
     for case in cases:
         t = time.perf_counter()

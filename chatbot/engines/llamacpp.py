@@ -97,6 +97,9 @@ def derive_gguf(source: Path, models_dir: Path, qtype: str = "Q4_0") -> Path:
     params.nthread = os.cpu_count() or 1
     partial = target.with_name(f"{target.name}.{os.getpid()}.part")
     log.info("deriving %s from %s (once; kept as %s)", qtype, source.name, target)
+    from llama_cpp._logger import set_verbose
+
+    set_verbose(log.isEnabledFor(logging.DEBUG))  # llama.cpp's per-tensor log only when debugging
     try:
         rc = lib.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
         if rc != 0:
