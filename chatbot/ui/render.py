@@ -28,7 +28,8 @@ CONTENT_SECURITY_POLICY = (
 )
 
 # every character Markdown, HTML, math or link detection could read as syntax becomes an entity
-_MARKDOWN_SYNTAX = re.compile(r"""[\\`*_{}\[\]()#+\-.!|<>&:~"'=/$@]""")
+# (with `<` and `:` escaped no tag, URL or link definition can form, so quotes and `/` may stay)
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*_{}\[\]()#+\-.!|<>&:~=$@]")
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 
 
@@ -38,8 +39,11 @@ def markdown_text(text: str) -> str:
     Newlines stay (paragraphs and line breaks read as the model wrote them); a URL stays visible
     but is not a link, an image is not fetched, `<b>` is shown as the four characters.
     """
-    escaped = _MARKDOWN_SYNTAX.sub(lambda m: f"&#{ord(m.group())};", text)
-    return escaped.replace("\n", "  \n")
+    parts = _CITATION.split(text)  # citation marks stay readable: "[2]" alone can form no link
+    out = []
+    for n, part in enumerate(parts):
+        out.append(f"[{part}]" if n % 2 else _MARKDOWN_SYNTAX.sub(lambda m: f"&#{ord(m.group())};", part))
+    return "".join(out).replace("\n", "  \n")
 
 
 def html_text(text: str, *, citations: bool = True) -> str:

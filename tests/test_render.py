@@ -1,0 +1,36 @@
+"""Documents and model output reach the page as text: what `chatbot.ui.render` lets through."""
+
+import html
+
+from chatbot.ui.app import asked_text, text_of
+from chatbot.ui.render import clip, html_text, markdown_text
+
+HOSTILE = (
+    "See [1]. ![x](http://h/track.png) <b style='position:fixed'>X</b> [y](http://h/p) "
+    "www.evil.example <img src=http://h/i.png> [2]: http://h/def $x$ 2.5\n# Heading"
+)
+
+
+def test_markdown_text_leaves_no_syntax_but_keeps_citations_and_reads_back():
+    md = markdown_text(HOSTILE)
+    for live in ("![", "](", "<b", "<img", "http:", "www.", "$x$", "\n#"):
+        assert live not in md, live
+    assert md.startswith("See [1]&#46;") and "[2]&#58;" in md
+    assert html.unescape(md).replace("  \n", "\n") == HOSTILE
+    assert asked_text(md) == HOSTILE.strip()
+
+
+def test_html_text_escapes_and_marks_citations_only():
+    out = html_text("A [1] <script>x</script>\n\nB")
+    assert out == '<p>A <span class="cite">[1]</span> &lt;script&gt;x&lt;/script&gt;</p><p>B</p>'
+
+
+def test_gradio_6_content_parts_are_read_as_text():
+    assert text_of([{"type": "text", "text": "What is HbA1c?"}]) == "What is HbA1c?"
+    assert text_of({"type": "file", "file": {"path": "x.png"}}) == ""
+    assert text_of("plain") == "plain"
+
+
+def test_clip_cuts_at_a_word():
+    assert clip("alpha beta gamma delta", 13) == "alpha beta …"
+    assert clip("short", 10) == "short"
