@@ -54,7 +54,9 @@ def recall_precision(got: Any, want: Any) -> tuple[float, float]:
     return tp / max(want.sum(), 1), tp / max(got.sum(), 1)
 
 
-def bootstrap(got: Any, want: Any, n: int = 2000, seed: int = 0) -> tuple[tuple[float, float], tuple[float, float]]:
+def bootstrap(
+    got: Any, want: Any, n: int = 2000, seed: int = 0
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """95% percentile intervals of recall and precision, resampling messages."""
     import numpy as np
 
@@ -81,7 +83,7 @@ def assess_all(triage: Triage, texts: list[str]) -> tuple[list[Any], float]:
 
     vectors = embed(texts, CACHE) if CACHE is not None else triage.embed(texts)
     started = time.perf_counter()
-    results = [triage.assess(t, v) for t, v in zip(texts, vectors)]
+    results = [triage.assess(t, v) for t, v in zip(texts, vectors, strict=True)]
     return results, (time.perf_counter() - started) / max(len(texts), 1)
 
 
@@ -108,10 +110,11 @@ def score_set(name: str, path: Path, held_out: bool, triage: Triage, show_errors
     if any("level" in r for r in rows):
         print(f"    confusion (rows: labelled level; columns: combined decision {'/'.join(LEVELS)})")
         for true in LEVELS:
-            counts = [sum(1 for w, r in zip(want_levels, results) if w == true and r.level == got) for got in LEVELS]
+            pairs = list(zip(want_levels, results, strict=True))
+            counts = [sum(1 for w, r in pairs if w == true and r.level == got) for got in LEVELS]
             print(f"      {true:<10} " + " ".join(f"{c:>6}" for c in counts))
     if show_errors and not held_out:
-        for row, r, w in zip(rows, results, want):
+        for row, r, w in zip(rows, results, want, strict=True):
             if r.emergency != w:
                 kind = "MISSED" if w else "FALSE ALARM"
                 print(f"    {kind} [{row.get('category', '')}] p={r.probability:.2f} {row['text']}")
@@ -126,7 +129,7 @@ def non_english(triage: Triage) -> None:
     results, _ = assess_all(triage, [r["text"] for r in rows])
     detected = sum(r.language is not None for r in results)
     line = sum(r.language is not None or r.emergency for r in results)
-    emergencies = [(r, row) for r, row in zip(results, rows) if level_of(row) == "emergency"]
+    emergencies = [(r, row) for r, row in zip(results, rows, strict=True) if level_of(row) == "emergency"]
     caught = sum(r.emergency for r, _ in emergencies)
     print(
         f"non-English test: {len(rows)} messages; not-English detected {detected}; the emergency line shown "
@@ -134,12 +137,19 @@ def non_english(triage: Triage) -> None:
     )
 
 
-def medquad(triage: Triage) -> None:
+def medquad(triage: Triage, sample: int | None = None) -> None:
     """MedQuAD's 16k consumer questions are informational: every alarm is a false alarm."""
     if not MEDQUAD.is_file():
         print(f"MedQuAD false alarms: skipped ({MEDQUAD} is absent)")
         return
-    questions = [json.loads(line)["question"] for line in MEDQUAD.read_text(encoding="utf-8").splitlines() if line]
+    questions = [
+        json.loads(line)["question"] for line in MEDQUAD.read_text(encoding="utf-8").splitlines() if line
+    ]
+    if sample and sample < len(questions):
+        import random
+
+        questions = random.Random(0).sample(questions, sample)
+        print(f"MedQuAD: a seeded sample of {sample} questions")
     results, per_message = assess_all(triage, questions)
     rules = sum(r.decided_by == "rules" for r in results)
     combined = sum(r.emergency for r in results)
@@ -154,18 +164,23 @@ def medquad(triage: Triage) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--errors", action="store_true", help="list the mistakes on the dev sets")
     parser.add_argument("--no-medquad", action="store_true", help="skip the 16,407 MedQuAD questions")
     parser.add_argument("--dev-only", action="store_true", help="only the dev sets (no held-out aggregate)")
+    parser.add_argument("--medquad-sample", type=int, default=None, help="only N MedQuAD questions (seeded)")
     parser.add_argument("--cache", type=Path, default=None, help="keep the sets' vectors here between runs")
     args = parser.parse_args()
     global CACHE
     CACHE = args.cache
     triage = Triage().load()
     print(f"classifier: {triage.head_path.name}, thresholds {triage.head.thresholds}")
-    print(f"{'set':<15} {'msgs':>5} {'emerg':>5} | {'rules: recall [95% CI]':<21} {'precision [95% CI]':<20} "
-          f"{'false+':>4} | {'combined: recall':<21} {'precision':<20} {'false+':>4}")
+    print(
+        f"{'set':<15} {'msgs':>5} {'emerg':>5} | {'rules: recall [95% CI]':<21} {'precision [95% CI]':<20} "
+        f"{'false+':>4} | {'combined: recall':<21} {'precision':<20} {'false+':>4}"
+    )
     for name, path, held_out in SETS:
         if held_out and args.dev_only:
             continue
@@ -176,7 +191,7 @@ def main() -> None:
     if not args.dev_only:
         non_english(triage)
     if not args.no_medquad:
-        medquad(triage)
+        medquad(triage, args.medquad_sample)
 
 
 if __name__ == "__main__":

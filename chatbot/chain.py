@@ -25,9 +25,9 @@ from prompts import BuiltPrompt, PromptVariant, build_prompt
 
 if TYPE_CHECKING:
     from chatbot.engines.base import Engine
-    from chatbot.triage import Triage
     from chatbot.retrieval import Filters, Passage, Retriever
     from chatbot.settings import Settings
+    from chatbot.triage import Triage
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,8 @@ class Chain:
             from ingestion.embedding import MINILM_ID, embedder_id
 
             same = embedder_id(self.settings.embedding.model) == MINILM_ID
-            self._triage = Triage(self.settings.safety, embedder=self.embedder if same else None, gate=self.gate)
+            embedder = self.embedder if same else None
+            self._triage = Triage(self.settings.safety, embedder=embedder, gate=self.gate)
         return self._triage
 
     @property

@@ -20,7 +20,9 @@ def triage(ctx: click.Context, message: str, as_json: bool) -> None:
     from chatbot.errors import EmptyQuestionError
 
     if not message.strip():
-        raise EmptyQuestionError('the message is empty: try `medchat triage "my dad\'s face has dropped on one side"`')
+        raise EmptyQuestionError(
+            'the message is empty: try `medchat triage "my dad\'s face has dropped on one side"`'
+        )
     settings = _settings()
     _setup_logging(settings, ctx.obj["verbose"])
     from chatbot.triage import Triage
@@ -29,7 +31,9 @@ def triage(ctx: click.Context, message: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
         return
-    name = {"emergency": "EMERGENCY", "urgent": "URGENT (see a doctor today)", "routine": "routine"}[result.level]
+    name = {"emergency": "EMERGENCY", "urgent": "URGENT (see a doctor today)", "routine": "routine"}[
+        result.level
+    ]
     click.echo(f"{name}" + (f": {result.category}" if result.category else ""))
     if result.probabilities:
         probs = ", ".join(f"{k} {v:.2f}" for k, v in result.probabilities.items())

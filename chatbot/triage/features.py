@@ -7,8 +7,18 @@ much each is worth on the labelled data instead of each one vetoing or firing on
 
 from __future__ import annotations
 
-CONTEXT = ("_PERSONAL", "_ABOUT", "_PAST", "_STILL", "_RESOLVED", "_FIGURATIVE", "_FICTION", "_ROLE",
-           "_NEGATED", "_ALWAYS")
+CONTEXT = (
+    "_PERSONAL",
+    "_ABOUT",
+    "_PAST",
+    "_STILL",
+    "_RESOLVED",
+    "_FIGURATIVE",
+    "_FICTION",
+    "_ROLE",
+    "_NEGATED",
+    "_ALWAYS",
+)
 
 
 def names() -> list[str]:

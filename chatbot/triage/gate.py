@@ -118,7 +118,8 @@ class Triage:
         head = self.head
         if head.encoder != embedder.id or head.dim != embedder.dim:
             raise TriageModelError(
-                f"the triage classifier {self.head_path} was trained on {head.encoder} ({head.dim} dimensions) "
+                f"the triage classifier {self.head_path} was trained on {head.encoder} "
+                f"({head.dim} dimensions) "
                 f"but is given vectors from {embedder.id} ({embedder.dim}): use that encoder for triage, or "
                 "retrain with `python -m chatbot.triage.train`"
             )
@@ -153,7 +154,9 @@ class Triage:
         pe, pu = probs["emergency"], probs["urgent"]
         th_e, th_u = head.thresholds["emergency"], head.thresholds["urgent"]
         nearest = head.nearest(vector, self.neighbours)
-        result = TriageResult("routine", probability=pe, probabilities=probs, nearest=nearest, language=language)
+        result = TriageResult(
+            "routine", probability=pe, probabilities=probs, nearest=nearest, language=language
+        )
         said = f"classifier: P(emergency) {pe:.2f} (threshold {th_e:.2f}), P(urgent) {pu:.2f}"
         if rule is not None:
             evidence = rule_evidence(text, rule)
@@ -167,7 +170,10 @@ class Triage:
             urgent_share = pu / max(pu + probs["routine"], 1e-9)
             result.level, result.decided_by = "urgent", "classifier"
             result.category = head.nearest_category(vector, "urgent")
-            result.reasons = [said + f"; urgent rather than routine {urgent_share:.2f} ≥ {th_u:.2f}", "no rule fired"]
+            result.reasons = [
+                said + f"; urgent rather than routine {urgent_share:.2f} ≥ {th_u:.2f}",
+                "no rule fired",
+            ]
         else:
             result.reasons = [said, "no rule fired"]
         if nearest:
@@ -176,7 +182,9 @@ class Triage:
                 + "; ".join(f"{n.level} ({n.similarity:.2f}) “{n.text[:80]}”" for n in nearest)
             )
         if language:
-            result.reasons.append(f"the message does not look like English ({language}): the emergency line is shown")
+            result.reasons.append(
+                f"the message does not look like English ({language}): the emergency line is shown"
+            )
         return result
 
     # -- what the user reads -----------------------------------------------------------------

@@ -58,8 +58,9 @@ def non_english(text: str) -> str | None:
     if len(words) < 3:
         return None
     english = sum(w in _ENGLISH for w in words)
-    best, hits = max(((lang, sum(w in vocab for w in words)) for lang, vocab in _FOREIGN.items()),
-                     key=lambda t: t[1])
+    best, hits = max(
+        ((lang, sum(w in vocab for w in words)) for lang, vocab in _FOREIGN.items()), key=lambda t: t[1]
+    )
     if hits >= 2 and hits > 2 * english and english / len(words) < 0.2:
         return best
     return None

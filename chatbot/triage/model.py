@@ -56,6 +56,7 @@ class Head:
     example_texts: list[str] = field(default_factory=list)
     example_levels: list[str] = field(default_factory=list)
     example_categories: list[str] = field(default_factory=list)
+    _decoded: Any = field(default=None, repr=False, compare=False)
 
     # -- inference -------------------------------------------------------------------------
 
@@ -71,19 +72,29 @@ class Head:
             )
         x = np.hstack([x, np.asarray(extra, dtype=np.float32).reshape(1, -1)])
         for n, (w, b) in enumerate(self.weights):
-            x = x @ w + b
+            x = np.einsum("ij,jk->ik", x, w) + b  # no BLAS thread pool (see `_similarities`)
             if n < len(self.weights) - 1:
                 x = np.maximum(x, 0.0)
         z = x[0] - x[0].max()
         p = np.exp(z) / np.exp(z).sum()
         return {level: float(p[i]) for i, level in enumerate(LEVELS)}
 
+    def _similarities(self, vector: Any) -> Any:
+        """Cosine similarity of `vector` to every stored example (vectors decoded once, then cached)."""
+        import numpy as np
+
+        if self._decoded is None:
+            self._decoded = self.example_vectors.astype(np.float32) / 127.0
+        # einsum, not `@`: a BLAS call hands this small product to its thread pool, which on a
+        # busy CPU costs tens of milliseconds; einsum's plain loop takes about 0.1 ms
+        return np.einsum("ij,j->i", self._decoded, np.asarray(vector, dtype=np.float32))
+
     def nearest(self, vector: Any, k: int = 3) -> list[Neighbour]:
         import numpy as np
 
         if self.example_vectors is None or not len(self.example_texts):
             return []
-        sims = (self.example_vectors.astype(np.float32) @ np.asarray(vector, dtype=np.float32)) / 127.0
+        sims = self._similarities(vector)
         top = np.argsort(-sims)[:k]
         return [
             Neighbour(
@@ -98,11 +109,10 @@ class Head:
 
         if self.example_vectors is None:
             return ""
-        mask = np.array([lv == level for lv in self.example_levels])
-        if not mask.any():
+        idx = np.flatnonzero(np.asarray(self.example_levels) == level)
+        if not len(idx):
             return ""
-        idx = np.flatnonzero(mask)
-        sims = (self.example_vectors[idx].astype(np.float32) @ np.asarray(vector, dtype=np.float32)) / 127.0
+        sims = self._similarities(vector)[idx]
         top = idx[np.argsort(-sims)[:k]]
         cats = [self.example_categories[i] for i in top]
         return max(cats, key=lambda c: (cats.count(c), -cats.index(c)))
@@ -144,7 +154,8 @@ class Head:
 
         if not path.is_file():
             raise TriageModelError(
-                f"the triage classifier file {path} is missing: reinstall medchat or recreate it with {RETRAIN}"
+                f"the triage classifier file {path} is missing: reinstall medchat or recreate it "
+                f"with {RETRAIN}"
             )
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -167,15 +178,20 @@ class Head:
                 )
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise TriageModelError(
-                f"the triage classifier file {path} is not a medchat triage head ({e}): recreate it with {RETRAIN}"
+                f"the triage classifier file {path} is not a medchat triage head ({e}): "
+                f"recreate it with {RETRAIN}"
             ) from e
-        if head.weights[0][0].shape[0] != head.dim + len(head.features) or head.weights[-1][0].shape[1] != len(LEVELS):
+        if head.weights[0][0].shape[0] != head.dim + len(head.features) or head.weights[-1][0].shape[
+            1
+        ] != len(LEVELS):
             raise TriageModelError(
                 f"the triage classifier file {path} is damaged (layer shapes do not match): recreate it "
                 f"with {RETRAIN}"
             )
         if "emergency" not in head.thresholds or "urgent" not in head.thresholds:
-            raise TriageModelError(f"the triage classifier file {path} has no thresholds: recreate it with {RETRAIN}")
+            raise TriageModelError(
+                f"the triage classifier file {path} has no thresholds: recreate it with {RETRAIN}"
+            )
         from chatbot.triage.features import names
 
         if head.features != names():
@@ -185,12 +201,14 @@ class Head:
             )
         if encoder is not None and head.encoder != encoder:
             raise TriageModelError(
-                f"the triage classifier {path} was trained on vectors from {head.encoder}, but the encoder in "
-                f"use is {encoder}: set MEDCHAT_EMBEDDING__MODEL back to that encoder, or retrain with {RETRAIN}"
+                f"the triage classifier {path} was trained on vectors from {head.encoder}, but the "
+                f"encoder in use is {encoder}: set MEDCHAT_EMBEDDING__MODEL back to that encoder, "
+                f"or retrain with {RETRAIN}"
             )
         if dim is not None and head.dim != dim:
             raise TriageModelError(
-                f"the triage classifier {path} expects {head.dim}-dimensional vectors, the encoder gives {dim}: "
+                f"the triage classifier {path} expects {head.dim}-dimensional vectors, "
+                f"the encoder gives {dim}: "
                 f"retrain it with {RETRAIN}"
             )
         return head

@@ -43,8 +43,16 @@ def embed(texts: list[str], cache: Path | None = None) -> Any:
     return vectors
 
 
-def fit(x: Any, y: Any, *, hidden: int = 64, epochs: int = 300, weight_decay: float = 1e-3, seed: int = 0,
-        emergency_weight: float = 2.0) -> list[tuple[Any, Any]]:
+def fit(
+    x: Any,
+    y: Any,
+    *,
+    hidden: int = 64,
+    epochs: int = 300,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+    emergency_weight: float = 2.0,
+) -> list[tuple[Any, Any]]:
     """A softmax classifier (hidden=0) or a one-hidden-layer MLP, full-batch Adam in torch."""
     import numpy as np
     import torch
@@ -54,7 +62,12 @@ def fit(x: Any, y: Any, *, hidden: int = 64, epochs: int = 300, weight_decay: fl
     xt = torch.tensor(x, dtype=torch.float32)
     yt = torch.tensor(y, dtype=torch.long)
     layers: list[torch.nn.Module] = (
-        [torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(hidden, 3)]
+        [
+            torch.nn.Linear(x.shape[1], hidden),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.2),
+            torch.nn.Linear(hidden, 3),
+        ]
         if hidden
         else [torch.nn.Linear(x.shape[1], 3)]
     )
@@ -90,7 +103,8 @@ def predict(weights: list[tuple[Any, Any]], x: Any) -> Any:
 
 def choose_thresholds(p: Any, y: Any, rules: Any, target: float = TARGET_RECALL) -> dict[str, float]:
     """The highest emergency threshold whose dev recall (rules or classifier) reaches `target`, and the
-    urgent threshold (on P(urgent) / (P(urgent) + P(routine))) with the best F1 for "urgent or worse" on the rest."""
+    urgent threshold (on P(urgent) / (P(urgent) + P(routine))) with the best F1 for "urgent"
+    among the messages not flagged as emergencies."""
     import numpy as np
 
     emergency = y == 0
@@ -133,7 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     from chatbot.safety import EmergencyGate
     from ingestion.embedding import MINILM_ID
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--hidden", type=int, default=0, help="hidden units (0: logistic regression)")
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
@@ -152,12 +168,22 @@ def main(argv: list[str] | None = None) -> None:
     gate = EmergencyGate()
     fired_tr = [gate.classify(r["text"]) is not None for r in train]
     fired_dv = [gate.classify(r["text"]) is not None for r in dev]
-    ftr = np.array([rule_features(r["text"], f) for r, f in zip(train, fired_tr)], dtype=np.float32)
-    fdv = np.array([rule_features(r["text"], f) for r, f in zip(dev, fired_dv)], dtype=np.float32)
+    ftr = np.array(
+        [rule_features(r["text"], f) for r, f in zip(train, fired_tr, strict=True)], dtype=np.float32
+    )
+    fdv = np.array(
+        [rule_features(r["text"], f) for r, f in zip(dev, fired_dv, strict=True)], dtype=np.float32
+    )
     ytr = np.array([LEVELS.index(r["level"]) for r in train])
     ydv = np.array([LEVELS.index(r["level"]) for r in dev])
-    weights = fit(np.hstack([xtr, ftr]), ytr, hidden=args.hidden, epochs=args.epochs, weight_decay=args.weight_decay,
-                  emergency_weight=args.emergency_weight)
+    weights = fit(
+        np.hstack([xtr, ftr]),
+        ytr,
+        hidden=args.hidden,
+        epochs=args.epochs,
+        weight_decay=args.weight_decay,
+        emergency_weight=args.emergency_weight,
+    )
     rules = np.array(fired_dv)
     p = predict(weights, np.hstack([xdv, fdv]))
     thresholds = choose_thresholds(p, ydv, rules, args.target_recall)
@@ -170,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
         features=names(),
         meta={
             "trained_on": f"data/triage/train.jsonl ({len(train)} messages)",
-            "thresholds_from": f"data/triage/dev.jsonl ({len(dev)} messages), emergency recall >= {args.target_recall}",
+            "thresholds_from": f"data/triage/dev.jsonl ({len(dev)} messages), "
+            f"emergency recall >= {args.target_recall}",
             "hidden": args.hidden,
             "epochs": args.epochs,
             "weight_decay": args.weight_decay,
@@ -184,7 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     head.save(args.out)
     flagged = rules | (p[:, 0] >= thresholds["emergency"])
     em = ydv == 0
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - started:.0f} s")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - started:.0f} s"
+    )
     print(f"thresholds {thresholds}")
     print(
         f"dev: emergency recall {flagged[em].mean():.3f} precision {em[flagged].mean():.3f} "

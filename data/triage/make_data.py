@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the phrases are data, one per line)
 """Write the labelled triage messages: data/triage/train.jsonl and data/triage/dev.jsonl.
 
     python data/triage/make_data.py          # deterministic (seed 16)
@@ -57,7 +58,9 @@ class Person:
         """Phrases marked 3: are about someone else; F: and M: about a woman or a man."""
         marks = re.match(r"^([3FM]+):", phrase)
         m = marks.group(1) if marks else ""
-        return not (("3" in m and self.P == "I") or ("F" in m and self.g == "m") or ("M" in m and self.g == "f"))
+        return not (
+            ("3" in m and self.P == "I") or ("F" in m and self.g == "m") or ("M" in m and self.g == "f")
+        )
 
 
 def _i() -> Person:
@@ -74,38 +77,99 @@ def _she(s: str) -> Person:
 
 PEOPLE: dict[str, list[Person]] = {
     "adult": [
-        _i(), _i(), _i(), _he("my husband"), _she("my wife"), _he("my dad"), _she("my mum"), _she("my mom"),
-        _he("my partner"), _she("my sister"), _he("my brother"), _he("my flatmate"), _she("my friend"),
-        _he("a man at the bus stop"), _she("the lady next door"), _he("my boss"), _he("a guy at the gym"),
-        _she("my girlfriend"), _he("my boyfriend"), _he("my uncle"), _she("my aunty"), _he("my coworker"),
-        _she("a woman in the shop"), _he("my roommate"), _he("my son (he's 19)"), _she("my daughter (23)"),
+        _i(),
+        _i(),
+        _i(),
+        _he("my husband"),
+        _she("my wife"),
+        _he("my dad"),
+        _she("my mum"),
+        _she("my mom"),
+        _he("my partner"),
+        _she("my sister"),
+        _he("my brother"),
+        _he("my flatmate"),
+        _she("my friend"),
+        _he("a man at the bus stop"),
+        _she("the lady next door"),
+        _he("my boss"),
+        _he("a guy at the gym"),
+        _she("my girlfriend"),
+        _he("my boyfriend"),
+        _he("my uncle"),
+        _she("my aunty"),
+        _he("my coworker"),
+        _she("a woman in the shop"),
+        _he("my roommate"),
+        _he("my son (he's 19)"),
+        _she("my daughter (23)"),
     ],
     "child": [
-        _he("my son"), _she("my daughter"), _he("my 4 year old"), _she("my 6yo"), _he("my little boy"),
-        _she("our girl, she's 8,"), _he("my toddler"), _he("my 10 year old son"), _she("my little one"),
-        _he("the kid I babysit"), _she("my niece (5)"), _he("my grandson"),
+        _he("my son"),
+        _she("my daughter"),
+        _he("my 4 year old"),
+        _she("my 6yo"),
+        _he("my little boy"),
+        _she("our girl, she's 8,"),
+        _he("my toddler"),
+        _he("my 10 year old son"),
+        _she("my little one"),
+        _he("the kid I babysit"),
+        _she("my niece (5)"),
+        _he("my grandson"),
     ],
     "baby": [
-        _she("my baby"), _he("my newborn"), _she("my 6 week old"), _he("our 2 month old son"),
-        _she("my 5 week old daughter"), _he("my baby boy, 7 weeks,"), _she("my 3 week old"),
+        _she("my baby"),
+        _he("my newborn"),
+        _she("my 6 week old"),
+        _he("our 2 month old son"),
+        _she("my 5 week old daughter"),
+        _he("my baby boy, 7 weeks,"),
+        _she("my 3 week old"),
         _he("our little one (10 weeks)"),
     ],
     "elderly": [
-        _she("my mum, she's 84,"), _he("my grandad"), _she("my 90 year old nan"), _he("dad (he's 79)"),
-        _he("the old man next door"), _she("my grandma"), _he("my father in law, 81,"),
-        _she("a resident at the care home where I work"), _she("my elderly mother"), _he("my grandpa"),
+        _she("my mum, she's 84,"),
+        _he("my grandad"),
+        _she("my 90 year old nan"),
+        _he("dad (he's 79)"),
+        _he("the old man next door"),
+        _she("my grandma"),
+        _he("my father in law, 81,"),
+        _she("a resident at the care home where I work"),
+        _she("my elderly mother"),
+        _he("my grandpa"),
     ],
     "female": [
-        _i(), _i(), _she("my wife"), _she("my girlfriend"), _she("my sister"), _she("my daughter (she's 24)"),
-        _she("my flatmate"), _she("my friend"), _she("my partner"),
+        _i(),
+        _i(),
+        _she("my wife"),
+        _she("my girlfriend"),
+        _she("my sister"),
+        _she("my daughter (she's 24)"),
+        _she("my flatmate"),
+        _she("my friend"),
+        _she("my partner"),
     ],
     "male": [
-        _i(), _i(), _he("my son (he's 14)"), _he("my boyfriend"), _he("my husband"), _he("my brother, 16,"),
-        _he("my 12 year old"), _he("my teenage son"),
+        _i(),
+        _i(),
+        _he("my son (he's 14)"),
+        _he("my boyfriend"),
+        _he("my husband"),
+        _he("my brother, 16,"),
+        _he("my 12 year old"),
+        _he("my teenage son"),
     ],
     "teen": [
-        _i(), _he("my son (15)"), _she("my daughter, 16,"), _she("my best friend"), _he("my mate"),
-        _she("my sister"), _he("my brother"), _she("a girl in my class"),
+        _i(),
+        _he("my son (15)"),
+        _she("my daughter, 16,"),
+        _she("my best friend"),
+        _he("my mate"),
+        _she("my sister"),
+        _he("my brother"),
+        _she("a girl in my class"),
     ],
 }
 
@@ -119,7 +183,8 @@ PEOPLE: dict[str, list[Person]] = {
 
 CATS: dict[str, dict[str, object]] = {
     "stroke": {
-        "who": "adult", "term": ["a stroke", "a mini stroke", "a TIA"],
+        "who": "adult",
+        "term": ["a stroke", "a mini stroke", "a TIA"],
         "E": [
             "{S} suddenly can't lift {pos} right arm and {pos} face looks droopy on one side",
             "{S} started talking gibberish 10 minutes ago and one side of {pos} mouth has dropped",
@@ -146,7 +211,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["starts slurring and their face droops", "suddenly can't move one arm"],
     },
     "cardiac_chest_pain": {
-        "who": "adult", "term": ["a heart attack", "angina", "a cardiac arrest"],
+        "who": "adult",
+        "term": ["a heart attack", "angina", "a cardiac arrest"],
         "E": [
             "{S} {have} got this crushing pain in the middle of {pos} chest going into {pos} jaw and {P} {be} sweating buckets",
             "3:{S} {be} grey and clammy, says it's like an elephant sitting on {pos} chest, started 20 minutes ago",
@@ -169,11 +235,15 @@ CATS: dict[str, dict[str, object]] = {
             "{S} had a heart attack in 2019, had a stent, and {P} {be} doing well, can {P} fly abroad",
             "{S} had chest pain last month, went to A&E, ECG and bloods were normal, it was a pulled muscle",
         ],
-        "WORRY": ["my chest twinges for a second when I yawn", "my heart skips a beat now and then when I lie down"],
+        "WORRY": [
+            "my chest twinges for a second when I yawn",
+            "my heart skips a beat now and then when I lie down",
+        ],
         "HYPO": ["collapses clutching their chest", "gets chest pain at the gym"],
     },
     "anaphylaxis": {
-        "who": "any", "term": ["anaphylaxis", "an allergic reaction", "anaphylactic shock"],
+        "who": "any",
+        "term": ["anaphylaxis", "an allergic reaction", "anaphylactic shock"],
         "E": [
             "{S} ate a cashew by mistake and now {pos} lips and tongue are swelling and {P} sound{s} hoarse",
             "{S} got stung by a wasp and {pos} face is puffing up and {P} say{s} {pos} throat feels tight",
@@ -198,7 +268,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["eats a peanut and their throat swells", "gets stung and their face swells up"],
     },
     "overdose_poisoning": {
-        "who": "any", "term": ["an overdose", "paracetamol poisoning", "poisoning"],
+        "who": "any",
+        "term": ["an overdose", "paracetamol poisoning", "poisoning"],
         "E": [
             "{S} swallowed a whole strip of {pos} mum's blood pressure tablets about an hour ago",
             "{S} took about 20 paracetamol after a row and now {P} {be} saying sorry",
@@ -221,11 +292,15 @@ CATS: dict[str, dict[str, object]] = {
             "{S} overdosed when {P} {was} 17 and got treated, {P} {be} 30 now and doing well, does it affect {pos} liver long term",
             "{S} accidentally took a double dose of {pos} thyroid pill last week, nothing happened",
         ],
-        "WORRY": ["I sometimes forget if I took my tablet and worry I doubled it", "I feel a bit sick after my iron pills"],
+        "WORRY": [
+            "I sometimes forget if I took my tablet and worry I doubled it",
+            "I feel a bit sick after my iron pills",
+        ],
         "HYPO": ["takes too many tablets", "swallows a button battery"],
     },
     "suicidal": {
-        "who": "teen", "term": ["suicidal thoughts", "suicide", "self harm"],
+        "who": "teen",
+        "term": ["suicidal thoughts", "suicide", "self harm"],
         "E": [
             "{S} {have} saved up {pos} pills and {P} {be} planning to take them tonight",
             "3:{S} sent a goodbye message to everyone and isn't answering the phone",
@@ -251,7 +326,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["says they want to end their life", "talks about suicide"],
     },
     "severe_bleeding": {
-        "who": "adult", "term": ["a haemorrhage", "severe bleeding", "internal bleeding"],
+        "who": "adult",
+        "term": ["a haemorrhage", "severe bleeding", "internal bleeding"],
         "E": [
             "{S} cut {pos} wrist on a broken glass and the blood is spurting out, towels are soaked",
             "{S} {be} on warfarin, nose has been pouring blood for 40 minutes and {P} feel{s} faint",
@@ -277,7 +353,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["is bleeding heavily from a cut", "cuts an artery"],
     },
     "infant_fever": {
-        "who": "baby", "term": ["fever in babies", "a high temperature in a newborn"],
+        "who": "baby",
+        "term": ["fever in babies", "a high temperature in a newborn"],
         "E": [
             "{S} {have} a temperature of 38.4 and {be} not feeding much",
             "{S} feels really hot, thermometer says 38.1, {P} {be} sleepier than usual",
@@ -300,7 +377,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["has a high temperature at 4 weeks old"],
     },
     "breathing": {
-        "who": "any", "term": ["an asthma attack", "breathing difficulty", "croup"],
+        "who": "any",
+        "term": ["an asthma attack", "breathing difficulty", "croup"],
         "E": [
             "{S} {be} struggling to breathe, {pos} inhaler isn't helping and {P} can only say a few words",
             "3:{S} {be} choking on a sweet and can't cough or make any sound",
@@ -325,7 +403,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["is choking and can't breathe", "has a bad asthma attack"],
     },
     "unconscious": {
-        "who": "any", "term": ["fainting", "losing consciousness", "a collapse"],
+        "who": "any",
+        "term": ["fainting", "losing consciousness", "a collapse"],
         "E": [
             "3:{S} collapsed on the kitchen floor and {be} not responding when I shout",
             "3:{S} won't wake up, {P} {be} breathing weird and snoring loudly",
@@ -349,7 +428,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["collapses and doesn't respond", "faints and won't wake up"],
     },
     "seizure": {
-        "who": "any", "term": ["a seizure", "epilepsy", "a febrile convulsion"],
+        "who": "any",
+        "term": ["a seizure", "epilepsy", "a febrile convulsion"],
         "E": [
             "3:{S} {be} shaking all over and not responding and it's been going on for 6 minutes",
             "3:{S} just had {pos} first ever fit, {pos} eyes rolled back and {P} {be} still confused",
@@ -372,7 +452,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["has a fit at school", "starts shaking and jerking"],
     },
     "meningitis": {
-        "who": "child", "term": ["meningitis", "meningococcal disease", "sepsis rash"],
+        "who": "child",
+        "term": ["meningitis", "meningococcal disease", "sepsis rash"],
         "E": [
             "{S} {have} a rash of tiny purple spots that don't fade when I press a glass on them and a fever",
             "{S} {have} a high temperature, stiff neck and can't stand the light",
@@ -394,7 +475,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["gets a rash that doesn't fade"],
     },
     "head_injury": {
-        "who": "any", "term": ["concussion", "a head injury", "a bleed on the brain"],
+        "who": "any",
+        "term": ["concussion", "a head injury", "a bleed on the brain"],
         "E": [
             "3:{S} fell off a ladder and hit {pos} head, {P} {have} been sick twice and keeps asking the same questions",
             "{S} banged {pos} head on the ice, was knocked out for a minute, now really drowsy",
@@ -417,7 +499,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["hits their head and vomits"],
     },
     "sepsis": {
-        "who": "elderly", "term": ["sepsis", "blood poisoning", "septic shock"],
+        "who": "elderly",
+        "term": ["sepsis", "blood poisoning", "septic shock"],
         "E": [
             "{S} {have} a water infection and today {be} suddenly confused, shivering and breathing fast",
             "{S} {be} burning up then freezing cold, mottled knees, and hasn't weed since yesterday",
@@ -440,7 +523,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["gets sepsis from a urine infection"],
     },
     "aortic_vascular": {
-        "who": "adult", "term": ["an aortic dissection", "an aneurysm", "a AAA"],
+        "who": "adult",
+        "term": ["an aortic dissection", "an aneurysm", "a AAA"],
         "E": [
             "{S} suddenly got a ripping pain between {pos} shoulder blades that goes through to {pos} chest",
             "{S} {have} a known aneurysm and now {be} getting severe pain in {pos} belly and back and feels faint",
@@ -463,7 +547,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["has an aortic dissection"],
     },
     "pulmonary_embolism": {
-        "who": "adult", "term": ["a pulmonary embolism", "a blood clot in the lung", "a PE"],
+        "who": "adult",
+        "term": ["a pulmonary embolism", "a blood clot in the lung", "a PE"],
         "E": [
             "{S} just flew back from Australia and now {be} suddenly breathless with a sharp pain when breathing in",
             "{S} had {pos} knee operation 10 days ago and now {be} coughing blood and gasping",
@@ -485,7 +570,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["gets a clot on a long flight"],
     },
     "ectopic_pregnancy": {
-        "who": "female", "term": ["an ectopic pregnancy", "a miscarriage"],
+        "who": "female",
+        "term": ["an ectopic pregnancy", "a miscarriage"],
         "E": [
             "{S} {be} 7 weeks pregnant, really bad one sided tummy pain, shoulder tip pain and feels faint",
             "{S} missed {pos} period, had a positive test, and now {have} sharp pain low on the left and {be} dizzy",
@@ -507,7 +593,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["has an ectopic pregnancy"],
     },
     "testicular_torsion": {
-        "who": "male", "term": ["testicular torsion", "a twisted testicle"],
+        "who": "male",
+        "term": ["testicular torsion", "a twisted testicle"],
         "E": [
             "{S} woke up with sudden terrible pain in one testicle and {be} being sick",
             "{S} {have} a swollen, very painful ball that started an hour ago, it's sitting higher than the other",
@@ -529,7 +616,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["gets sudden testicle pain"],
     },
     "diabetic": {
-        "who": "any", "term": ["DKA", "a hypo", "diabetic ketoacidosis"],
+        "who": "any",
+        "term": ["DKA", "a hypo", "diabetic ketoacidosis"],
         "E": [
             "{S} {be} type 1, been vomiting all night, breathing deep and fast and {pos} breath smells like pear drops",
             "3:{S} {be} diabetic and {pos} sugar is 2.1, {P} {be} sweaty, confused and can't swallow the juice",
@@ -552,7 +640,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["has a hypo and becomes confused"],
     },
     "child_dehydration": {
-        "who": "child", "term": ["dehydration in children", "gastroenteritis"],
+        "who": "child",
+        "term": ["dehydration in children", "gastroenteritis"],
         "E": [
             "{S} {have} had diarrhoea and vomiting for 2 days, hasn't had a wet nappy since yesterday and {be} very floppy",
             "3:{S} {be} vomiting everything, {pos} eyes look sunken, no tears when crying and {P} {be} hard to wake",
@@ -574,7 +663,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["gets dehydrated from a stomach bug"],
     },
     "abdominal": {
-        "who": "adult", "term": ["appendicitis", "a bowel obstruction", "a perforated ulcer"],
+        "who": "adult",
+        "term": ["appendicitis", "a bowel obstruction", "a perforated ulcer"],
         "E": [
             "{S} {have} sudden severe stomach pain, {pos} belly is rigid like a board and {P} can't move",
             "{S} {have} been vomiting green stuff, {pos} tummy is swollen and {P} {have}n't pooed or farted in 2 days",
@@ -595,7 +685,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["has appendicitis"],
     },
     "burns_other": {
-        "who": "any", "term": ["a serious burn", "heatstroke", "hypothermia"],
+        "who": "any",
+        "term": ["a serious burn", "heatstroke", "hypothermia"],
         "E": [
             "{S} pulled a pan of boiling water onto {obj}self and the skin on {pos} chest is peeling off",
             "{S} got burned in a fire, {pos} face is blackened and {pos} voice is hoarse",
@@ -618,7 +709,8 @@ CATS: dict[str, dict[str, object]] = {
         "HYPO": ["gets a bad burn from boiling water"],
     },
     "eye": {
-        "who": "adult", "term": ["acute glaucoma", "a detached retina"],
+        "who": "adult",
+        "term": ["acute glaucoma", "a detached retina"],
         "E": [
             "{S} got oven cleaner splashed in {pos} eye and it's burning and {P} can't open it",
             "{S} {have} a sudden very painful red eye with blurred vision, halos around lights and {be} vomiting",
@@ -675,15 +767,46 @@ GENERAL_ROUTINE = [
 
 # search-box keyword queries: a topic, not a situation
 KEYWORDS = [
-    "asthma inhaler", "inhaler technique", "epipen expiry date", "blood thinner side effects", "insulin pen needles",
-    "glucose meter accuracy", "nebuliser for kids", "defibrillator training", "cpr steps", "recovery position",
-    "first aid kit list", "paracetamol dose child", "ibuprofen max dose", "blood pressure monitor",
-    "pulse oximeter normal reading", "thermometer for baby", "peak flow chart", "GTN spray", "naloxone kit",
-    "burn cream", "seizure first aid", "heart attack symptoms women", "stroke signs FAST", "allergy testing",
-    "chest infection antibiotics", "sepsis signs", "overdose helpline", "mental health crisis team",
-    "concussion recovery", "aneurysm screening", "blood clot prevention", "ectopic pregnancy symptoms",
-    "testicular self exam", "hypo treatment", "oral rehydration salts", "appendicitis symptoms",
-    "sunburn treatment", "eye wash station", "nosebleed first aid", "meningitis vaccine",
+    "asthma inhaler",
+    "inhaler technique",
+    "epipen expiry date",
+    "blood thinner side effects",
+    "insulin pen needles",
+    "glucose meter accuracy",
+    "nebuliser for kids",
+    "defibrillator training",
+    "cpr steps",
+    "recovery position",
+    "first aid kit list",
+    "paracetamol dose child",
+    "ibuprofen max dose",
+    "blood pressure monitor",
+    "pulse oximeter normal reading",
+    "thermometer for baby",
+    "peak flow chart",
+    "GTN spray",
+    "naloxone kit",
+    "burn cream",
+    "seizure first aid",
+    "heart attack symptoms women",
+    "stroke signs FAST",
+    "allergy testing",
+    "chest infection antibiotics",
+    "sepsis signs",
+    "overdose helpline",
+    "mental health crisis team",
+    "concussion recovery",
+    "aneurysm screening",
+    "blood clot prevention",
+    "ectopic pregnancy symptoms",
+    "testicular self exam",
+    "hypo treatment",
+    "oral rehydration salts",
+    "appendicitis symptoms",
+    "sunburn treatment",
+    "eye wash station",
+    "nosebleed first aid",
+    "meningitis vaccine",
 ]
 for _cat, _spec in CATS.items():
     for _term in _spec["term"]:  # type: ignore[attr-defined]
@@ -713,8 +836,16 @@ FIGURATIVE = [
 ]
 
 CLINICIAN_ROLES = [
-    "an A&E nurse", "a paramedic", "a GP registrar", "a pharmacist", "a medical student", "a school nurse",
-    "a care home manager", "a first aid trainer", "a triage nurse", "a junior doctor",
+    "an A&E nurse",
+    "a paramedic",
+    "a GP registrar",
+    "a pharmacist",
+    "a medical student",
+    "a school nurse",
+    "a care home manager",
+    "a first aid trainer",
+    "a triage nurse",
+    "a junior doctor",
 ]
 
 # --- framings ---------------------------------------------------------------------------------
@@ -747,7 +878,11 @@ FRAMES: list[tuple[str, set[str], str]] = [
     ("ramble", {"E", "U"}, "{O} {X}. {Tail}"),
     ("mixed", {"E", "U"}, "{Q}? Also {X} right now, not sure if it matters."),
     ("since", {"E", "U"}, "{X}, started about {N} minutes ago"),
-    ("till_morning", {"E", "U"}, "sorry to bother you so late, {X}. Can it wait till the GP opens in the morning?"),
+    (
+        "till_morning",
+        {"E", "U"},
+        "sorry to bother you so late, {X}. Can it wait till the GP opens in the morning?",
+    ),
     ("right_place", {"E", "U", "R"}, "not sure this is the right place to ask but {X}"),
     ("normal", {"E", "U", "R"}, "{X}?? is that normal"),
     ("far", {"E"}, "{X}. we live an hour from the hospital, can we drive or do we wait for an ambulance"),
@@ -768,11 +903,27 @@ FRAMES: list[tuple[str, set[str], str]] = [
     ("hypo_someone", {"H"}, "what should you do if someone {H}?"),
     ("hypo_ever", {"H"}, "if my husband ever {H}, what should I do? just want to be prepared"),
     ("fiction_story", {"H"}, "I'm writing a story where a character {H}. what would the paramedics do?"),
-    ("fiction_tv", {"H"}, "in the hospital drama last night a man {H} and they didn't call an ambulance, is that realistic?"),
-    ("course", {"H"}, "on our first aid course we practised what to do when a person {H}. what's the recovery position for?"),
+    (
+        "fiction_tv",
+        {"H"},
+        "in the hospital drama last night a man {H} and they didn't call an ambulance, is that realistic?",
+    ),
+    (
+        "course",
+        {"H"},
+        "on our first aid course we practised what to do when a person {H}. what's the recovery position for?",
+    ),
     ("worry_could", {"W"}, "could {T} start like this? {W}, but nothing right now and it went away"),
-    ("worry_anxious", {"W"}, "I'm a bit of a worrier. {W}. is that a sign of {T}? I feel completely fine today"),
-    ("worry_google", {"W"}, "googled my symptoms and now I'm scared: {W}. could it be {T}? not happening now"),
+    (
+        "worry_anxious",
+        {"W"},
+        "I'm a bit of a worrier. {W}. is that a sign of {T}? I feel completely fine today",
+    ),
+    (
+        "worry_google",
+        {"W"},
+        "googled my symptoms and now I'm scared: {W}. could it be {T}? not happening now",
+    ),
     ("clinician_protocol", {"C"}, "I'm {R}: what is the current protocol for {T}?"),
     ("clinician_teach", {"C"}, "as {R}, how should I teach staff to spot {T}?"),
     ("clinician_dose", {"C"}, "I'm {R}, what's the first-line treatment for {T} in adults?"),
@@ -788,24 +939,66 @@ FRAMES: list[tuple[str, set[str], str]] = [
 
 # --- authors: a fixed writing habit each ------------------------------------------------------
 TEXTING = [
-    (r"\byou\b", "u"), (r"\byour\b", "ur"), (r"\bplease\b", "pls"), (r"\bI'm\b", "im"), (r"\bI am\b", "im"),
-    (r"\bdon't\b", "dont"), (r"\bcan't\b", "cant"), (r"\bwon't\b", "wont"), (r"\bbecause\b", "cuz"),
-    (r"\btonight\b", "2nite"), (r"\bwith\b", "w"), (r"\bminutes\b", "mins"), (r"\bhospital\b", "hosp"),
-    (r"\babout\b", "abt"), (r"\bsomething\b", "smth"), (r"\bisn't\b", "isnt"), (r"\bhasn't\b", "hasnt"),
-    (r"\bit's\b", "its"), (r"\bhe's\b", "hes"), (r"\bshe's\b", "shes"), (r"\bthat's\b", "thats"),
+    (r"\byou\b", "u"),
+    (r"\byour\b", "ur"),
+    (r"\bplease\b", "pls"),
+    (r"\bI'm\b", "im"),
+    (r"\bI am\b", "im"),
+    (r"\bdon't\b", "dont"),
+    (r"\bcan't\b", "cant"),
+    (r"\bwon't\b", "wont"),
+    (r"\bbecause\b", "cuz"),
+    (r"\btonight\b", "2nite"),
+    (r"\bwith\b", "w"),
+    (r"\bminutes\b", "mins"),
+    (r"\bhospital\b", "hosp"),
+    (r"\babout\b", "abt"),
+    (r"\bsomething\b", "smth"),
+    (r"\bisn't\b", "isnt"),
+    (r"\bhasn't\b", "hasnt"),
+    (r"\bit's\b", "its"),
+    (r"\bhe's\b", "hes"),
+    (r"\bshe's\b", "shes"),
+    (r"\bthat's\b", "thats"),
 ]
 MISSPELL = {
-    "breathe": "breath", "breathing": "breathin", "chest": "chset", "stomach": "stomache",
-    "ambulance": "ambulence", "unconscious": "unconcious", "seizure": "siezure", "headache": "headach",
-    "temperature": "temprature", "vomiting": "vomitting", "emergency": "emergancy", "swollen": "swolen",
-    "really": "realy", "suddenly": "suddenley", "tongue": "tounge", "diarrhoea": "diarrea",
-    "pregnant": "pregant", "paracetamol": "paracetemol", "throat": "throught", "testicle": "testical",
-    "because": "becuase", "minutes": "minuts", "pressure": "presure", "bleeding": "bleading",
-    "confused": "confussed", "breathless": "breathles", "collapsed": "colapsed", "allergic": "alergic",
+    "breathe": "breath",
+    "breathing": "breathin",
+    "chest": "chset",
+    "stomach": "stomache",
+    "ambulance": "ambulence",
+    "unconscious": "unconcious",
+    "seizure": "siezure",
+    "headache": "headach",
+    "temperature": "temprature",
+    "vomiting": "vomitting",
+    "emergency": "emergancy",
+    "swollen": "swolen",
+    "really": "realy",
+    "suddenly": "suddenley",
+    "tongue": "tounge",
+    "diarrhoea": "diarrea",
+    "pregnant": "pregant",
+    "paracetamol": "paracetemol",
+    "throat": "throught",
+    "testicle": "testical",
+    "because": "becuase",
+    "minutes": "minuts",
+    "pressure": "presure",
+    "bleeding": "bleading",
+    "confused": "confussed",
+    "breathless": "breathles",
+    "collapsed": "colapsed",
+    "allergic": "alergic",
 }
 NON_NATIVE = [
-    (r"\bI am\b", "I"), (r"\bthe ", ""), (r"\b[Aa] (?=\w)", ""), (r"\bhas\b", "have"),
-    (r"\bdoesn't\b", "not"), (r"\bcan't\b", "cannot"), (r"\bmy (mum|mom|mother)\b", "my mother she"),
+    (r"\bI am\b", "I"),
+    (r"\bthe ", ""),
+    (r"\b[Aa] (?=\w)", ""),
+    (r"\bhas\b", "have"),
+    (r"\bdoesn't\b", "not"),
+    (r"\bcan't\b", "cannot"),
+    (r"\bmy (mum|mom|mother)\b", "my mother she"),
 ]
 
 
@@ -862,7 +1055,7 @@ def make_authors(rng: random.Random, n: int = 90) -> list[Author]:
                 misspell=rng.choice([0.0, 0.0, 0.05, 0.1, 0.2]),
                 non_native=non_native,
                 greeting=rng.choice(greetings),
-                signoff=rng.choice(signoffs) if not non_native else rng.choice(signoffs[-2:] + [""]),
+                signoff=rng.choice(signoffs) if not non_native else rng.choice([*signoffs[-2:], ""]),
                 punct=rng.choice(["keep", "keep", "drop", "bang"]),
             )
         )
@@ -901,10 +1094,13 @@ def candidates(rng: random.Random) -> list[dict[str, str]]:
                     for person in rng.sample(pool, 2):
                         x = person.fill(phrase)
                         text = tpl.format(
-                            X=x, O=rng.choice(RAMBLE_OPEN), Tail=rng.choice(RAMBLE_TAIL),
-                            Q=rng.choice(GENERAL_ROUTINE), N=rng.choice([5, 10, 15, 20, 30]),
+                            X=x,
+                            O=rng.choice(RAMBLE_OPEN),
+                            Tail=rng.choice(RAMBLE_TAIL),
+                            Q=rng.choice(GENERAL_ROUTINE),
+                            N=rng.choice([5, 10, 15, 20, 30]),
                         )
-                        add(text, LEVEL[kind], cat if kind != "R" else cat, pid, fid)
+                        add(text, LEVEL[kind], cat, pid, fid)
         for pi, phrase in enumerate(spec.get("PAST", [])):  # type: ignore[attr-defined]
             for fid, tpl in frames("PAST"):
                 for person in rng.sample([p for p in people if p.fits(phrase)], 3):
@@ -927,7 +1123,10 @@ def candidates(rng: random.Random) -> list[dict[str, str]]:
             add(
                 f"{person.S} had {rng.choice(terms)} last year and got better, but now it's happening "
                 f"again: {person.fill(phrase.replace('{S}', '{P}', 1))}",
-                "emergency", cat, f"{cat}.E{pi}", "back_now",
+                "emergency",
+                cat,
+                f"{cat}.E{pi}",
+                "back_now",
             )
     for pi, text in enumerate(FIGURATIVE):
         add(text, "routine", "figurative", f"figurative.{pi}", "figurative")
@@ -944,7 +1143,10 @@ def candidates(rng: random.Random) -> list[dict[str, str]]:
 def main() -> None:
     rng = random.Random(SEED)
     authors = make_authors(rng)
-    by_side = {"train": [a for a in authors if side(a.id) == "train"], "dev": [a for a in authors if side(a.id) == "dev"]}
+    by_side = {
+        "train": [a for a in authors if side(a.id) == "train"],
+        "dev": [a for a in authors if side(a.id) == "dev"],
+    }
     out: dict[str, list[dict[str, str]]] = {"train": [], "dev": []}
     seen: set[str] = set()
     for row in candidates(rng):
