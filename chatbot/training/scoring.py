@@ -113,7 +113,9 @@ def score_heldout(
     for r in rows:
         value = implicit_reward(model, tokenizer, r["prompt"], r["completion"], beta)
         (good if r["label"] else bad).append(value)
-        by_judgment[str(r.get("judgment_id", id(r)))][bool(r["label"])] = value
+        # kto rows are aggregated per pair (comparison); older rows were one per judgment
+        pair = r.get("comparison_id") or r.get("judgment_id") or id(r)
+        by_judgment[str(pair)][bool(r["label"])] = value
     margins = [v[True] - v[False] for v in by_judgment.values() if True in v and False in v]
     out = {"score": "KTO implicit reward", **_summary(margins)}
     out |= {
