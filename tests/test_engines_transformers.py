@@ -129,6 +129,20 @@ def test_closing_the_stream_stops_generation(fp32):
     assert complete(fp32, QUESTION, GenerationParams(max_new_tokens=2))  # the lock was released
 
 
+def test_a_stream_left_unread_does_not_hold_the_model(fp32):
+    """The lock lives in the generation thread, not in the caller's generator: a client that
+    vanishes mid-answer (never reading on, never closing) delays others by its remaining tokens."""
+    abandoned = fp32.stream(QUESTION, GenerationParams(max_new_tokens=24))
+    assert next(abandoned)
+    done: list[str] = []
+    short = GenerationParams(max_new_tokens=2)
+    other = threading.Thread(target=lambda: done.append(complete(fp32, QUESTION, short)))
+    other.start()
+    other.join(timeout=120)
+    assert done and done[0].strip()
+    abandoned.close()
+
+
 def test_concurrent_requests_are_queued(fp32):
     expected = complete(fp32, QUESTION, GenerationParams(max_new_tokens=6))
     results: list[str] = []

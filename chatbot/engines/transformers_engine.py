@@ -278,6 +278,7 @@ class TransformersEngine:
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         failure: list[BaseException] = []
         prompt_len = 0
+        running = threading.Event()
 
         def work() -> None:
             # The lock is taken here, in the worker, never in the caller's generator: a stream that is
@@ -287,6 +288,7 @@ class TransformersEngine:
                 with self._lock:
                     if cancel.is_set():
                         return
+                    running.set()
                     inputs = self._encode(messages).to(self.model.device)
                     prompt_len = int(inputs["input_ids"].shape[-1])
                     room = self.n_ctx - prompt_len
@@ -336,6 +338,8 @@ class TransformersEngine:
                     yield tail
         finally:
             cancel.set()  # the worker stops at its next token and releases the lock
+            if running.is_set():  # (a worker still waiting for the lock skips its turn instead)
+                worker.join()
         if failure:
             e = failure[0]
             if _is_oom(torch, e):
