@@ -289,6 +289,8 @@ def main() -> None:
         "MEDCHAT_HOME": str(home),
         "MEDCHAT_PREFS__VARIANTS_FILE": str(variants),
         "MEDCHAT_PREFS__GOLD_RATIO": "0",
+        # the base as shipped (Q4_1): the automatic Q4_0 copy would add rounding the trained GGUF lacks
+        "MEDCHAT_GENERATION__REQUANTIZE": "none",
         "MEDCHAT_INGESTION__JSONL_TEXT_FIELD": "answer",
         "MEDCHAT_INGESTION__JSONL_ID_FIELD": "uid",
         "MEDCHAT_INGESTION__JSONL_TITLE_FIELD": "focus",

@@ -28,20 +28,16 @@ pytest.importorskip("peft")
 QUESTIONS = [
     "What blood pressure counts as high?",
     "How is high blood pressure treated?",
-    "What lifestyle changes lower blood pressure?",
     "What is type 2 diabetes?",
     "How is type 2 diabetes treated?",
     "What HbA1c target is usual in type 2 diabetes?",
     "What are the symptoms of asthma?",
     "How is an asthma attack treated?",
-    "What does an asthma inhaler do?",
     "What INR is the target on warfarin?",
     "Which foods interact with warfarin?",
-    "What should I do if I miss a warfarin dose?",
     "What are the symptoms of a migraine?",
     "Which medicines treat a migraine attack?",
     "How can migraines be prevented?",
-    "When is a headache a sign of something serious?",
 ]
 HEDGE = "I am not sure about that, sorry."
 
@@ -99,36 +95,12 @@ def test_dpo_loop_on_cpu_trains_saves_registers_and_the_variant_answers(
 
     variants = _variants_file(tmp_path, settings)
     monkeypatch.setenv("MEDCHAT_PREFS__VARIANTS_FILE", str(variants))
-    result = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "dpo",
-            "--name",
-            "tiny",
-            "--max-steps",
-            "3",
-            "--lr",
-            "1e-3",
-            "--rank",
-            "2",
-            "--batch-size",
-            "1",
-            "--max-length",
-            "192",
-            "--min-pairs",
-            "4",
-            "--eval-fraction",
-            "0.2",
-            "--save-steps",
-            "2",
-            "--register",
-            "tiny-dpo",
-            "--like",
-            "patient-default",
-            "--no-progress",
-        ],
+    args = (
+        "train dpo --name tiny --max-steps 2 --lr 1e-3 --rank 2 --batch-size 1 --max-length 160 "
+        "--min-pairs 4 --eval-fraction 0.2 --save-steps 1 --register tiny-dpo --like patient-default "
+        "--no-progress"
     )
+    result = CliRunner().invoke(main, args.split())
     assert result.exit_code == 0, result.output
     run = settings.home / "models" / "tiny"
     card = json.loads((run / "metrics.json").read_text())
@@ -137,12 +109,12 @@ def test_dpo_loop_on_cpu_trains_saves_registers_and_the_variant_answers(
     assert card["data"]["train_rows"] + card["data"]["eval_rows"] == len(QUESTIONS) - 1
     assert card["data"]["eval_questions"] >= 1 and card["data"]["train_questions"] >= 4
     assert not set(card["data"]["train_judgment_ids"]) & set(card["data"]["eval_judgment_ids"])
-    assert card["data"]["truncated_prompts"] > 0  # 192 tokens: passages were shortened to fit
+    assert card["data"]["truncated_prompts"] > 0  # 160 tokens: passages were shortened to fit
     # the loss is finite and moves
     losses = [loss for _, loss in card["metrics"]["loss_curve"]]
-    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
     assert abs(losses[0] - math.log(2)) < 0.02  # DPO starts at log 2: the adapter starts as a no-op
-    assert max(losses) - min(losses) > 1e-3
+    assert abs(losses[1] - losses[0]) > 1e-4  # one update later it has moved
     heldout = card["metrics"]["heldout"]
     assert heldout["pairs"] == card["data"]["eval_rows"] and 0 <= heldout["accuracy"] <= 1
     # adapter, merged model, card, report, plot
@@ -159,7 +131,11 @@ def test_dpo_loop_on_cpu_trains_saves_registers_and_the_variant_answers(
     assert sorted(rec.train_judgment_ids) == sorted(card["data"]["train_judgment_ids"])
     # registered: the variant serves the trained model through the engine and answers
     (v,) = [v for v in load_variants(variants) if v.name == "tiny-dpo"]
-    assert v.model["engine"] in ("llamacpp", "transformers") and v.prompt  # copied from patient-default
+    assert (
+        v.model["engine"] == "llamacpp" and v.model["path"] == card["files"]["gguf"]
+    )  # the GGUF was written
+    assert card["files"]["gguf_change_kept"] > 0.9  # q8_0 keeps the trained change
+    assert v.prompt and v.k == 4  # copied from patient-default: only the model differs
     from chatbot.settings import Settings
 
     served = Settings()

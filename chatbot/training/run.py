@@ -342,12 +342,14 @@ def _train_and_save(
     import torch
     import transformers
     import trl
+    from transformers import PrinterCallback
 
     from chatbot import __version__
     from chatbot.training import report
     from chatbot.training.scoring import score_heldout
 
     trainer = _trainer(opts, loaded, sel, run_dir, [_progress_callback(opts.progress)])
+    trainer.remove_callback(PrinterCallback)  # the bar shows the loss; no dict printed per step
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - t0
