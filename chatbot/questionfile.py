@@ -91,11 +91,10 @@ def read_question_file(path: Path, limits: LimitsSettings) -> list[dict[str, Any
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise ConfigError(f"{path} is not valid YAML: {e}") from e
-        items = loaded.get("questions") if isinstance(loaded, dict) else loaded
-        if items is None:
-            items = []
-        if not isinstance(items, list):
+        listed = loaded.get("questions") if isinstance(loaded, dict) else loaded
+        if not isinstance(listed, list | None):
             raise ConfigError(f"{path}: expected a list of questions (or `questions:` holding one)")
+        items = listed or []
     else:
         items = [line for line in lines if line.strip()]
     out = [_item(path, n, item, limits) for n, item in enumerate(items, start=1)]
@@ -126,12 +125,13 @@ def _item(path: Path, n: int, item: Any, limits: LimitsSettings) -> dict[str, An
     gold = item.get("gold")
     if gold is not None:
         texts = [gold.get(k) for k in ("better", "worse")] if isinstance(gold, dict) else []
-        if len(texts) != 2 or not all(isinstance(t, str) and t.strip() for t in texts):
+        better, worse = (texts if len(texts) == 2 else [None, None])
+        if not (isinstance(better, str) and isinstance(worse, str) and better.strip() and worse.strip()):
             raise ConfigError(
                 f"{where}: a gold item needs `gold: {{better: <answer text>, worse: <answer text>}}`, "
                 f"got {_short(gold)}"
             )
-        out["gold"] = {"better": normalise(texts[0]).strip(), "worse": normalise(texts[1]).strip()}
+        out["gold"] = {"better": normalise(better).strip(), "worse": normalise(worse).strip()}
     if "overlap" in item:
         overlap = item["overlap"]
         if isinstance(overlap, bool) or not isinstance(overlap, int) or not 1 <= overlap <= MAX_OVERLAP:

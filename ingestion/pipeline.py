@@ -248,7 +248,7 @@ class _Run:
             self.dirty = True
 
     def process(self, path: Path, known: FileRecord | None) -> None:
-        from ingestion.loaders import LoadOptions, iter_load
+        from ingestion.loaders import STREAMED, LoadOptions, iter_load
         from ingestion.manifest import FileRecord
 
         report = self.report
@@ -262,7 +262,8 @@ class _Run:
             report.files.append(FileOutcome(source, "unchanged", chunks=known.chunks))
             return
         limit_mb = self.settings.ingestion.max_file_mb
-        if st.st_size > limit_mb * 1_000_000:  # before a byte is parsed: a 200 MB file costs nothing
+        streamed = path.suffix.lower() in STREAMED  # read a line at a time, each line capped
+        if st.st_size > limit_mb * 1_000_000 and not streamed:  # before a byte is parsed
             reason = (
                 f"{path}: {st.st_size / 1_000_000:,.1f} MB, larger than ingestion.max_file_mb "
                 f"({limit_mb:g} MB); split the file or raise MEDCHAT_INGESTION__MAX_FILE_MB"

@@ -21,7 +21,7 @@ from chatbot.cli import main
 from chatbot.engines.fake import FakeEngine
 from chatbot.errors import ConfigError, InputTooLargeError, StorageError
 from chatbot.safety import INJECTION_MARK, EmergencyGate, strip_injections
-from chatbot.store.prefs import JudgmentIn, PreferenceStore
+from chatbot.store.prefs import JudgmentIn, PreferenceStore, ResponseIn
 from chatbot.textnorm import normalise, skeleton
 from chatbot.ui.auth import ExpiringTokens, LoginThrottle, User, Users, hash_password
 from chatbot.ui.compare import CompareService
@@ -132,9 +132,22 @@ def test_compare_refuses_a_million_character_question_and_stores_nothing(service
     assert service.store.all_comparisons() == {}
 
 
+def _served(service) -> str:
+    """A stored pair served to annotator "ann" (no model: the vote is what is tested)."""
+    store = service.store
+    c = store.create_comparison(
+        "What is a normal INR?",
+        ResponseIn("warm", "2 to 3 [1]."),
+        ResponseIn("cold", "2-3."),
+        created_by="ann",
+    )
+    store.assign(c.id, "ann", "a")
+    return c.id
+
+
 def test_a_100_kb_rationale_is_refused_and_a_normal_one_kept(service):
-    r = list(service.ask("ann", "What is a normal INR?", rng=random.Random(0)))[-1].round
-    vote = JudgmentIn(r.comparison_id, "ann", "A", "better", "both_unsafe", rationale="y" * 100_000)
+    comparison_id = _served(service)
+    vote = JudgmentIn(comparison_id, "ann", "A", "better", "both_unsafe", rationale="y" * 100_000)
     with pytest.raises(InputTooLargeError, match="rationale is 100,000 characters"):
         service.submit(vote)
     assert service.store.count_judgments() == 0
@@ -343,7 +356,7 @@ def test_utf16_with_a_byte_order_mark_is_read(runner, tmp_path, medchat_home):
 
 
 def test_a_full_disk_is_one_plain_sentence_to_the_annotator(service, caplog):
-    r = list(service.ask("ann", "What is a normal INR?", rng=random.Random(0)))[-1].round
+    comparison_id = _served(service)
     with service.store.engine.connect() as conn:  # a real "database or disk is full": no page to spare
         pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
 
@@ -354,7 +367,7 @@ def test_a_full_disk_is_one_plain_sentence_to_the_annotator(service, caplog):
         dbapi_conn.execute(f"PRAGMA max_page_count={pages}")
 
     service.store.engine.dispose()
-    vote = JudgmentIn(r.comparison_id, "ann", "A", "better", "both_unsafe", rationale="x " * 2000)
+    vote = JudgmentIn(comparison_id, "ann", "A", "better", "both_unsafe", rationale="x " * 2000)
     with pytest.raises(StorageError) as e:
         service.submit(vote)
     assert str(e.value) == (
@@ -452,6 +465,26 @@ def test_a_200_mb_file_is_refused_before_parsing(tmp_path, settings):
     assert outcome.status == "failed" and "200.0 MB, larger than ingestion.max_file_mb" in outcome.reason
     assert str(big) in outcome.reason and "MEDCHAT_INGESTION__MAX_FILE_MB" in outcome.reason
     assert peak < 20_000_000, peak  # reading it took 0.5-1.9 GB
+
+
+def test_a_one_line_jsonl_giant_is_skipped_unread(tmp_path, settings):
+    settings.ingestion.max_text_chars = 1000
+    path = tmp_path / "records.jsonl"
+    with path.open("wb") as f:
+        f.write(b'{"id": "1", "text": "Iron tablets treat iron-deficiency anaemia."}\n')
+        f.write(b'{"id": "2", "text": "' + b"a" * 30_000_000 + b'"}\n')
+        f.write(b'{"id": "3", "text": "Zinc helps wounds heal."}\n')
+    small = tmp_path / "small.md"
+    small.write_text("# Iron\n\nIron tablets treat iron-deficiency anaemia.\n")
+    ingest([small], settings=settings, embedder=HashEmbedder())  # imports and opens the index first
+    tracemalloc.start()
+    report = ingest([path], settings=settings, embedder=HashEmbedder())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    (outcome,) = report.files
+    assert outcome.status == "ingested" and outcome.chunks == 2
+    assert any(":2: 30,000,0" in w and "skipped unread" in w for w in outcome.warnings), outcome.warnings
+    assert peak < 15_000_000, peak  # the line was 30 MB (a 700 MB one took 700 MB)
 
 
 def test_a_fifo_and_a_link_to_dev_zero_named_on_the_command_line_are_skipped(tmp_path, runner):

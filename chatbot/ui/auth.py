@@ -209,7 +209,7 @@ class LoginThrottle:
             self._failed.pop(key, None)
 
 
-class ExpiringTokens(dict):  # type: ignore[type-arg]
+class ExpiringTokens(dict):
     """Gradio's session table (token -> user name) whose sessions end `lifetime_s` after sign-in."""
 
     def __init__(

@@ -46,8 +46,15 @@ def _record_doc(record: Any, where: str, path: Path, opts: LoadOptions, fallback
     )
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+class _TooLong(str):
+    """Stands for a line longer than the byte cap, which was skipped unread; its value is its size."""
+
+
+def _lines(path: Path, max_bytes: int | None = None) -> Iterator[tuple[int, str | None]]:
     """(line number, text) of each line, read a line at a time; text None for a line with NUL bytes.
+
+    A UTF-8 line longer than `max_bytes` is never held whole: it is skipped in pieces and stands as
+    `_TooLong` (a one-line 700 MB file costs a few megabytes, not 700).
 
     A byte-order mark picks UTF-8 or UTF-16; otherwise each line is UTF-8, or Latin-1 where it
     is not valid UTF-8 (so one badly encoded line costs only itself).
@@ -64,7 +71,17 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
                     yield number, None if "\x00" in line else line
             return
     with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
+        number = 0
+        while raw := (f.readline(max_bytes + 1) if max_bytes else f.readline()):
+            number += 1
+            if max_bytes and len(raw) > max_bytes and not raw.endswith(b"\n"):
+                size = len(raw)
+                while more := f.readline(1 << 20):  # the rest of the line, a megabyte at a time
+                    size += len(more)
+                    if more.endswith(b"\n"):
+                        break
+                yield number, _TooLong(f"{size:,} bytes")
+                continue
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             if b"\x00" in raw:
@@ -85,9 +102,12 @@ def iter_jsonl(path: Path, opts: LoadOptions | None = None) -> Iterator[Document
     opts = opts or LoadOptions()
     seen: set[str] = set()
     found = False
-    for number, line in _lines(path):
+    for number, line in _lines(path, max_bytes=4 * opts.max_text_chars):  # UTF-8: at most 4 bytes a char
         if line is None:
             opts.warn(f"{path}:{number}: contains NUL bytes; line skipped")
+            continue
+        if isinstance(line, _TooLong):
+            opts.warn(f"{path}:{number}: {line}, over ingestion.max_text_chars; skipped unread")
             continue
         if not line.strip():
             continue
