@@ -16,6 +16,7 @@ vote is cast, the prepare time per pair, and the whole session. JSON goes to --j
     python bench/bench_journey.py                         # 10 rounds, the bundled model
     python bench/bench_journey.py --rounds 10 --json /tmp/journey.json
     python bench/bench_journey.py --no-prepare            # the old way: pairs written on Next
+    python bench/bench_journey.py --engine fake           # the page alone (scripted answers)
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10, help="Voted rounds before the change and reload.")
     ap.add_argument("--no-prepare", action="store_true", help="Do not prepare pairs ahead.")
     ap.add_argument("--new-tokens", type=int, default=128, help="max_new_tokens of both variants.")
+    ap.add_argument(
+        "--engine",
+        default=None,
+        help="Generation engine (default from settings: the bundled model); `fake` measures the page alone.",
+    )
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -91,6 +97,8 @@ def main() -> None:
         shutil.copy(REPO / "data" / "corpus" / name, notes / name)
     settings = Settings(home=home / "home")
     settings.generation.max_new_tokens = args.new_tokens
+    if args.engine:
+        settings.generation.engine = args.engine
     settings.prefs.gold_ratio = 0.0  # the gold item comes when the others are done: a fixed order
     ingest([notes], settings=settings)
     store = open_store(settings)

@@ -76,7 +76,7 @@ def browser(tmp_path):
 def login(browser, url: str, user: str):
     from playwright.sync_api import expect
 
-    expect.set_options(timeout=30_000)  # two CPU cores shared with other work: be patient, not flaky
+    expect.set_options(timeout=90_000)  # two CPU cores shared with other work: be patient, not flaky
     page = browser.new_context(viewport=SCREEN).new_page()
     page.set_default_timeout(60_000)
     page.goto(url)
@@ -297,11 +297,13 @@ def test_votes_that_contradict_themselves_or_come_after_the_reveal_are_refused(l
 
 
 class SlowEngine(FakeEngine):
-    """The fake engine, a word every 0.15 s, so a test can look at the page while it streams."""
+    """The fake engine, a word every `delay` s, so a test can look at the page while it streams."""
+
+    delay = 0.15
 
     def stream(self, messages, params):
         for piece in super().stream(messages, params):
-            time.sleep(0.15)
+            time.sleep(self.delay)
             yield piece
 
 
@@ -367,14 +369,14 @@ def test_chat_follow_ups_keep_their_topic_and_ask_is_locked_while_streaming(chat
     page.locator("#ask").click()
     expect(page.locator("#ask")).to_be_disabled()  # a second question cannot queue behind this one
     expect(page.locator("#stop")).to_be_enabled()
-    expect(page.locator("#sources")).to_contain_text("hypertension", timeout=60_000)
+    expect(page.locator("#sources")).to_contain_text("hypertension", timeout=180_000)
     expect(page.locator("#ask")).to_be_enabled()
     expect(page.locator("#stop")).to_be_disabled()
 
     # Gradio 6 sends the history as content parts: the follow-up is searched with its topic
     page.locator("#question textarea").fill("And how is it treated at first?")
     page.locator("#ask").click()
-    expect(page.locator("#ask")).to_be_enabled(timeout=60_000)
+    expect(page.locator("#ask")).to_be_enabled(timeout=180_000)
     sources = page.locator("#sources").inner_text()
     assert "hypertension" in sources.lower() and "No source was relevant" not in sources
     expect(page.locator("#chat")).not_to_contain_text("Not enough evidence")
@@ -394,6 +396,7 @@ def test_documents_and_answers_are_text_and_remote_images_are_never_requested(ch
     overlay = '<b style="position:fixed;top:0;left:0;z-index:9999;font-size:80px">SPOOFED HEADER</b>'
     reply = f'Check the INR. [1] {overlay} ![t]({origin}/answer.png) <img src="{origin}/raw.png">'
     engine.enqueue(reply, reply, reply)
+    engine.delay = 0.0
     page = login(browser, url, "dr_ada")
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
@@ -403,8 +406,8 @@ def test_documents_and_answers_are_text_and_remote_images_are_never_requested(ch
 
     page.locator("#question textarea").fill("Where are warfarin INR results posted?")
     page.locator("#ask").click()
-    expect(page.locator("#sources")).to_contain_text("Warfarin clinic letter", timeout=60_000)
-    expect(page.locator("#ask")).to_be_enabled(timeout=60_000)
+    expect(page.locator("#sources")).to_contain_text("Warfarin clinic letter", timeout=180_000)
+    expect(page.locator("#ask")).to_be_enabled(timeout=180_000)
     # the markup is shown as the characters it is made of
     expect(page.locator("#sources")).to_contain_text(f"![x]({origin}/track.png)")
     expect(page.locator("#chat")).to_contain_text("SPOOFED HEADER")
@@ -413,7 +416,7 @@ def test_documents_and_answers_are_text_and_remote_images_are_never_requested(ch
     page.get_by_role("tab", name="Compare").click()
     page.locator("#cmp-question textarea").fill("Where are warfarin INR results posted?")
     page.locator("#cmp-ask").click()
-    expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=60_000)
+    expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=180_000)
     expect(page.locator("#cmp-left")).to_contain_text("SPOOFED HEADER")
     page.get_by_text("Sources cited by A").click()
     page.get_by_text("Sources cited by B").click()
