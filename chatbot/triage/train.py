@@ -26,21 +26,31 @@ def read(path: Path) -> list[dict[str, Any]]:
 
 
 def embed(texts: list[str], cache: Path | None = None) -> Any:
-    """MiniLM vectors of `texts` (float32, unit length), from a cache file when it matches."""
+    """MiniLM vectors of `texts` (float32, unit length); with `cache`, only texts not embedded
+    before are sent to the encoder (the cache maps each text's hash to its vector)."""
     import hashlib
 
     import numpy as np
 
     from ingestion.embedding import PACKAGED_MINILM, SentenceTransformerEmbedder
 
-    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-    if cache is not None and (cache / f"{key}.npy").is_file():
-        return np.load(cache / f"{key}.npy")
-    vectors = np.asarray(SentenceTransformerEmbedder(PACKAGED_MINILM, batch_size=64).embed_documents(texts))
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        np.save(cache / f"{key}.npy", vectors)
-    return vectors
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    known: dict[str, Any] = {}
+    if cache is not None and (cache / "vectors.npz").is_file():
+        with np.load(cache / "vectors.npz") as data:
+            known = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+    missing = sorted({t for t in texts if key(t) not in known})
+    if missing:
+        encoder = SentenceTransformerEmbedder(PACKAGED_MINILM, batch_size=64)
+        for text, vector in zip(missing, np.asarray(encoder.embed_documents(missing)), strict=True):
+            known[key(text)] = vector
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            keys = sorted(known)
+            np.savez(cache / "vectors.npz", keys=np.array(keys), vectors=np.stack([known[k] for k in keys]))
+    return np.stack([known[key(t)] for t in texts]).astype(np.float32)
 
 
 def fit(

@@ -813,6 +813,30 @@ for _cat, _spec in CATS.items():
         _bare = re.sub(r"^(a|an) ", "", _term)
         KEYWORDS += [f"{_bare} symptoms", f"{_bare} treatment", f"{_bare} causes"]
 
+# informational questions in the style of consumer-health FAQ pages (our own wording), about
+# conditions including the emergency ones: a topic, not a situation
+CONDITIONS = [
+    "Heart Attack", "Stroke", "Anaphylaxis", "Sepsis", "Pulmonary Embolism", "Aortic Aneurysm",
+    "Aortic Dissection", "Diabetic Ketoacidosis", "Hypoglycemia", "Meningitis", "Epilepsy", "Asthma",
+    "Croup", "Ectopic Pregnancy", "Testicular Torsion", "Appendicitis", "Bowel Obstruction", "Concussion",
+    "Subarachnoid Hemorrhage", "Cardiac Arrest", "Heat Stroke", "Hypothermia", "Carbon Monoxide Poisoning",
+    "Acetaminophen Overdose", "Suicidal Behavior", "Gastrointestinal Bleeding", "Deep Vein Thrombosis",
+    "Peripheral Artery Disease", "Glaucoma", "Retinal Detachment", "Dehydration", "Febrile Seizures",
+    "Kawasaki Disease", "Angina", "Atrial Fibrillation", "Heart Failure", "Chronic Kidney Disease",
+    "Psoriasis", "Gout", "Osteoporosis", "Migraine", "Lupus", "Cystic Fibrosis", "Sickle Cell Disease",
+    "Hemophilia", "Leukemia", "Lymphoma", "Tuberculosis", "Hepatitis B", "Parkinson's Disease",
+    "Multiple Sclerosis", "Marfan Syndrome", "Pheochromocytoma", "Addison Disease", "Toxic Shock Syndrome",
+    "Necrotizing Fasciitis", "Guillain-Barre Syndrome", "Myasthenia Gravis", "Preeclampsia", "Placental Abruption",
+]
+FAQ_FORMS = [
+    "What is (are) {C} ?", "What are the symptoms of {C} ?", "What are the treatments for {C} ?",
+    "What causes {C} ?", "How is {C} diagnosed ?", "Is {C} inherited ?", "Who is at risk for {C} ?",
+    "How can {C} be prevented ?", "What is the outlook for people with {C} ?",
+    "What research is being done on {C} ?", "What should I know about {C} ?",
+    "What are the complications of {C} ?", "How common is {C} ?", "Do you have information about {C}",
+    "What are the signs of {C} in older adults ?", "What medications are used for {C} ?",
+]
+
 # figures of speech: emergency words, no emergency
 FIGURATIVE = [
     "this traffic is giving me a heart attack lol",
@@ -1131,6 +1155,10 @@ def candidates(rng: random.Random) -> list[dict[str, str]]:
     for pi, text in enumerate(FIGURATIVE):
         add(text, "routine", "figurative", f"figurative.{pi}", "figurative")
         add(text, "routine", "figurative", f"figurative.{pi}", "figurative")
+    for ci, condition in enumerate(CONDITIONS):
+        for fi, form in enumerate(FAQ_FORMS):
+            if (ci + fi) % 3 == 0:  # a third of the pairs, spread over forms and conditions
+                add(form.format(C=condition), "routine", "faq", f"faq.C{ci}", f"faq_form{fi}")
     for pi, text in enumerate(KEYWORDS):
         for fid, tpl in frames("K"):
             add(tpl.format(X=text), "routine", "keyword", f"keyword.{pi}", fid)
