@@ -134,7 +134,7 @@ def test_dpo_loop_on_cpu_trains_saves_registers_and_the_variant_answers(
     assert (
         v.model["engine"] == "llamacpp" and v.model["path"] == card["files"]["gguf"]
     )  # the GGUF was written
-    assert card["files"]["gguf_change_kept"] > 0.9  # q8_0 keeps the trained change
+    assert card["files"]["gguf_change_kept"] > 0.8  # f16 keeps most of the (tiny) trained change
     assert v.prompt and v.k == 4  # copied from patient-default: only the model differs
     from chatbot.settings import Settings
 

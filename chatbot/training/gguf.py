@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GGUF_TYPES = ("q8_0", "q4_1", "q4_0", "q5_1", "f16")
+GGUF_TYPES = ("f16", "f32", "q8_0", "q4_1", "q4_0", "q5_1")
 
 
 class GGUFUnavailable(TrainingError):
@@ -44,7 +44,7 @@ def _field(reader: Any, key: str) -> Any:
     return None if f is None else f.contents()
 
 
-def write_gguf(merged_dir: Path, base: BaseModel, out: Path, *, qtype: str = "q8_0") -> tuple[Path, float]:
+def write_gguf(merged_dir: Path, base: BaseModel, out: Path, *, qtype: str = "f16") -> tuple[Path, float]:
     """Write `out`; returns it and the share of the trained change that survives quantization
     (1.0: all of it; the cosine between the change asked for and the change written)."""
     if base.gguf is None:

@@ -54,7 +54,7 @@ class Options:
     qlora: bool | None = None
     save_steps: int = 50
     gguf: bool = True
-    gguf_type: str = "q8_0"
+    gguf_type: str = "f16"
     register: str | None = None
     like: str | None = None
     progress: bool = True
