@@ -126,7 +126,7 @@ def main() -> None:
         browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=["--no-sandbox"])
         page = browser.new_context(viewport=SCREEN).new_page()
         page.set_default_timeout(600_000)
-        expect.set_options(timeout=600_000)
+        expect.set_options(timeout=120_000)
         page.goto(f"http://127.0.0.1:{port}/")
         page.get_by_label("username").fill("dr_ada")
         page.get_by_label("password").fill("secret")
@@ -143,7 +143,9 @@ def main() -> None:
                 return None
             expect(page.locator("#cmp-submit")).to_be_enabled()
             wait = time.perf_counter() - t
-            scroll = page.evaluate("() => document.scrollingElement.scrollHeight - window.innerHeight")
+            # how far the page would have to scroll to show the Submit button (0: it is on screen)
+            box = page.locator("#cmp-submit").bounding_box()
+            scroll = max(0, round(box["y"] + box["height"] - SCREEN["height"]))
             page.keyboard.press("1" if n % 2 else "2")
             page.locator("#cmp-strength").get_by_text("Slightly better").click()
             page.locator("#cmp-safety").get_by_text("Both safe").click()
@@ -159,7 +161,8 @@ def main() -> None:
             print(f"round {n + 1}: {r}", file=sys.stderr)
         # change the last vote, then reload mid-queue
         page.locator("#cmp-edit").click()
-        page.keyboard.press("3")
+        page.keyboard.press("3")  # a tie: "By how much?" is cleared and closed
+        expect(page.locator("#cmp-strength input").first).to_be_disabled()
         page.keyboard.press("Control+Enter")
         expect(page.locator("#cmp-reveal")).to_contain_text("replaces your earlier vote")
         change_clicks, change_keys = 1, 2

@@ -29,7 +29,7 @@ CSS = """
 #cmp-ask-row button { max-height: 44px; }
 #cmp-top { align-items: center; gap: 8px; }
 #cmp-top .prose, #cmp-top p { margin: 0 !important; font-size: 0.9em; }
-.cmp-answer { max-height: 27vh; overflow-y: auto; padding: 4px 10px; min-height: 4em;
+.cmp-answer { max-height: 21vh; overflow-y: auto; padding: 4px 10px; min-height: 4em;
   border: 1px solid var(--border-color-primary); border-radius: 6px; }
 .cmp-answer p { margin: 0 0 0.5em 0; }
 .cmp-waiting { color: var(--body-text-color-subdued); font-style: italic; }
