@@ -225,7 +225,7 @@ def test_prepare_stores_pairs_ahead_and_next_serves_them_without_generating(serv
 def test_an_emergency_typed_into_compare_is_answered_not_compared(service):
     from chatbot.ui.compare import NotCompared
 
-    with pytest.raises(NotCompared, match="112|911|999|emergency"):
+    with pytest.raises(NotCompared, match=r"112|911|999|emergency"):
         list(service.ask("ann", "I think I'm having a stroke, my face is drooping"))
 
 
@@ -310,3 +310,26 @@ def test_only_the_cited_sources_are_shown_under_each_answer(service):
         md = cited_sources_markdown(resp)
         assert resp.answer["cited"] == [1]
         assert md.startswith('<div class="src"><b>[1] ') and "[2]" not in md and ".md</code>" in md
+
+
+def test_prefs_prepare_on_the_command_line_fills_the_queue_once(
+    few_index, medchat_home, monkeypatch, tmp_path
+):
+    from click.testing import CliRunner
+
+    from chatbot.cli import main
+    from chatbot.settings import Settings
+    from chatbot.store.prefs import open_store
+
+    monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
+    questions = tmp_path / "q.txt"
+    questions.write_text("What is a normal INR?\nWhat is HbA1c?\n", encoding="utf-8")
+    runner = CliRunner()
+    assert runner.invoke(main, ["prefs", "load-questions", str(questions)]).exit_code == 0
+    first = runner.invoke(main, ["prefs", "prepare"])
+    assert first.exit_code == 0, first.output
+    assert "prepared 2 pairs" in first.output
+    again = runner.invoke(main, ["prefs", "prepare"])
+    assert again.exit_code == 0 and "nothing to prepare" in again.output
+    store = open_store(Settings())
+    assert store.unprepared_items(10) == [] and store.ready_items() == 2
