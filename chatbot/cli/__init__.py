@@ -48,6 +48,10 @@ def _setup_logging(settings: Settings, verbose: bool) -> None:
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        # transformers imports bitsandbytes whenever it is installed, even just to load the embedder, and
+        # its CPU backend warns on every start that an optional hub kernel package is missing
+        console.addFilter(lambda r: not r.name.startswith("bitsandbytes.backends"))
     root.addHandler(console)
     try:
         settings.log_dir.mkdir(parents=True, exist_ok=True)
