@@ -131,6 +131,4 @@ def config() -> None:
 
 
 # the commands register themselves on `main` when imported
-from chatbot.cli import answer, batch, ingest, labelling, serve, triage  # noqa: E402, F401
-
-from chatbot.cli import train  # noqa: E402, F401
+from chatbot.cli import answer, batch, ingest, labelling, serve, train, triage  # noqa: E402, F401
