@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -185,6 +186,13 @@ def build_app(
         tuned.retrieval.k = k
         return Chain(tuned, retriever=base.retriever, engine=base.engine, variant=base.variant)
 
+    stop_flags: dict[str, threading.Event] = {}  # session -> its answer's Stop flag
+
+    def stop_answer(request: gr.Request) -> None:
+        flag = stop_flags.get(getattr(request, "session_hash", None) or "")
+        if flag is not None:
+            flag.set()
+
     def respond(
         question: str,
         history: History,
@@ -222,9 +230,16 @@ def build_app(
             stream = active.stream(question, history=earlier, params=params)
         except MedchatError as e:
             raise gr.Error(str(e), print_exception=False) from e
+        # Stop sets this session's flag; the loop then closes the stream itself, which frees the
+        # model at once (a stream cancelled from outside is left unclosed and holds it for a while)
+        key = getattr(request, "session_hash", None) or ""
+        stopped = threading.Event()
+        stop_flags[key] = stopped
         try:
             text = ""
             for piece in stream:
+                if stopped.is_set():
+                    break
                 text += piece
                 history[-1] = {"role": "assistant", "content": markdown_text(text)}
                 yield "", history, ""
@@ -232,6 +247,12 @@ def build_app(
             raise gr.Error(str(e), print_exception=False) from e
         finally:
             stream.close()  # Stop (or a closed tab) must not leave the engine held
+            if stop_flags.get(key) is stopped:
+                del stop_flags[key]
+        if stopped.is_set():
+            history[-1] = {"role": "assistant", "content": f"{markdown_text(text)}\n\n_(stopped)_"}
+            yield "", history, ""
+            return
         answer = stream.answer
         assert answer is not None
         history[-1] = {"role": "assistant", "content": render_reply(answer)}
@@ -305,9 +326,17 @@ def build_app(
             answering = started.then(**ask_args, **api)
             answering.then(idle, None, controls, api_visibility="private", queue=False)
             events.append(answering)
-        stop.click(idle, None, controls, cancels=events, api_visibility="private", queue=False)  # type: ignore[arg-type]
+        def on_stop(request: gr.Request) -> tuple[Any, ...]:
+            stop_answer(request)
+            return idle()
+
+        def on_clear(request: gr.Request) -> tuple[Any, ...]:
+            stop_answer(request)
+            return ([], "", *idle())
+
+        stop.click(on_stop, None, controls, api_visibility="private", queue=False)
         clear.click(
-            lambda: ([], "", *idle()),
+            on_clear,
             None,
             [chat, sources, *controls],
             cancels=events,  # type: ignore[arg-type]
@@ -319,7 +348,8 @@ def build_app(
             return gr.Dropdown(visible=users.is_admin(getattr(request, "username", None)))
 
         # this module's annotations are strings (`from __future__`): Gradio finds `gr.Request` by type
-        respond.__annotations__["request"] = on_load.__annotations__["request"] = gr.Request
+        for fn in (respond, on_load, on_stop, on_clear, stop_answer):
+            fn.__annotations__["request"] = gr.Request
 
         app.load(on_load, None, [variant], api_visibility="private", queue=False)
         app.load(None, None, None, js=SHORTCUTS_JS)
