@@ -54,6 +54,7 @@ def test_the_classifier_catches_emergencies_the_rules_miss(triage, message):
         "How is asthma treated in children?",
         "I had a heart attack in 2015 and I'm fine now, can I take ibuprofen?",
         "what is a normal HbA1c for someone with type 2 diabetes",
+        "asthma inhalers",  # a search, not a situation: needs someone in it to be an alarm
     ],
 )
 def test_questions_about_a_condition_and_past_events_are_routine(triage, message):
