@@ -182,7 +182,7 @@ class Triage:
         elif pe >= th_e:
             result.level, result.decided_by = "emergency", "classifier"
             result.category = head.nearest_category(vector, "emergency")
-            result.reasons = [said + f" ≥ {th_e:.2f}", "no rule fired"]
+            result.reasons = [f"classifier: P(emergency) {pe:.2f} ≥ threshold {th_e:.2f}", "no rule fired"]
         if result.level == "routine" and pu / max(pu + probs["routine"], 1e-9) >= th_u:
             urgent_share = pu / max(pu + probs["routine"], 1e-9)
             result.level, result.decided_by = "urgent", "classifier"
