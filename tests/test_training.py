@@ -96,20 +96,22 @@ def test_dpo_loop_on_cpu_trains_saves_registers_and_the_variant_answers(
     variants = _variants_file(tmp_path, settings)
     monkeypatch.setenv("MEDCHAT_PREFS__VARIANTS_FILE", str(variants))
     args = (
-        "train dpo --name tiny --max-steps 2 --lr 1e-3 --rank 2 --batch-size 1 --max-length 160 "
+        "train dpo --name tiny --max-steps 2 --lr 1e-3 --rank 2 --batch-size 1 --max-length 256 "
         "--min-pairs 4 --eval-fraction 0.2 --save-steps 1 --register tiny-dpo --like patient-default "
         "--no-progress"
     )
     result = CliRunner().invoke(main, args.split())
     assert result.exit_code == 0, result.output
-    run = settings.home / "models" / "tiny"
+    from chatbot.training.run import models_dir
+
+    run = models_dir(settings) / "tiny"  # $MEDCHAT_HOME/models unless MEDCHAT_GENERATION__MODELS_DIR is set
     card = json.loads((run / "metrics.json").read_text())
     # the selection: the tie is left out and counted; held-out questions never appear in training
     assert card["data"]["excluded"] == {"tie": 1}
     assert card["data"]["train_rows"] + card["data"]["eval_rows"] == len(QUESTIONS) - 1
     assert card["data"]["eval_questions"] >= 1 and card["data"]["train_questions"] >= 4
     assert not set(card["data"]["train_judgment_ids"]) & set(card["data"]["eval_judgment_ids"])
-    assert card["data"]["truncated_prompts"] > 0  # 160 tokens: passages were shortened to fit
+    assert card["data"]["truncated_prompts"] > 0  # 256 tokens: passages were shortened to fit
     # the loss is finite and moves
     losses = [loss for _, loss in card["metrics"]["loss_curve"]]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
@@ -221,5 +223,5 @@ def test_passages_are_shortened_never_the_question_or_answers():
     user = fitted["prompt"][-1]["content"]
     assert user.endswith(f"Question: {question}") and "[1] " in user and "[3] " in user
     assert count_tokens(Words(), fitted["prompt"], generation_prompt=True) + 6 + 2 <= 150
-    with pytest.raises(ValueError, match="question and answer alone"):
+    with pytest.raises(ValueError, match="question and answer alone do not fit"):
         fit_row(row, "dpo", Words(), 20)

@@ -167,9 +167,7 @@ def fit_row(row: dict[str, Any], kind: str, tokenizer: Any, max_length: int) -> 
             return ({**row, "prompt": prompt} if shortened else row), shortened
         smaller = _shorten_longest_passage(prompt, total - max_length)
         if smaller is None:
-            raise ValueError(
-                f"the question and answer alone take {total} tokens, more than --max-length {max_length}"
-            )
+            raise ValueError(f"the question and answer alone do not fit --max-length {max_length}")
         prompt, shortened = smaller, True
     raise ValueError(f"the prompt could not be shortened to --max-length {max_length}")
 
