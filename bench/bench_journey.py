@@ -161,6 +161,7 @@ def main() -> None:
             print(f"round {n + 1}: {r}", file=sys.stderr)
         # change the last vote, then reload mid-queue
         page.locator("#cmp-edit").click()
+        expect(page.locator("#cmp-choice input").first).to_be_enabled()  # the vote is open again
         page.keyboard.press("3")  # a tie: "By how much?" is cleared and closed
         expect(page.locator("#cmp-strength input").first).to_be_disabled()
         page.keyboard.press("Control+Enter")
