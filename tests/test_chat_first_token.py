@@ -49,7 +49,7 @@ def chain_first_token(chain: Chain, question: str) -> tuple[float, str]:
 def test_chat_page_streams_from_the_first_token(real_chat, browser):  # noqa: F811
     url, chain = real_chat
     _, warm = chain_first_token(chain, "How is asthma treated?")  # encoder, index and model loaded
-    assert not chain.engine.name == "fake" and warm.strip()
+    assert chain.engine.name != "fake" and warm.strip()
     page = login(browser, url, "dr_ada")
     chat = page.locator("#chat")
     before = len(chat.inner_text())

@@ -90,7 +90,7 @@ def _progress_callback(enabled: bool) -> Any:
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
 
-    class Progress(TrainerCallback):  # type: ignore[misc]
+    class Progress(TrainerCallback):
         """One bar for the optimizer steps, with the latest loss; tqdm shows the ETA."""
 
         bar: Any = None
@@ -191,7 +191,10 @@ def _trainer(opts: Options, loaded: Loaded, sel: Selection, run_dir: Path, callb
         good = sum(bool(r["label"]) for r in sel.train)
         bad = len(sel.train) - good
         # KTO's recommendation: weight the rarer kind up so desirable_weight * good ~ undesirable_weight * bad
-        weights = {"desirable_weight": max(1.0, bad / good), "undesirable_weight": max(1.0, good / bad)}
+        weights: dict[str, Any] = {
+            "desirable_weight": max(1.0, bad / good),
+            "undesirable_weight": max(1.0, good / bad),
+        }
         kwargs["args"] = KTOConfig(**common, beta=opts.beta, **weights)
         return KTOTrainer(**kwargs)
     from trl import RewardConfig, RewardTrainer

@@ -109,7 +109,8 @@ def score_heldout(
             }
         return out
     by_judgment: dict[str, dict[bool, float]] = defaultdict(dict)
-    good, bad = [], []
+    good: list[float] = []
+    bad: list[float] = []
     for r in rows:
         value = implicit_reward(model, tokenizer, r["prompt"], r["completion"], beta)
         (good if r["label"] else bad).append(value)

@@ -339,7 +339,7 @@ def build_app(
             on_clear,
             None,
             [chat, sources, *controls],
-            cancels=events,  # type: ignore[arg-type]
+            cancels=events,
             api_visibility="private",
             queue=False,
         )
@@ -353,7 +353,7 @@ def build_app(
 
         app.load(on_load, None, [variant], api_visibility="private", queue=False)
         app.load(None, None, None, js=SHORTCUTS_JS)
-    app.medchat_compare = service  # type: ignore[attr-defined]  # for `serve`'s prepare worker
+    app.medchat_compare = service  # for `serve`'s prepare worker
     # for the admins-only download route (chatbot.ui.downloads), which finds them on the Blocks
-    app.medchat_exports = Exports(store, users)  # type: ignore[attr-defined]
+    app.medchat_exports = Exports(store, users)
     return app
