@@ -247,23 +247,24 @@ class LlamaCppEngine:
             text = "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant: "
             return self._tokenize(text), 0
         tokens = self._tokenize(prompt)
-        fixed = 0
-        if len(messages) > 1:
-            head = self._format(messages[:-1], generation_prompt=False)
-            if head and prompt.startswith(head):
-                head_tokens = self._tokenize(head)
-                if tokens[: len(head_tokens)] == head_tokens and len(head_tokens) < len(tokens):
-                    fixed = len(head_tokens)
-        return tokens, fixed
+        if len(messages) < 2:
+            return tokens, 0
+        head = self._format(messages[:-1], generation_prompt=False)
+        if not head or not prompt.startswith(head):
+            return tokens, 0
+        fixed = self._tokenize(head)
+        same = tokens[: len(fixed)] == fixed and len(fixed) < len(tokens)
+        return tokens, len(fixed) if same else 0
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens of the prompt as rendered by the chat template stored in the GGUF file."""
-        if not self._llm.metadata.get("tokenizer.chat_template"):
+        prompt = self._format(messages)
+        if prompt is None:
             return approx_prompt_tokens(messages)
-        return len(self.encode(messages)[0])
+        return len(self._tokenize(prompt))  # (no fixed-prefix work: context fitting calls this often)
 
     # -- generation ---------------------------------------------------------------------------
 
