@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -59,12 +58,6 @@ NOTES = ("hypertension.md", "type-2-diabetes.md", "asthma.md", "warfarin.md", "m
 SCREEN = {"width": 1440, "height": 900}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=10, help="Voted rounds before the change and reload.")
@@ -88,7 +81,7 @@ def main() -> None:
     from chatbot.store.prefs import open_store
     from chatbot.ui.app import build_app
     from chatbot.ui.auth import User, Users, hash_password
-    from chatbot.ui.serve import launch_options
+    from chatbot.ui.serve import launch_local
     from ingestion.pipeline import ingest
 
     notes = home / "notes"
@@ -111,15 +104,7 @@ def main() -> None:
         n = app.medchat_compare.prepare(1000)
         prepare_s = (time.perf_counter() - t) / max(n, 1)
         print(f"prepared {n} pairs, {prepare_s:.1f} s a pair", file=sys.stderr)
-    port = free_port()
-    app.queue().launch(
-        **launch_options(),
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        auth=users.check,
-    )
+    url = launch_local(app, users)
     rounds: list[dict[str, float]] = []
     session_start = time.perf_counter()
     with sync_playwright() as pw:
@@ -127,7 +112,7 @@ def main() -> None:
         page = browser.new_context(viewport=SCREEN).new_page()
         page.set_default_timeout(600_000)
         expect.set_options(timeout=120_000)
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(url)
         page.get_by_label("username").fill("dr_ada")
         page.get_by_label("password").fill("secret")
         page.get_by_role("button", name="Login").click()

@@ -4,7 +4,6 @@ each tab go to test-artifacts/."""
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from chatbot.chain import Chain
 from chatbot.retrieval import open_retriever
 from chatbot.store.prefs import PreferenceStore
 from chatbot.ui.auth import User, Users, hash_password
-from chatbot.ui.serve import launch_options
+from chatbot.ui.serve import launch_local
 from tests.conftest import REPO
 from tests.test_compare import VARIANTS, PerTemperatureEngine
 
@@ -39,12 +38,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(few_index, settings, embedder, tmp_path):
     from chatbot.ui.app import build_app
@@ -55,17 +48,9 @@ def served(few_index, settings, embedder, tmp_path):
     )
     chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=PerTemperatureEngine())
     app = build_app(chain, store=store, variants=VARIANTS, users=users)
-    port = _free_port()
-    app.queue().launch(
-        **launch_options(),
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        auth=users.check,
-    )
+    url = launch_local(app, users)
     try:
-        yield f"http://127.0.0.1:{port}/", store
+        yield url, store
     finally:
         app.close()
         store.close()

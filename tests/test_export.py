@@ -448,13 +448,11 @@ def test_results_report_left_rate_gold_accuracy_and_agreement(store):
 @pytest.fixture
 def live(store, settings):
     """A real server launched as `medchat serve` does, with an admin (boss) and an annotator (ann)."""
-    import socket
-
     from chatbot.chain import Chain
     from chatbot.engines.fake import FakeEngine
     from chatbot.ui.app import build_app
     from chatbot.ui.auth import User, Users, hash_password
-    from chatbot.ui.serve import launch_options
+    from chatbot.ui.serve import launch_local
     from chatbot.variants import Variant
 
     users = Users(
@@ -465,21 +463,11 @@ def live(store, settings):
     )
     assert users.is_admin("boss") and not users.is_admin("ann") and not users.is_admin(None)
     assert Users({}).is_admin(None)  # no logins: the one local user
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     variants = [Variant("v-good", k=2), Variant("v-poor", k=3)]
     app = build_app(Chain(settings, engine=FakeEngine()), store=store, variants=variants, users=users)
-    app.queue().launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        auth=users.check,
-        **launch_options(),
-    )
+    url = launch_local(app, users)
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield url
     finally:
         app.close()
 

@@ -22,9 +22,9 @@ from chatbot.engines.fake import FakeEngine
 from chatbot.retrieval import open_retriever
 from chatbot.store.prefs import PreferenceStore
 from chatbot.ui.auth import User, Users, hash_password
-from chatbot.ui.serve import launch_options
+from chatbot.ui.serve import launch_local
 from tests.conftest import REPO
-from tests.test_browser import CHROMIUM, FLAGS, _free_port
+from tests.test_browser import CHROMIUM, FLAGS
 from tests.test_compare import VARIANTS, PerTemperatureEngine
 
 pytestmark = [
@@ -38,16 +38,7 @@ DOCS = REPO / "docs"
 
 
 def launch(app, users: Users) -> str:
-    port = _free_port()
-    app.queue().launch(
-        **launch_options(),
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        auth=users.check,
-    )
-    return f"http://127.0.0.1:{port}/"
+    return launch_local(app, users)
 
 
 def accounts() -> Users:

@@ -58,6 +58,25 @@ def launch_options(*middleware: Any) -> dict[str, Any]:
     return {"css": CSS, "app_kwargs": {"middleware": stack}}
 
 
+def launch_local(app: Any, users: Users) -> str:
+    """Start `app` on a free 127.0.0.1 port without blocking, with the headers, downloads and logins
+    `serve` gives it; returns its address. For tests and benchmarks that drive the real page."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    app.queue().launch(
+        **launch_options(),
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        auth=users.check,
+    )
+    return f"http://127.0.0.1:{port}/"
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
