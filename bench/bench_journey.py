@@ -77,8 +77,8 @@ def main() -> None:
     from playwright.sync_api import expect, sync_playwright
 
     from chatbot.chain import Chain
+    from chatbot.labelling.store.prefs import open_store
     from chatbot.settings import Settings
-    from chatbot.store.prefs import open_store
     from chatbot.ui.app import build_app
     from chatbot.ui.auth import User, Users, hash_password
     from chatbot.ui.serve import launch_local

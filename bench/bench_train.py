@@ -143,8 +143,8 @@ def collect_http(questions: list[str], env: dict[str, str], log: Path) -> dict[s
         params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/vote"][
             "parameters"
         ]
+        from chatbot.labelling.store.prefs import PreferenceStore
         from chatbot.settings import Settings
-        from chatbot.store.prefs import PreferenceStore
 
         store = PreferenceStore(Settings().prefs_db_url)
         counts: dict[str, int] = defaultdict(int)
@@ -184,10 +184,10 @@ def collect_http(questions: list[str], env: dict[str, str], log: Path) -> dict[s
 
 def collect_service(questions: list[str]) -> dict[str, int]:
     from chatbot.chain import Chain
+    from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore
+    from chatbot.labelling.variants import VariantRunner, load_variants
     from chatbot.settings import Settings
-    from chatbot.store.prefs import JudgmentIn, PreferenceStore
     from chatbot.ui.compare import CompareService
-    from chatbot.variants import VariantRunner, load_variants
 
     settings = Settings()
     store = PreferenceStore(settings.prefs_db_url)
@@ -212,8 +212,8 @@ def collect_service(questions: list[str]) -> dict[str, int]:
 def compare(heldout: list[str], rounds: int, seed: int) -> dict[str, Any]:
     """Base vs trained on held-out questions, judged blind; BT win rate with a bootstrap interval."""
     from chatbot.chain import Chain
+    from chatbot.labelling.variants import VariantRunner, load_variants
     from chatbot.settings import Settings
-    from chatbot.variants import VariantRunner, load_variants
 
     settings = Settings()
     runner = VariantRunner(Chain(settings), load_variants(settings.prefs.variants_file))

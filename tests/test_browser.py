@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from chatbot.chain import Chain
+from chatbot.labelling.store.prefs import PreferenceStore
 from chatbot.retrieval import open_retriever
-from chatbot.store.prefs import PreferenceStore
 from chatbot.ui.auth import User, Users, hash_password
 from chatbot.ui.serve import launch_local
 from tests.conftest import REPO

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from chatbot.chain import Chain
-from chatbot.store.prefs import PreferenceStore
+from chatbot.labelling.store.prefs import PreferenceStore
 from tests.conftest import REPO
 from tests.test_labelling_browser import accounts, browser, launch, login  # noqa: F401  (fixture)
 

@@ -9,10 +9,10 @@ import pytest
 
 from chatbot.chain import Chain
 from chatbot.engines.fake import FakeEngine
+from chatbot.labelling.store.prefs import JudgmentError, JudgmentIn, PreferenceStore
+from chatbot.labelling.variants import Variant, VariantRunner, load_variants, parse_variants
 from chatbot.retrieval import open_retriever
-from chatbot.store.prefs import JudgmentError, JudgmentIn, PreferenceStore
 from chatbot.ui.compare import CompareService, reveal_markdown
-from chatbot.variants import Variant, VariantRunner, load_variants, parse_variants
 
 
 class PerTemperatureEngine(FakeEngine):
@@ -202,7 +202,7 @@ def test_skip_returns_the_item_to_the_pool_and_progress_counts(service, store):
         second.question != first.question and store.pending_round("x").comparison_id == second.comparison_id
     )
     with store.session() as s:
-        from chatbot.store.models import Assignment
+        from chatbot.labelling.store.models import Assignment
 
         skipped = [a.comparison_id for a in s.query(Assignment).filter(Assignment.skipped_at.is_not(None))]
     assert skipped == [first.comparison_id]
@@ -284,8 +284,8 @@ def test_the_app_has_the_compare_parts_and_voting_starts_closed(service):
 def test_one_round_with_the_bundled_model_records_its_identity(index_home, embedder, store):
     """The only test here with the real 4-bit model: both variants answer, provenance names the model."""
     from chatbot.engines.llamacpp import LlamaCppEngine
+    from chatbot.labelling.variants import load_variants
     from chatbot.settings import Settings
-    from chatbot.variants import load_variants
 
     settings = Settings(home=index_home)
     settings.generation.max_new_tokens = 64
@@ -318,8 +318,8 @@ def test_prefs_prepare_on_the_command_line_fills_the_queue_once(
     from click.testing import CliRunner
 
     from chatbot.cli import main
+    from chatbot.labelling.store.prefs import open_store
     from chatbot.settings import Settings
-    from chatbot.store.prefs import open_store
 
     monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
     questions = tmp_path / "q.txt"

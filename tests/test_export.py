@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.export import (
+from chatbot.labelling.export import (
     SMALL_MARGIN,
     SelectOptions,
     export,
@@ -16,8 +16,8 @@ from chatbot.export import (
     select_pairs,
     write_export,
 )
-from chatbot.leaderboard import cohen_kappa, fit_bradley_terry, fleiss_kappa, leaderboard, results
-from chatbot.store.prefs import JudgmentIn, PreferenceStore, ResponseIn
+from chatbot.labelling.leaderboard import cohen_kappa, fit_bradley_terry, fleiss_kappa, leaderboard, results
+from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore, ResponseIn
 from prompts import PromptVariant, build_prompt
 
 QUESTION = "What is a normal INR?"
@@ -119,9 +119,9 @@ def test_a_response_stored_without_its_messages_gets_them_rebuilt_and_checked_by
 def test_compared_answers_export_with_the_messages_the_engine_was_given(few_index, settings, embedder, store):
     """Through the Compare service with a real index: the exported prompt is the engine's input."""
     from chatbot.chain import Chain
+    from chatbot.labelling.variants import VariantRunner
     from chatbot.retrieval import open_retriever
     from chatbot.ui.compare import CompareService
-    from chatbot.variants import VariantRunner
     from tests.test_compare import VARIANTS, PerTemperatureEngine
 
     engine = PerTemperatureEngine()
@@ -450,10 +450,10 @@ def live(store, settings):
     """A real server launched as `medchat serve` does, with an admin (boss) and an annotator (ann)."""
     from chatbot.chain import Chain
     from chatbot.engines.fake import FakeEngine
+    from chatbot.labelling.variants import Variant
     from chatbot.ui.app import build_app
     from chatbot.ui.auth import User, Users, hash_password
     from chatbot.ui.serve import launch_local
-    from chatbot.variants import Variant
 
     users = Users(
         {

@@ -20,12 +20,12 @@ from chatbot.citations import check_citations
 from chatbot.cli import main
 from chatbot.engines.fake import FakeEngine
 from chatbot.errors import ConfigError, InputTooLargeError, StorageError
+from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore, ResponseIn
+from chatbot.labelling.variants import VariantRunner
 from chatbot.safety import INJECTION_MARK, EmergencyGate, strip_injections
-from chatbot.store.prefs import JudgmentIn, PreferenceStore, ResponseIn
 from chatbot.textnorm import normalise, skeleton
 from chatbot.ui.auth import ExpiringTokens, LoginThrottle, User, Users, hash_password
 from chatbot.ui.compare import CompareService
-from chatbot.variants import VariantRunner
 from ingestion.pipeline import ingest
 from tests.test_compare import VARIANTS
 from tests.test_ingest_incremental import HashEmbedder

@@ -19,8 +19,8 @@ import pytest
 
 from chatbot.chain import Chain
 from chatbot.engines.fake import FakeEngine
+from chatbot.labelling.store.prefs import PreferenceStore
 from chatbot.retrieval import open_retriever
-from chatbot.store.prefs import PreferenceStore
 from chatbot.ui.auth import User, Users, hash_password
 from chatbot.ui.serve import launch_local
 from tests.conftest import REPO
@@ -200,7 +200,7 @@ def test_an_annotator_works_through_the_queue_with_the_question_on_screen(labell
     page.wait_for_timeout(500)
     assert page.locator(".toast-body").count() == toasts
     with store.session() as s:
-        from chatbot.store.models import Assignment
+        from chatbot.labelling.store.models import Assignment
 
         skipped = s.query(Assignment).filter(Assignment.skipped_at.is_not(None)).count()
     assert skipped == 1 and store.pending_round("nurse_bo") is None

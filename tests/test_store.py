@@ -8,8 +8,9 @@ import threading
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from chatbot.store.models import Judgment
-from chatbot.store.prefs import JudgmentError, JudgmentIn, PreferenceStore, ResponseIn, read_question_file
+from chatbot.labelling.questions import read_question_file
+from chatbot.labelling.store.models import Judgment
+from chatbot.labelling.store.prefs import JudgmentError, JudgmentIn, PreferenceStore, ResponseIn
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_migrations_run_once_and_are_recorded(tmp_path):
 
 
 def test_the_default_database_lives_under_medchat_home(settings, medchat_home):
-    from chatbot.store import open_store
+    from chatbot.labelling.store import open_store
 
     s = open_store(settings)
     assert s.url == f"sqlite:///{medchat_home / 'prefs.sqlite3'}"
@@ -247,7 +248,7 @@ def test_admin_commands_add_users_and_queue_questions(settings, medchat_home, tm
     from click.testing import CliRunner
 
     from chatbot.cli import main
-    from chatbot.store import open_store
+    from chatbot.labelling.store import open_store
     from chatbot.ui.auth import Users
 
     runner = CliRunner()

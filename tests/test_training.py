@@ -17,10 +17,10 @@ from click.testing import CliRunner
 
 from chatbot.chain import Chain
 from chatbot.engines.fake import FakeEngine
+from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore
+from chatbot.labelling.variants import Variant, VariantRunner, load_variants
 from chatbot.retrieval import open_retriever
-from chatbot.store.prefs import JudgmentIn, PreferenceStore
 from chatbot.ui.compare import CompareService
-from chatbot.variants import Variant, VariantRunner, load_variants
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")

@@ -175,7 +175,7 @@ def test_an_urgent_answer_is_headed_by_the_advice_and_the_query_is_embedded_once
     assert answer.text.startswith("This sounds like something a doctor should see today")
     assert answer.text.endswith(INSUFFICIENT_EVIDENCE)
     assert calls == [[message]]  # triage and retrieval shared one encoder pass
-    from chatbot.store.prefs import ResponseIn
+    from chatbot.labelling.store.prefs import ResponseIn
 
     stored = ResponseIn.from_answer(answer, variant="v", variant_config={}, generation={}, k=None)
     assert stored.answer["triage"]["level"] == "urgent"  # what a Compare response keeps

@@ -57,8 +57,8 @@ def export_(
     format cannot use are listed with their reasons in OUTPUT's `.excluded.jsonl` twin. The files are
     written readable by you only (0600).
     """
-    from chatbot.export import SelectOptions, export, write_export
-    from chatbot.store.prefs import open_store
+    from chatbot.labelling.export import SelectOptions, export, write_export
+    from chatbot.labelling.store.prefs import open_store
 
     settings = _settings()
     options = SelectOptions(aggregate, same_prompt_only, include_after_reveal)
@@ -84,8 +84,8 @@ def prefs() -> None:
 @_user_errors
 def prefs_load_questions(path: Path, overlap: int | None, batch: str | None) -> None:
     """Queue the questions in PATH (text: one a line; JSONL or YAML with `question`, optional `gold`)."""
-    from chatbot.questionfile import read_question_file
-    from chatbot.store.prefs import open_store
+    from chatbot.labelling.questions import read_question_file
+    from chatbot.labelling.store.prefs import open_store
 
     settings = _settings()
     items = read_question_file(path, settings.limits)  # all checked before any is queued
@@ -127,9 +127,9 @@ def prefs_prepare(limit: int | None, seed: int | None) -> None:
     import time
 
     from chatbot.chain import Chain
-    from chatbot.store.prefs import open_store
+    from chatbot.labelling.store.prefs import open_store
+    from chatbot.labelling.variants import VariantRunner, load_variants
     from chatbot.ui.compare import CompareService
-    from chatbot.variants import VariantRunner, load_variants
 
     settings = _settings()
     store = open_store(settings)

@@ -117,7 +117,7 @@ def train(kind: str, **kw: object) -> None:
     training and held-out sets. The adapter, the merged model, a card, metrics.json, report.md
     and loss.png go to $MEDCHAT_HOME/models/NAME/.
     """
-    from chatbot.store.prefs import open_store
+    from chatbot.labelling.store.prefs import open_store
     from chatbot.training.run import Options
     from chatbot.training.run import train as run_training
 

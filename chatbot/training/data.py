@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from chatbot.training import TooFewPairsError, TrainingError
 
 if TYPE_CHECKING:
-    from chatbot.store.prefs import PreferenceStore
+    from chatbot.labelling.store.prefs import PreferenceStore
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def selected_rows(
 
     The only call into the export code: when the export's selection changes, training follows.
     """
-    from chatbot.export import SelectOptions, export
+    from chatbot.labelling.export import SelectOptions, export
 
     result = export(store, kind, SelectOptions(aggregate=aggregate, same_prompt_only=same_prompt_only))
     judgments = len(result.excluded) + len({j for r in result.rows for j in _judgment_ids(r)})

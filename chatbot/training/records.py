@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from chatbot.store.models import TrainingRun, utcnow
+from chatbot.labelling.store.models import TrainingRun, utcnow
 
 if TYPE_CHECKING:
-    from chatbot.store.prefs import PreferenceStore
+    from chatbot.labelling.store.prefs import PreferenceStore
 
 
 def start(store: PreferenceStore, **fields: Any) -> str:

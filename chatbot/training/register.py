@@ -32,7 +32,7 @@ def register_variant(
 ) -> Path:
     import yaml
 
-    from chatbot.variants import load_variants, parse_variants
+    from chatbot.labelling.variants import load_variants, parse_variants
 
     path = Path(path).expanduser()
     variants = {v.name: v for v in load_variants(path)}

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from chatbot.training import KINDS, TrainingError
 
 if TYPE_CHECKING:
+    from chatbot.labelling.store.prefs import PreferenceStore
     from chatbot.settings import Settings
-    from chatbot.store.prefs import PreferenceStore
     from chatbot.training.base import BaseModel, Loaded
     from chatbot.training.data import Selection
 

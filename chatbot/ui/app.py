@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     import gradio as gr
 
     from chatbot.chain import Answer, Chain
-    from chatbot.store.prefs import PreferenceStore
+    from chatbot.labelling.store.prefs import PreferenceStore
+    from chatbot.labelling.variants import Variant
     from chatbot.ui.auth import Users
-    from chatbot.variants import Variant
 
 History = list[dict[str, Any]]
 
@@ -161,12 +161,12 @@ def build_app(
 
     from chatbot.engines.base import GenerationParams
     from chatbot.errors import MedchatError
-    from chatbot.store.prefs import open_store
+    from chatbot.labelling.store.prefs import open_store
+    from chatbot.labelling.variants import VariantRunner, load_variants
     from chatbot.ui.auth import Users
     from chatbot.ui.compare import CompareService, build_compare_tab
     from chatbot.ui.downloads import Exports
     from chatbot.ui.results import build_results_tab
-    from chatbot.variants import VariantRunner, load_variants
 
     settings = chain.settings
     store = store or open_store(settings)

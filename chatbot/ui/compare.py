@@ -15,19 +15,19 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import MedchatError, storage_failure
+from chatbot.labelling.store.prefs import JudgmentError, JudgmentIn, ResponseIn, Round
 from chatbot.limits import check_question, check_rationale
-from chatbot.store.prefs import JudgmentError, JudgmentIn, ResponseIn, Round
 from chatbot.textnorm import normalise
 from chatbot.ui.render import clip, html_text
 
 if TYPE_CHECKING:
     import gradio as gr
 
+    from chatbot.labelling.store.models import Comparison, Judgment, QueueItem, Response
+    from chatbot.labelling.store.prefs import PreferenceStore
+    from chatbot.labelling.variants import VariantRunner
     from chatbot.settings import Settings
-    from chatbot.store.models import Comparison, Judgment, QueueItem, Response
-    from chatbot.store.prefs import PreferenceStore
     from chatbot.ui.auth import Users
-    from chatbot.variants import VariantRunner
 
 log = logging.getLogger(__name__)
 

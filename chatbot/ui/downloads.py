@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 if TYPE_CHECKING:
-    from chatbot.store.prefs import PreferenceStore
+    from chatbot.labelling.store.prefs import PreferenceStore
     from chatbot.ui.auth import Users
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class ExportDownloads:
 async def _build(store: PreferenceStore, fmt: str, aggregate: str, excluded: bool) -> bytes:
     from anyio import to_thread
 
-    from chatbot.export import SelectOptions, export, export_bytes
+    from chatbot.labelling.export import SelectOptions, export, export_bytes
 
     def run() -> bytes:
         rows, left_out = export_bytes(export(store, fmt, SelectOptions(aggregate=aggregate)))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import gradio as gr
 
-    from chatbot.store.prefs import PreferenceStore
+    from chatbot.labelling.store.prefs import PreferenceStore
     from chatbot.ui.auth import Users
 
 ANNOTATOR_COLUMNS = {
@@ -30,8 +30,8 @@ def build_results_tab(
     import gradio as gr
     import pandas as pd
 
-    from chatbot.export import AGGREGATIONS, FORMATS, SelectOptions, export
-    from chatbot.leaderboard import results
+    from chatbot.labelling.export import AGGREGATIONS, FORMATS, SelectOptions, export
+    from chatbot.labelling.leaderboard import results
     from chatbot.ui.downloads import download_links
 
     def admin(request: gr.Request | None) -> bool:

@@ -127,7 +127,7 @@ def serve_app(
 ) -> None:
     """Build and launch the app; blocks until interrupted. `announce` runs once it is listening."""
     from chatbot.chain import Chain
-    from chatbot.store.prefs import open_store
+    from chatbot.labelling.store.prefs import open_store
     from chatbot.ui.app import build_app
     from chatbot.ui.auth import Users
 
@@ -148,7 +148,7 @@ def serve_app(
         log.warning("serving without logins: judgments are recorded as annotator 'local'")
     guard = guard_middleware(settings.limits)
     if settings.prefs.prepare_ahead:  # queued pairs are written before anyone presses Next
-        from chatbot.ui.worker import PrepareWorker
+        from chatbot.labelling.worker import PrepareWorker
 
         PrepareWorker(app.medchat_compare, ahead=settings.prefs.prepare_ahead).start()  # type: ignore[attr-defined]
     app.queue(default_concurrency_limit=4).launch(

@@ -1,5 +1,5 @@
 """The judgments database: preference comparisons, responses and votes, through SQLAlchemy."""
 
-from chatbot.store.prefs import JudgmentIn, PreferenceStore, ResponseIn, open_store
+from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore, ResponseIn, open_store
 
 __all__ = ["JudgmentIn", "PreferenceStore", "ResponseIn", "open_store"]

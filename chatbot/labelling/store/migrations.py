@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from chatbot.store import models
+from chatbot.labelling.store import models
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from chatbot.errors import MedchatError
 
 if TYPE_CHECKING:
-    from chatbot.store.models import Comparison, Judgment, Response
-    from chatbot.store.prefs import PreferenceStore
+    from chatbot.labelling.store.models import Comparison, Judgment, Response
+    from chatbot.labelling.store.prefs import PreferenceStore
 
 log = logging.getLogger(__name__)
 

@@ -50,9 +50,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def read_question_file(path: Path, limits: LimitsSettings) -> list[dict[str, Any]]:
-    """The checked, normalised items of a question file; raises `ConfigError`/`InputTooLargeError`."""
+def read_question_file(path: Path, limits: LimitsSettings | None = None) -> list[dict[str, Any]]:
+    """The checked, normalised items of a question file; raises `ConfigError`/`InputTooLargeError`.
+
+    The one reader of question files: `medchat prefs load-questions` and the store's callers use it
+    (an older, laxer copy lived in the store module). `limits` default to the settings' defaults.
+    """
     import yaml
+
+    if limits is None:
+        from chatbot.settings import LimitsSettings
+
+        limits = LimitsSettings()
 
     if not path.is_file():
         raise ConfigError(f"no question file at {path}")

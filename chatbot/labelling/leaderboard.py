@@ -17,8 +17,8 @@ from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chatbot.export import Record
-    from chatbot.store.prefs import PreferenceStore
+    from chatbot.labelling.export import Record
+    from chatbot.labelling.store.prefs import PreferenceStore
 
 SCALE = 400 / math.log(10)
 CATEGORIES = ("a", "b", "tie", "both_bad")
@@ -149,7 +149,7 @@ class Results:
 
 
 def results(store: PreferenceStore, *, rounds: int = 200) -> Results:
-    from chatbot.export import records
+    from chatbot.labelling.export import records
 
     recs = list(records(store, status="submitted"))
     by_annotator: dict[str, list[Record]] = defaultdict(list)

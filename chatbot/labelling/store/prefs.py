@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from chatbot.errors import ConfigError, MedchatError
-from chatbot.store.migrations import migrate
-from chatbot.store.models import Assignment, Comparison, Judgment, QueueItem, Response, utcnow
+from chatbot.labelling.store.migrations import migrate
+from chatbot.labelling.store.models import Assignment, Comparison, Judgment, QueueItem, Response, utcnow
 
 if TYPE_CHECKING:
     from chatbot.chain import Answer
@@ -92,7 +92,7 @@ class ResponseIn:
 
 def _prompt_messages(answer: Answer) -> list[dict[str, str]]:
     """The messages the model was given for `answer` (none for emergency guidance or the abstention)."""
-    from chatbot.export import rebuild_prompt
+    from chatbot.labelling.export import rebuild_prompt
 
     if answer.emergency or answer.abstained or not answer.prompt_hash:
         return []
@@ -533,40 +533,6 @@ class PreferenceStore:
     def queue_items(self) -> Sequence[QueueItem]:
         with self.session() as s:
             return list(s.scalars(select(QueueItem).order_by(QueueItem.created_at)))
-
-
-def read_question_file(path: Path) -> list[dict[str, Any]]:
-    """Questions from text (one a line), JSONL or YAML (a list); gold items carry `gold: {better, worse}`."""
-    import yaml
-
-    if not path.is_file():
-        raise ConfigError(f"no question file at {path}")
-    text = path.read_text(encoding="utf-8")
-    items: list[Any]
-    if path.suffix in (".jsonl", ".ndjson"):
-        try:
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}: a line is not valid JSON ({e})") from e
-    elif path.suffix in (".yaml", ".yml"):
-        try:
-            loaded = yaml.safe_load(text) or []
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from e
-        items = loaded.get("questions", []) if isinstance(loaded, dict) else loaded
-    else:
-        items = [{"question": line.strip()} for line in text.splitlines() if line.strip()]
-    out = []
-    for n, item in enumerate(items, start=1):
-        if isinstance(item, str):
-            item = {"question": item}
-        if not isinstance(item, dict) or not str(item.get("question", "")).strip():
-            raise ConfigError(f"{path}: item {n} has no question")
-        gold = item.get("gold")
-        if gold is not None and not (isinstance(gold, dict) and gold.get("better") and gold.get("worse")):
-            raise ConfigError(f"{path}: item {n}: a gold item needs `gold: {{better: ..., worse: ...}}`")
-        out.append(item)
-    return out
 
 
 def open_store(settings: Settings) -> PreferenceStore:
