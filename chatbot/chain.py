@@ -19,7 +19,8 @@ from chatbot.engines.base import GenerationParams, fit_passages
 from chatbot.errors import EmptyQuestionError
 from chatbot.limits import check_question
 from chatbot.ranking import edges_first, mmr
-from chatbot.safety import DISCLAIMER, INSUFFICIENT_EVIDENCE, EmergencyGate
+from chatbot.safety.emergency import EmergencyGate
+from chatbot.safety.wording import DISCLAIMER, INSUFFICIENT_EVIDENCE
 from chatbot.textnorm import normalise
 from prompts import BuiltPrompt, PromptVariant, build_prompt
 

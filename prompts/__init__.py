@@ -141,7 +141,7 @@ class PromptVariant:
 def format_passages(passages: Sequence[PassageLike]) -> str:
     # One line per passage, text only: small models copy titles and file names
     # into the answer when they are shown; the sources list shows them instead.
-    from chatbot.safety import strip_injections
+    from chatbot.safety.injection import strip_injections
 
     lines = []
     for n, p in enumerate(passages, start=1):

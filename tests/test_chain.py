@@ -8,7 +8,7 @@ from chatbot.chain import Chain
 from chatbot.engines.fake import FakeEngine
 from chatbot.errors import EmptyQuestionError
 from chatbot.retrieval import open_retriever
-from chatbot.safety import DISCLAIMER, INSUFFICIENT_EVIDENCE
+from chatbot.safety.wording import DISCLAIMER, INSUFFICIENT_EVIDENCE
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from chatbot.engines.fake import FakeEngine
 from chatbot.errors import ConfigError, InputTooLargeError, StorageError
 from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore, ResponseIn
 from chatbot.labelling.variants import VariantRunner
-from chatbot.safety import INJECTION_MARK, EmergencyGate, strip_injections
+from chatbot.safety.emergency import EmergencyGate
+from chatbot.safety.injection import INJECTION_MARK, strip_injections
 from chatbot.textnorm import normalise, skeleton
 from chatbot.ui.auth import ExpiringTokens, LoginThrottle, User, Users, hash_password
 from chatbot.ui.compare import CompareService

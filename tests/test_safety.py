@@ -7,7 +7,7 @@ import pytest
 
 from chatbot.chain import Chain
 from chatbot.engines.fake import FakeEngine
-from chatbot.safety import EmergencyGate
+from chatbot.safety.emergency import EmergencyGate
 from chatbot.settings import SafetySettings
 
 SAFETY = Path(__file__).resolve().parent.parent / "data" / "safety"
@@ -112,7 +112,7 @@ def test_emergency_is_answered_before_any_index_or_model(settings):
     ],
 )
 def test_instruction_like_sentences_in_passages_are_replaced(hostile):
-    from chatbot.safety import INJECTION_MARK, strip_injections
+    from chatbot.safety.injection import INJECTION_MARK, strip_injections
 
     text, removed = strip_injections(f"Metformin is taken with food.\n{hostile}\nIt can upset the stomach.")
     assert removed == 1
@@ -129,7 +129,7 @@ def test_instruction_like_sentences_in_passages_are_replaced(hostile):
     ],
 )
 def test_ordinary_medical_advice_is_kept(benign):
-    from chatbot.safety import strip_injections
+    from chatbot.safety.injection import strip_injections
 
     assert strip_injections(benign) == (benign, 0)
 

@@ -162,7 +162,7 @@ class _NoPassages:
 def test_an_urgent_answer_is_headed_by_the_advice_and_the_query_is_embedded_once(settings):
     from chatbot.chain import Chain
     from chatbot.engines.fake import FakeEngine
-    from chatbot.safety import INSUFFICIENT_EVIDENCE
+    from chatbot.safety.wording import INSUFFICIENT_EVIDENCE
 
     chain = Chain(settings, engine=FakeEngine())
     calls = []

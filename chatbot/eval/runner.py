@@ -32,6 +32,7 @@ from chatbot.eval.metrics import (
     recall_at_k,
     reciprocal_rank,
 )
+from prompts import PROMPTS_DIR
 
 if TYPE_CHECKING:
     from chatbot.engines.base import Engine
@@ -47,7 +48,7 @@ RETRIEVAL = ("medquad", "covidqa", "pubmedqa-retrieval", "generic")
 ANSWERS = ("pubmedqa", "mirage")
 DATASETS = RETRIEVAL + ANSWERS
 METHODS = ("dense", "bm25", "hybrid")
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = PROMPTS_DIR / "eval"  # the benchmark prompts are prompt files like the others
 
 
 @dataclass
@@ -171,7 +172,7 @@ def run_retrieval(
     over the benchmark index, for abstention, citation and latency figures.
     """
     from chatbot.retrieval import Retriever
-    from chatbot.safety import EmergencyGate
+    from chatbot.safety.emergency import EmergencyGate
 
     esettings, index, lexical, info = build_index(settings, task.corpus, task.name, embedder)
     depth = max(ks)
@@ -357,7 +358,7 @@ def run_choices(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Accuracy (and macro-F1) per mode: `given` (the item's own context), `retrieval`, `none`."""
     from chatbot.engines.base import GenerationParams, TokenCounter
-    from chatbot.safety import EmergencyGate
+    from chatbot.safety.emergency import EmergencyGate
 
     base = GenerationParams.from_settings(settings.generation)
     params = GenerationParams(

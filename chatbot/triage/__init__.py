@@ -1,4 +1,4 @@
-"""Emergency triage: the rules in `chatbot.safety` and a trained classifier, three levels."""
+"""Emergency triage: the rules in `chatbot.safety.emergency` and a trained classifier, three levels."""
 
 from chatbot.triage.gate import Triage, TriageResult
 from chatbot.triage.model import HEAD_FILE, LEVELS, Head, TriageModelError

@@ -22,14 +22,14 @@ CONTEXT = (
 
 
 def names() -> list[str]:
-    from chatbot import safety
+    from chatbot.safety import emergency as safety
 
     return [n.strip("_").lower() for n in CONTEXT] + [f"flag:{c}" for c in safety._PRIORITY] + ["rules_fire"]
 
 
 def rule_features(text: str, fired: bool) -> list[float]:
     """0/1 per pattern group, in the order of `names()`; `fired` is the gate's own decision."""
-    from chatbot import safety
+    from chatbot.safety import emergency as safety
 
     flat = " ".join(text.split())
     values = [1.0 if getattr(safety, n).search(flat) else 0.0 for n in CONTEXT]

@@ -22,7 +22,7 @@ from chatbot.triage.language import non_english
 from chatbot.triage.model import HEAD_FILE, Head, Neighbour, TriageModelError
 
 if TYPE_CHECKING:
-    from chatbot.safety import EmergencyGate
+    from chatbot.safety.emergency import EmergencyGate
     from chatbot.settings import SafetySettings
     from ingestion.embedding import Embedder
 
@@ -73,7 +73,7 @@ def names_no_one(text: str) -> bool:
     """No person, and no "now", "help" or "please", in the message ("asthma inhalers", "What are the
     symptoms of sepsis?"): the rules' own test for a situation, applied to the classifier too because
     on dev it removed false alarms and no emergency (MedQuAD sample: 82 alarms of 2,000 down to 4)."""
-    from chatbot import safety
+    from chatbot.safety import emergency as safety
 
     return not safety._PERSONAL.search(" ".join(text.split()))
 
@@ -81,7 +81,7 @@ def names_no_one(text: str) -> bool:
 def rule_evidence(text: str, category: str) -> str:
     """The words in `text` that the rule for `category` matched (for explanations only)."""
     try:
-        from chatbot.safety import _RED_FLAGS
+        from chatbot.safety.emergency import _RED_FLAGS
 
         match = _RED_FLAGS[category].search(" ".join(text.split()))
     except (ImportError, KeyError):
@@ -101,7 +101,7 @@ class Triage:
         gate: EmergencyGate | None = None,
         neighbours: int = 3,
     ) -> None:
-        from chatbot.safety import EmergencyGate
+        from chatbot.safety.emergency import EmergencyGate
         from chatbot.settings import SafetySettings
 
         self.settings = settings or SafetySettings()

@@ -27,7 +27,7 @@ GUIDANCE: dict[str, str] = {
     "eye": "For a chemical in the eye, rinse it with clean running water for at least 20 minutes, "
     "holding the eyelids open. Do not rub the eye.",
 }
-"""Keyed by the triage categories the rules in `chatbot.safety` do not have."""
+"""Keyed by the triage categories the rules in `chatbot.safety.emergency` do not have."""
 
 FALLBACK = (
     "Stay with the person, keep them still and comfortable, and do not give food or drink. If they stop "

@@ -197,7 +197,7 @@ class Head:
         if head.features != names():
             raise TriageModelError(
                 f"the triage classifier {path} was trained on other rule features than the rules in "
-                f"chatbot/safety.py now have: recreate it with {RETRAIN}"
+                f"chatbot/safety/emergency.py now have: recreate it with {RETRAIN}"
             )
         if encoder is not None and head.encoder != encoder:
             raise TriageModelError(

@@ -154,7 +154,7 @@ def examples(rows: list[dict[str, Any]], vectors: Any) -> tuple[Any, list[int]]:
 def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
-    from chatbot.safety import EmergencyGate
+    from chatbot.safety.emergency import EmergencyGate
     from ingestion.embedding import MINILM_ID
 
     parser = argparse.ArgumentParser(

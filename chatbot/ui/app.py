@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from chatbot.safety import DISCLAIMER
+from chatbot.safety.wording import DISCLAIMER
 from chatbot.ui.render import clip, markdown_text
 
 if TYPE_CHECKING:

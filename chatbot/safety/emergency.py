@@ -1,33 +1,19 @@
-"""Wording the product must always show, kept in one place."""
+"""The emergency gate: rules that recognise a message describing an emergency happening now."""
 
 from __future__ import annotations
 
-DISCLAIMER = (
-    "This is general information from the cited sources, not medical advice; "
-    "ask a doctor or pharmacist about your own situation, "
-    "and call your local emergency number in an emergency."
-)
-
-INSUFFICIENT_EVIDENCE = (
-    "I can't answer that from the indexed sources: none of them is relevant enough to rely on."
-)
-"""The one abstention answer, returned without calling the model when retrieval is weak."""
-
-
-# --- the emergency gate ------------------------------------------------------
-#
 # Rules, not a model: they run before retrieval and generation, in microseconds,
 # and each decision can be read back. A message is an emergency when it
 # describes red-flag symptoms AND reads as happening to someone now; a question
 # *about* a topic ("how does CPR work?", "what are the signs of a stroke?") or a
 # past, resolved event is not. Recall and precision on a labelled set, part of it
 # held out during design, are reported in the README (`bench/bench_safety.py`).
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import re  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
-
-from chatbot.textnorm import skeleton  # noqa: E402
+from chatbot.safety.wording import EMERGENCY_GUIDANCE, emergency_message
+from chatbot.textnorm import skeleton
 
 if TYPE_CHECKING:
     from chatbot.settings import SafetySettings
@@ -291,48 +277,6 @@ _ALWAYS = _rx(
     r"\b(not breathing|no pulse|won'?t wake up|unresponsive and)\b",
 )
 
-_GUIDANCE: dict[str, str] = {
-    "stroke": "These can be signs of a stroke. Note the time the symptoms started. Do not give food, "
-    "drink or medicines. If the person is drowsy, lay them on their side.",
-    "cardiac_chest_pain": "Chest pain like this can be a heart attack. Sit down and rest while you wait; "
-    "loosen tight clothing. Unless you are allergic or have been told not to, chewing one 300 mg aspirin "
-    "can help; tell the call handler.",
-    "anaphylaxis": "This can be anaphylaxis, a severe allergic reaction. Use an adrenaline auto-injector "
-    "(EpiPen) now if there is one, into the outer thigh; a second dose can be given after 5 minutes if there "
-    "is no improvement. Lie down with legs raised, or sit up if breathing is hard. Do not stand up suddenly.",
-    "overdose_poisoning": "Do not make the person sick. Keep the packet, bottle or container to show the "
-    "paramedics. If they become drowsy, lay them on their side. In the UK you can also call NHS 111; in the "
-    "US, Poison Control is 1-800-222-1222, but call emergency services first if they are unwell.",
-    "suicidal": "You deserve help right now. If you are in danger of acting on these thoughts, call "
-    "emergency services or go to an emergency department. You can also reach {crisis_line}. If you can, "
-    "stay with someone you trust and put medicines or other means out of reach.",
-    "severe_bleeding": "Press firmly on the wound with a clean cloth or your hand and keep pressing; do not "
-    "lift to look. If it soaks through, add more on top. Lie the person down and raise the injured part if "
-    "possible.",
-    "infant_fever": "A fever (38°C or more) in a baby under 3 months old needs to be seen urgently by a "
-    "doctor, today. Do not wait to see if it settles.",
-    "breathing": "Severe difficulty breathing is an emergency. Sit the person upright and loosen tight "
-    "clothing. If they are choking, encourage coughing, then give up to 5 back blows between the shoulder "
-    "blades.",
-    "unconscious": "If they are not breathing normally, start CPR: push hard and fast in the centre of the "
-    "chest, about 2 pushes a second; the call handler will guide you. If they are breathing, lay them on "
-    "their side.",
-    "seizure": "Protect them from injury; do not hold them down or put anything in their mouth. Time the "
-    "seizure. When it stops, lay them on their side. A seizure over 5 minutes, or a first seizure, needs "
-    "an ambulance.",
-    "head_injury": "After a head injury, vomiting, drowsiness, confusion, a fit, fluid from the nose or "
-    "ears, or unequal pupils need emergency care. Keep the person still and do not give them anything to "
-    "eat or drink.",
-    "sepsis": "Mottled or blotchy skin, fast breathing, new confusion or not passing urine can be sepsis, "
-    "which needs treatment in hospital immediately.",
-    "other_emergency": "Keep the person warm and still, do not give food or drink, and keep this message "
-    "thread to show the paramedics. For a burn, cool it under cool running water for 20 minutes and "
-    "cover it loosely with cling film.",
-    "meningitis": "A rash that does not fade under a pressed glass, with fever or a stiff neck, can be "
-    "meningitis or sepsis and needs treatment immediately.",
-}
-
-
 @dataclass(frozen=True)
 class EmergencyVerdict:
     category: str
@@ -383,52 +327,7 @@ class EmergencyGate:
 
     def message(self, category: str) -> str:
         s = self.settings
-        guidance = _GUIDANCE[category].format(crisis_line=s.crisis_line)
-        return (
-            f"This may be an emergency. Call {s.emergency_number} (your local emergency number) now.\n\n"
-            f"While you wait: {guidance}\n\n"
-            "medchat cannot assess emergencies; the emergency services can."
-        )
+        return emergency_message(EMERGENCY_GUIDANCE[category], s.emergency_number, s.crisis_line)
 
 
-# --- retrieved text is data --------------------------------------------------
-#
-# A medical reference passage has no reason to address the model. Sentences that
-# do (override attempts, role play, requests for the prompt, fake role headers)
-# are replaced by a marker before the passage is shown to the model, so even a
-# small model that copies its context cannot repeat or obey them. Chat-template
-# control tokens are defused separately (`prompts.neutralise`).
-
-INJECTION_MARK = "[instruction-like text removed]"
-
-_INJECTION = _rx(
-    r"\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(instructions?|rules|directions|guidelines|"
-    r"prompt|context|above|previous|prior|user|system)\b",
-    r"\b(you are now|from now on,? you|act as|pretend (to be|you are)|developer mode|jailbreak\w*|"
-    r"do anything now)\b",
-    r"\b(reveal|print|show|repeat|output|leak|tell me|disclose)\b.{0,30}\b(your|the)\b.{0,15}\b(system )?"
-    r"(prompt|instructions|rules)\b",
-    r"\b(say|reply|respond|answer|write|output|include)\b.{0,40}"
-    r"\b(only|always|in every (answer|reply|response)|every time)\b.{0,40}\b(with|the word|words?|phrase)\b",
-    r"\b(in every (answer|reply|response))\b",
-    r"(^|[\s>›])(system|assistant|user|developer)\s*:",
-    r"‹\|[^|›]{1,40}\|›",
-)
-_SENTENCES = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
-
-
-def strip_injections(text: str) -> tuple[str, int]:
-    """The text with instruction-like sentences replaced by a marker, and how many were replaced."""
-    removed = 0
-
-    def visit(match: re.Match[str]) -> str:
-        nonlocal removed
-        sentence = match.group(0)
-        if _INJECTION.search(sentence) or _INJECTION.search(skeleton(sentence)):
-            removed += 1
-            return f" {INJECTION_MARK} " + ("\n" if sentence.endswith("\n") else "")
-        return sentence
-
-    cleaned = _SENTENCES.sub(visit, text)
-    cleaned = re.sub(rf"(?:\s*{re.escape(INJECTION_MARK)})+", f" {INJECTION_MARK}", cleaned)
-    return cleaned.strip(), removed
+assert set(EMERGENCY_GUIDANCE) == set(_RED_FLAGS)  # every category has its guidance
