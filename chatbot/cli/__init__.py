@@ -123,12 +123,5 @@ def main(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = {"verbose": verbose}
 
 
-@main.command()
-@_user_errors
-def config() -> None:
-    """Show the effective settings as JSON."""
-    click.echo(_settings().model_dump_json(indent=2))
-
-
-# the commands register themselves on `main` when imported
-from chatbot.cli import answer, batch, ingest, labelling, serve, train, triage  # noqa: E402, F401
+# the commands register themselves on `main` when imported; one module per command, named as the command
+from chatbot.cli import ask, batch, config, eval, export, ingest, prefs, serve, train, triage  # noqa: E402, F401
