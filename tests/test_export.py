@@ -144,13 +144,13 @@ def test_a_database_from_before_the_prompt_column_is_migrated_and_still_exports(
 
     c = pair(store)
     vote(store, c, "ann", "A")
-    with store.engine.begin() as conn:  # the schema as it was before m003b
+    with store.engine.begin() as conn:  # the schema as it was before m004
         conn.execute(text("ALTER TABLE responses DROP COLUMN prompt_messages"))
-        conn.execute(text("DELETE FROM _medchat_migrations WHERE name = 'm003b_export_prompt_messages'"))
+        conn.execute(text("DELETE FROM _medchat_migrations WHERE name = 'm004_export_prompt_messages'"))
     store.close()
     again = PreferenceStore(store.url)
     try:
-        assert again.applied == ["m003b_export_prompt_messages"]
+        assert again.applied == ["m004_export_prompt_messages"]
         assert again.responses(c.id)["a"].prompt_messages is None
         (row,) = export(again, "dpo").rows  # rebuilt from the stored answer, checked against its hash
         assert row["prompt"] == response("v-good", "").prompt_messages

@@ -40,7 +40,7 @@ def vote(c, annotator="ann", choice="A", **kw):
 def test_migrations_run_once_and_are_recorded(tmp_path):
     url = f"sqlite:///{tmp_path / 'p.sqlite3'}"
     first = PreferenceStore(url)
-    assert first.applied[0] == "m001_initial" and "m002_labelling_journey" in first.applied
+    assert first.applied[0] == "m001_initial" and "m003_labelling_journey" in first.applied
     first.close()
     again = PreferenceStore(url)
     assert again.applied == []
@@ -288,3 +288,11 @@ def test_serving_on_a_network_address_without_users_is_refused(settings):
     settings.ui.host = "0.0.0.0"
     with pytest.raises(ConfigError, match="add-user"):
         serve_app(settings)
+
+
+def test_migration_names_follow_their_position():
+    """A migration is recorded under its list position, so its name says that position."""
+    from chatbot.labelling.store.migrations import MIGRATIONS
+
+    for number, (name, step) in enumerate(MIGRATIONS, start=1):
+        assert name.startswith(f"m{number:03d}_") and step.__name__ == name

@@ -1,6 +1,7 @@
 """Versioned schema migrations, applied in order and recorded in `_medchat_migrations`.
 
-Add a function to `MIGRATIONS` for each change; never edit one that has shipped.
+Add a function to `MIGRATIONS` for each change, at the end, named `m<NNN>_<what>` with NNN its
+position in the list (the id it is recorded under); never edit or rename one that has shipped.
 Each migration runs in its own transaction with its record.
 """
 
@@ -29,7 +30,12 @@ def m001_initial(conn: Connection) -> None:
     models.Base.metadata.create_all(conn, tables=tables)  # type: ignore[arg-type]
 
 
-def m002_labelling_journey(conn: Connection) -> None:
+def m002_training_runs(conn: Connection) -> None:
+    """The `training_runs` table: each `medchat train` run and the judgments it learned from."""
+    models.Base.metadata.create_all(conn, tables=[models.TrainingRun.__table__])  # type: ignore[list-item]
+
+
+def m003_labelling_journey(conn: Connection) -> None:
     """Skipped assignments, the harm flag, and votes changed after the names were revealed.
 
     m001 creates tables from the current models, so on a fresh database the columns exist already."""
@@ -47,12 +53,7 @@ def m002_labelling_journey(conn: Connection) -> None:
                 conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
 
 
-def m004_training_runs(conn: Connection) -> None:
-    """The `training_runs` table: each `medchat train` run and the judgments it learned from."""
-    models.Base.metadata.create_all(conn, tables=[models.TrainingRun.__table__])  # type: ignore[list-item]
-
-
-def m003b_export_prompt_messages(conn: Connection) -> None:
+def m004_export_prompt_messages(conn: Connection) -> None:
     """`responses.prompt_messages`: the messages the model saw, so exports train on the full prompt.
 
     Rows stored before it have NULL there; the export rebuilds their prompt from the stored answer."""
@@ -62,9 +63,9 @@ def m003b_export_prompt_messages(conn: Connection) -> None:
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
-    ("m004_training_runs", m004_training_runs),
-    ("m002_labelling_journey", m002_labelling_journey),  # appended: ids follow list order
-    ("m003b_export_prompt_messages", m003b_export_prompt_messages),
+    ("m002_training_runs", m002_training_runs),
+    ("m003_labelling_journey", m003_labelling_journey),
+    ("m004_export_prompt_messages", m004_export_prompt_messages),
 ]
 
 

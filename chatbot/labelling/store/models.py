@@ -99,7 +99,7 @@ class Response(Base):
     chunk_ids: Mapped[list[str]] = mapped_column(default=list)
     prompt_hash: Mapped[str] = mapped_column(String(100), default="")
     prompt_messages: Mapped[list[dict[str, str]]] = mapped_column(JSON, nullable=True, default=list)
-    """The chat messages the model was given: system, exemplar turn, passages and question (m003b)."""
+    """The chat messages the model was given: system, exemplar turn, passages and question (m004)."""
     text: Mapped[str] = mapped_column(Text, default="")
     answer: Mapped[dict[str, Any]] = mapped_column(default=dict)
     finished: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -120,7 +120,7 @@ class Assignment(Base):
     left_slot: Mapped[str] = mapped_column(String(1))
     served_at: Mapped[datetime] = mapped_column(default=utcnow)
     skipped_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    """Set when the annotator skipped the pair: it goes back to the pool for others (m002)."""
+    """Set when the annotator skipped the pair: it goes back to the pool for others (m003)."""
 
 
 class Judgment(Base):
@@ -159,9 +159,9 @@ class Judgment(Base):
     status: Mapped[str] = mapped_column(String(12), default="submitted")
     supersedes_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     harm_flag: Mapped[bool] = mapped_column(Boolean, default=False)
-    """The annotator said an answer could cause harm (m002)."""
+    """The annotator said an answer could cause harm (m003)."""
     after_reveal: Mapped[bool] = mapped_column(Boolean, default=False)
-    """Submitted after the variant names were shown (a changed vote); exports leave these out (m002)."""
+    """Submitted after the variant names were shown (a changed vote); exports leave these out (m003)."""
 
 
 class TrainingRun(Base):
