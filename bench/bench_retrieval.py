@@ -74,20 +74,20 @@ def main() -> None:
     from ingestion.chunking import Chunker, WordPieceCounter
     from ingestion.embedding import SentenceTransformerEmbedder, tokenizer_file
     from ingestion.index import ChromaIndex, IndexSpec
-    from ingestion.lexical import LexicalIndex, manifest_path
+    from ingestion.lexical import LexicalIndex
     from ingestion.manifest import FileRecord, Manifest
 
     settings = Settings()
     embedder = SentenceTransformerEmbedder()
     ing = settings.ingestion
-    spec = IndexSpec(embedder.id, embedder.dim, ing.chunk_tokens, ing.chunk_overlap_tokens)
+    spec = IndexSpec.of(embedder, ing)
     chunker = Chunker(
         WordPieceCounter(tokenizer_file(settings.embedding.model)), ing.chunk_tokens, ing.chunk_overlap_tokens
     )
 
     t = time.perf_counter()
     index = ChromaIndex.open(settings.chroma_dir, settings.store.collection, spec, create=True)
-    manifest = Manifest(manifest_path(settings), spec.as_metadata())
+    manifest = Manifest(settings.manifest_path, spec.as_metadata())
     rng = np.random.default_rng(0)
     total = 0
     batch: list = []

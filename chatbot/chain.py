@@ -197,7 +197,7 @@ class Chain:
     def embedder(self) -> RememberLast:
         """The query encoder, shared by triage and retrieval so that a question is embedded once."""
         if self._embedder is None:
-            from chatbot.retrieval import get_embedder
+            from ingestion.embedding import get_embedder
 
             self._embedder = RememberLast(get_embedder(self.settings))
         return self._embedder

@@ -1,8 +1,9 @@
-"""Dense retrieval from the Chroma index, with the passage records the chain cites."""
+"""Hybrid retrieval: dense (Chroma) and lexical (BM25) rankings fused by reciprocal rank, and the
+passage records the chain cites. Dense retrieval alone when the settings turn `retrieval.hybrid` off
+or no BM25 index exists."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,9 @@ class Passage:  # satisfies prompts.PassageLike
         }
 
 
-class LexicalIndex(Protocol):
+class LexicalSearch(Protocol):
+    """What the retriever needs of a lexical index (`ingestion.lexical.LexicalIndex` is the one)."""
+
     def query(self, text: str, k: int) -> list[Hit]: ...
 
 
@@ -94,7 +97,8 @@ def _passage(hit: Hit, dense: float | None, fused: float) -> Passage:
 
 
 class Retriever:
-    """Dense retrieval from Chroma, fused with a lexical index when one is given."""
+    """Dense retrieval from Chroma fused with lexical (BM25) retrieval by reciprocal rank fusion;
+    dense alone when no lexical index is given."""
 
     def __init__(
         self,
@@ -102,7 +106,7 @@ class Retriever:
         embedder: Embedder,
         k: int,
         *,
-        lexical: LexicalIndex | None = None,
+        lexical: LexicalSearch | None = None,
         candidates: int = 20,
         dense_weight: float = 1.0,
         lexical_weight: float = 1.0,
@@ -116,7 +120,7 @@ class Retriever:
 
     @classmethod
     def from_settings(
-        cls, index: ChromaIndex, embedder: Embedder, r: RetrievalSettings, lexical: LexicalIndex | None
+        cls, index: ChromaIndex, embedder: Embedder, r: RetrievalSettings, lexical: LexicalSearch | None
     ) -> Retriever:
         """A retriever with k, candidates and fusion weights from settings; BM25 only when `r.hybrid`."""
         return cls(
@@ -130,7 +134,8 @@ class Retriever:
         )
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Passage]:
-        """The best `k` passages, best first; `score` is the dense cosine similarity."""
+        """The best `k` passages, best first by the fused rank; `score` is the dense cosine similarity
+        (0 for a passage only the lexical index found), `fused` the fusion score."""
         k = k or self.k
         pool = max(k, self.candidates) * (4 if filters else 1)
         dense = [
@@ -147,39 +152,21 @@ class Retriever:
         return [_passage(by_id[i], dense_score.get(i), f) for i, f in fused[:k]]
 
 
-_embedders: dict[tuple[str, str], Embedder] = {}
-_lock = threading.Lock()
-
-
-def get_embedder(settings: Settings) -> Embedder:
-    """The process-wide embedder for these settings, loaded on first use."""
-    from ingestion.embedding import SentenceTransformerEmbedder
-
-    key = (settings.embedding.model, settings.embedding.device)
-    with _lock:
-        if key not in _embedders:
-            _embedders[key] = SentenceTransformerEmbedder(
-                settings.embedding.model, settings.embedding.device, settings.embedding.batch_size
-            )
-        return _embedders[key]
-
-
 def open_retriever(settings: Settings, embedder: Embedder | None = None) -> Retriever:
     """A retriever over the existing index; raises `IndexMissingError` if there is none.
 
     With `retrieval.hybrid` (the default) the BM25 index kept beside Chroma is fused in.
     """
+    from ingestion.embedding import get_embedder
     from ingestion.index import IndexSpec, open_index, require_index
-    from ingestion.lexical import LexicalIndex, manifest_path
+    from ingestion.lexical import LexicalIndex
 
     if settings.store.mode == "embedded":
         require_index(settings.chroma_dir)  # before loading the embedder: fail at once
     embedder = embedder or get_embedder(settings)
-    spec = IndexSpec(
-        embedder.id, embedder.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
-    )
+    spec = IndexSpec.of(embedder, settings.ingestion)
     index = open_index(settings, spec)
     lexical = None
-    if settings.retrieval.hybrid and manifest_path(settings).is_file():
+    if settings.retrieval.hybrid and settings.manifest_path.is_file():
         lexical = LexicalIndex.open(settings, spec)
     return Retriever.from_settings(index, embedder, settings.retrieval, lexical)

@@ -24,6 +24,8 @@ from pydantic_settings import (
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = Path("~/.medchat")
+CHROMA_FILE = "chroma.sqlite3"
+"""Chroma's own database file in its folder; its presence means an index was written there."""
 
 
 def _default_home() -> Path:
@@ -399,13 +401,36 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
         return tuple(sources)
 
+    # -- where things live on disk: every path medchat reads or writes is derived here, nowhere else --
+
     @property
     def index_dir(self) -> Path:
+        """The folder of the index: Chroma, the ingestion manifest and the BM25 arrays."""
         return self.home.expanduser() / "index"
 
     @property
     def chroma_dir(self) -> Path:
         return (self.store.chroma_path or self.index_dir / "chroma").expanduser()
+
+    @property
+    def chroma_file(self) -> Path:
+        """The file an embedded Chroma index writes first: no file, no index."""
+        return self.chroma_dir / CHROMA_FILE
+
+    @property
+    def manifest_path(self) -> Path:
+        """The ingestion manifest of the collection (SQLite): files, hashes and the chunk texts."""
+        return self.index_dir / f"{self.store.collection}.manifest.sqlite3"
+
+    @property
+    def bm25_dir(self) -> Path:
+        """The lexical (BM25) arrays of the collection, derived from the manifest."""
+        return self.index_dir / f"bm25-{self.store.collection}"
+
+    @property
+    def models_dir(self) -> Path:
+        """Derived and trained models (requantized GGUF copies, `medchat train` runs)."""
+        return (self.generation.models_dir or self.home / "models").expanduser()
 
     @property
     def eval_work_dir(self) -> Path:

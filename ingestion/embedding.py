@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatbot.errors import DependencyMissingError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from chatbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +182,34 @@ def declared_dim(model: str) -> int | None:
     return int(dim) if dim else None
 
 
+_shared: dict[tuple[str, str, int], SentenceTransformerEmbedder] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_embedder(
+    model: str = PACKAGED_MINILM, device: str = "cpu", batch_size: int = 32
+) -> SentenceTransformerEmbedder:
+    """The process-wide embedder for this model, device and batch size, loaded on first use.
+
+    The one cache of loaded encoders: the chat, ingestion (through `LazyEmbedder`), the benchmarks
+    and triage all get theirs here, so a process holds each model once.
+    """
+    key = (model, device, batch_size)
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = SentenceTransformerEmbedder(model, device, batch_size)
+        return _shared[key]
+
+
+def get_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    """The shared embedder the settings name (`embedding.model`, `.device`, `.batch_size`)."""
+    e = settings.embedding
+    return shared_embedder(e.model, e.device, e.batch_size)
+
+
 class LazyEmbedder:
-    """A `SentenceTransformerEmbedder` loaded on first use, so that runs with nothing new stay instant."""
+    """The shared embedder, taken from the cache on first use, so that runs with nothing new stay instant
+    (its id and dimension are read from the model folder without loading it)."""
 
     def __init__(self, model: str = PACKAGED_MINILM, device: str = "cpu", batch_size: int = 32):
         self._args = (model, device, batch_size)
@@ -194,7 +224,7 @@ class LazyEmbedder:
 
     def _load(self) -> SentenceTransformerEmbedder:
         if self._real is None:
-            self._real = SentenceTransformerEmbedder(*self._args)
+            self._real = shared_embedder(*self._args)
         return self._real
 
     def embed_documents(self, texts: Sequence[str]) -> Any:

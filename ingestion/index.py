@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import IndexMismatchError, IndexMissingError
+from chatbot.settings import CHROMA_FILE
 from ingestion.documents import Chunk
 
 if TYPE_CHECKING:
-    from chatbot.settings import Settings
+    from chatbot.settings import IngestionSettings, Settings
+    from ingestion.embedding import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,11 @@ class IndexSpec:
     dim: int
     chunk_tokens: int
     chunk_overlap_tokens: int
+
+    @classmethod
+    def of(cls, embedder: Embedder, ingestion: IngestionSettings) -> IndexSpec:
+        """The spec of an index built by `embedder` with the chunking in `ingestion` settings."""
+        return cls(embedder.id, embedder.dim, ingestion.chunk_tokens, ingestion.chunk_overlap_tokens)
 
     def as_metadata(self) -> dict[str, str | int]:
         return {
@@ -52,7 +59,7 @@ class Hit:
 
 def require_index(path: Path) -> None:
     """Raise the "ingest first" error when no index was ever written at `path`."""
-    if not (path / "chroma.sqlite3").is_file():
+    if not (path / CHROMA_FILE).is_file():
         raise IndexMissingError(
             f"no index at {path}: run `medchat ingest PATH...` "
             "(or `medchat ingest --sample` for the bundled notes) first"
@@ -153,7 +160,7 @@ class ChromaIndex:
 
     @staticmethod
     def drop(path: Path, name: str, server: Server | None = None) -> None:
-        if server is None and not (path / "chroma.sqlite3").is_file():
+        if server is None and not (path / CHROMA_FILE).is_file():
             return
         client = _client(path, server)
         existing = {c if isinstance(c, str) else c.name for c in client.list_collections()}

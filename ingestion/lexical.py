@@ -2,7 +2,7 @@
 
 The chunk texts live in the ingestion manifest (SQLite), written in the same
 transaction that records a file as indexed; the `bm25s` arrays under
-`index_dir/bm25-<collection>/` are derived from them and stamped with the
+`Settings.bm25_dir` (`index/bm25-<collection>/`) are derived from them and stamped with the
 manifest's generation and the index spec (embedder id and chunking). A stale
 or missing stamp means "rebuild from the manifest", so an interrupted run can
 never leave BM25 and Chroma disagreeing; a stamp written for another embedder
@@ -42,14 +42,6 @@ def _searchable(text: str, metadata: str) -> str:
     return f"{heading}\n{text}" if heading else text
 
 
-def manifest_path(settings: Settings) -> Path:
-    return settings.index_dir / f"{settings.store.collection}.manifest.sqlite3"
-
-
-def bm25_dir(settings: Settings) -> Path:
-    return settings.index_dir / f"bm25-{settings.store.collection}"
-
-
 def _tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
@@ -72,14 +64,14 @@ class LexicalIndex:
     @classmethod
     def open(cls, settings: Settings, spec: IndexSpec, manifest: Manifest | None = None) -> LexicalIndex:
         """Open the BM25 index of the settings' collection; refuse one built differently."""
-        path = manifest_path(settings)
+        path = settings.manifest_path
         if manifest is None:
             if not path.is_file():
                 raise IndexMissingError(
                     f"no lexical index at {settings.index_dir}: run `medchat ingest PATH...` first"
                 )
             manifest = Manifest(path, spec.as_metadata())
-        index = cls(bm25_dir(settings), manifest, spec)
+        index = cls(settings.bm25_dir, manifest, spec)
         index._check_stamp()
         return index
 

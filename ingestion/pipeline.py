@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # (file being read or "" at the end, files done, files in all, chunks embedded so far); called
 # before each file and after each embedded batch, so that one large file shows progress too
-Progress = Callable[[str, int, int, int], None]
+IngestProgress = Callable[[str, int, int, int], None]
 STAGES = ("scan", "reconcile", "load", "chunk", "embed", "write", "bm25")
 
 
@@ -224,7 +224,7 @@ class _Run:
         self.report = report
         self.pending: list[_File] = []
         self.buffered = 0  # chunks held in memory by the pending files
-        self.progress: Progress | None = None
+        self.progress: IngestProgress | None = None
         self.position = ("", 0, 0)  # (file, files done, files in all) for progress
         self._chunker: Chunker | None = None
         self.dirty = False
@@ -415,12 +415,12 @@ def ingest(
     index: ChromaIndex | None = None,
     rebuild: bool = False,
     prune: bool | None = None,
-    progress: Progress | None = None,
+    progress: IngestProgress | None = None,
 ) -> IngestReport:
     """Index the files under `paths`; return what happened to each."""
     from ingestion.embedding import LazyEmbedder
     from ingestion.index import IndexSpec, drop_index, open_index
-    from ingestion.lexical import LexicalIndex, bm25_dir, manifest_path
+    from ingestion.lexical import LexicalIndex
     from ingestion.manifest import Manifest
 
     started = time.perf_counter()
@@ -434,19 +434,17 @@ def ingest(
         embedder = LazyEmbedder(
             settings.embedding.model, settings.embedding.device, settings.embedding.batch_size
         )
-    spec = IndexSpec(
-        embedder.id, embedder.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
-    )
+    spec = IndexSpec.of(embedder, settings.ingestion)
     if rebuild:
         if index is None:
             drop_index(settings)
-        Manifest.drop(manifest_path(settings))
+        Manifest.drop(settings.manifest_path)
         import shutil
 
-        shutil.rmtree(bm25_dir(settings), ignore_errors=True)
+        shutil.rmtree(settings.bm25_dir, ignore_errors=True)
     if index is None:
         index = open_index(settings, spec, create=True)
-    manifest = Manifest(manifest_path(settings), spec.as_metadata())
+    manifest = Manifest(settings.manifest_path, spec.as_metadata())
     try:
         lexical = LexicalIndex.open(settings, spec, manifest)
         with _Clock(report, "reconcile"):
@@ -473,7 +471,7 @@ def _run_files(
     manifest: Manifest,
     report: IngestReport,
     prune: bool,
-    progress: Progress | None,
+    progress: IngestProgress | None,
 ) -> None:
     known = manifest.files()
     run = _Run(settings, embedder, index, manifest, report)
@@ -517,7 +515,4 @@ def lexical_index(settings: Settings, embedder: Embedder | None = None) -> Lexic
     from ingestion.lexical import LexicalIndex
 
     emb: Any = embedder or LazyEmbedder(settings.embedding.model, settings.embedding.device)
-    spec = IndexSpec(
-        emb.id, emb.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
-    )
-    return LexicalIndex.open(settings, spec)
+    return LexicalIndex.open(settings, IndexSpec.of(emb, settings.ingestion))

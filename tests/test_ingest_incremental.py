@@ -12,7 +12,7 @@ import pytest
 
 from chatbot.errors import IndexMismatchError
 from ingestion.index import IndexSpec, open_index
-from ingestion.lexical import LexicalIndex, manifest_path
+from ingestion.lexical import LexicalIndex
 from ingestion.pipeline import ingest, lexical_index
 
 
@@ -60,9 +60,7 @@ def make_corpus(folder: Path, n: int = 12) -> Path:
 
 
 def spec_of(settings, embedder) -> IndexSpec:
-    return IndexSpec(
-        embedder.id, embedder.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
-    )
+    return IndexSpec.of(embedder, settings.ingestion)
 
 
 def state(settings, embedder) -> tuple[set[str], set[str]]:
@@ -180,7 +178,7 @@ def test_bm25_refuses_an_index_built_with_another_embedder(small, tmp_path):
     other = IndexSpec("other/model", 64, small.ingestion.chunk_tokens, small.ingestion.chunk_overlap_tokens)
     with pytest.raises(IndexMismatchError, match=r"other/model|rebuild"):
         LexicalIndex.open(small, other)
-    assert manifest_path(small).is_file()
+    assert small.manifest_path.is_file()
 
 
 def test_rebuild_starts_from_nothing(small, tmp_path):
@@ -240,7 +238,7 @@ def test_a_large_jsonl_file_streams_through_in_batches(small, tmp_path):
     assert len({t[3] for t in during}) > 5 and ticks[-1] == ("", 1, 1, 100)
     from ingestion.manifest import Manifest
 
-    m = Manifest(manifest_path(small), spec_of(small, emb).as_metadata())
+    m = Manifest(small.manifest_path, spec_of(small, emb).as_metadata())
     assert m.discard_staged() == set() and m.chunk_count() == 100
     m.close()
 

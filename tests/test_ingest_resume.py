@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ingestion.index import IndexSpec, open_index
-from ingestion.lexical import LexicalIndex, manifest_path
+from ingestion.lexical import LexicalIndex
 from ingestion.pipeline import ingest
 from tests.test_ingest_incremental import HashEmbedder, make_corpus
 
@@ -25,9 +25,7 @@ SMALL = {"MEDCHAT_INGESTION__CHUNK_TOKENS": "64", "MEDCHAT_INGESTION__CHUNK_OVER
 
 
 def _ids(settings, embedder) -> tuple[set[str], set[str]]:
-    spec = IndexSpec(
-        embedder.id, embedder.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
-    )
+    spec = IndexSpec.of(embedder, settings.ingestion)
     chroma = open_index(settings, spec).all_ids()
     lexical = LexicalIndex.open(settings, spec)
     lexical.sync()
@@ -58,7 +56,7 @@ def test_kill_9_mid_run_then_rerun_equals_a_clean_run(tmp_path, monkeypatch, emb
         monkeypatch.setenv(key, value)
     from chatbot.settings import Settings
 
-    manifest = manifest_path(Settings())
+    manifest = Settings().manifest_path
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -135,9 +133,7 @@ def test_ingest_into_a_chroma_server(chroma_server, settings, tmp_path):
     assert not settings.chroma_dir.exists()  # nothing embedded on disk: it all went to the server
     chroma, bm25 = _ids(settings, emb)
     assert chroma == bm25 and len(chroma) == first.total_chunks
-    spec = IndexSpec(
-        emb.id, emb.dim, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens
-    )
+    spec = IndexSpec.of(emb, settings.ingestion)
     hits = open_index(settings, spec).query(emb.embed_query("Topic 2 condition2 treatment1"), 3)
     assert hits and "condition2" in hits[0].text
     again = ingest([corpus], settings=settings, embedder=emb)

@@ -52,7 +52,7 @@ def serve(
     """Start the app (Chat, Compare, Results) in the browser."""
     settings = _settings(**{"ui.host": host, "ui.port": port})
     _setup_logging(settings, ctx.obj["verbose"])
-    if sample_if_empty and not (settings.chroma_dir / "chroma.sqlite3").is_file():
+    if sample_if_empty and not settings.chroma_file.is_file():
         click.echo(f"no index at {settings.chroma_dir}: ingesting the sample corpus first", err=True)
         _print_report(run_ingest(settings, [settings.sample_corpus]))
     from chatbot.ui.serve import serve_app

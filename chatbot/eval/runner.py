@@ -68,7 +68,8 @@ class EvalOptions:
     """For answer benchmarks: a corpus to ingest and retrieve from (default: see `run_choices`)."""
 
 
-Progress = Callable[[int, int], None]
+EvalProgress = Callable[[int, int], None]
+"""Called with (questions done, questions in all) as a benchmark runs."""
 
 
 def _bar(total: int, desc: str) -> Any:
@@ -110,9 +111,7 @@ def build_index(
     failed = [f.reason for f in report.files if f.status == "failed"]
     if failed:
         raise ds.EvalDataError(f"the benchmark corpus could not be ingested: {failed[0]}")
-    spec = IndexSpec(
-        embedder.id, embedder.dim, esettings.ingestion.chunk_tokens, esettings.ingestion.chunk_overlap_tokens
-    )
+    spec = IndexSpec.of(embedder, esettings.ingestion)
     index = open_index(esettings, spec)
     lexical = LexicalIndex.open(esettings, spec)
     info = {
@@ -495,7 +494,7 @@ def run_eval(
     }
     if opts.dataset in RETRIEVAL:
         if embedder is None:
-            from chatbot.retrieval import get_embedder
+            from ingestion.embedding import get_embedder
 
             embedder = get_embedder(settings)
         common: dict[str, Any] = {
@@ -551,7 +550,8 @@ def _choice_retriever(
 ) -> tuple[Retriever, dict[str, Any]]:
     """What answer benchmarks retrieve from: `--corpus` if given; for PubMedQA its own
     abstracts (conclusions held back); for MIRAGE the user's configured index."""
-    from chatbot.retrieval import Retriever, get_embedder, open_retriever
+    from chatbot.retrieval import Retriever, open_retriever
+    from ingestion.embedding import get_embedder
 
     corpus = opts.corpus or (opts.path if opts.dataset == "pubmedqa" else None)
     embedder = embedder or get_embedder(settings)

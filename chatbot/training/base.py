@@ -119,7 +119,7 @@ def prepare(base: BaseModel, settings: Settings) -> BaseModel:
 def _gguf_folder(path: Path, settings: Settings) -> str:
     from chatbot.engines.transformers_engine import gguf_to_folder
 
-    models = (settings.generation.models_dir or settings.home / "models").expanduser()
+    models = settings.models_dir
     models.mkdir(parents=True, exist_ok=True)
     try:
         return str(gguf_to_folder(path, models))

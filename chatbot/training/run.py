@@ -82,15 +82,11 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-def models_dir(settings: Settings) -> Path:
-    return (settings.generation.models_dir or settings.home / "models").expanduser()
-
-
 def _progress_callback(enabled: bool) -> Any:
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
 
-    class Progress(TrainerCallback):
+    class StepBar(TrainerCallback):
         """One bar for the optimizer steps, with the latest loss; tqdm shows the ETA."""
 
         bar: Any = None
@@ -116,7 +112,7 @@ def _progress_callback(enabled: bool) -> Any:
             if self.bar is not None:
                 self.bar.close()
 
-    return Progress()
+    return StepBar()
 
 
 def _columns(kind: str) -> tuple[str, ...]:
@@ -251,7 +247,7 @@ def train(
 
     opts.validate()
     name = opts.name or f"{opts.kind}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    run_dir = models_dir(settings) / name
+    run_dir = settings.models_dir / name
     if run_dir.exists() and not opts.resume and any(run_dir.iterdir()):
         raise TrainingError(
             f"a run named {name!r} exists at {run_dir}: pass --resume to continue it, or another --name"

@@ -122,9 +122,9 @@ class Triage:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from ingestion.embedding import PACKAGED_MINILM, SentenceTransformerEmbedder
+            from ingestion.embedding import PACKAGED_MINILM, shared_embedder
 
-            self._embedder = SentenceTransformerEmbedder(PACKAGED_MINILM)
+            self._embedder = shared_embedder(PACKAGED_MINILM)
             if self._head is not None:
                 self._check_encoder(self._embedder)
         return self._embedder
