@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from chatbot.attribution import attribute, content_words
@@ -19,6 +19,7 @@ from chatbot.engines.base import GenerationParams, fit_passages
 from chatbot.errors import EmptyQuestionError
 from chatbot.limits import check_question
 from chatbot.ranking import edges_first, mmr
+from chatbot.retrieval import RetrievalParams
 from chatbot.safety.emergency import EmergencyGate
 from chatbot.safety.wording import DISCLAIMER, INSUFFICIENT_EVIDENCE
 from chatbot.textnorm import normalise
@@ -137,7 +138,7 @@ class Turn:
 
     question: str
     history: Sequence[str] = ()
-    filters: Filters | None = None
+    retrieval: RetrievalParams | None = None
     params: GenerationParams | None = None
     answer: Answer | None = None
     prompt: BuiltPrompt | None = None
@@ -231,8 +232,16 @@ class Chain:
 
     # -- entry points -----------------------------------------------------------
 
-    def answer(self, question: str, *, history: Sequence[str] = (), filters: Filters | None = None) -> Answer:
-        stream = self.stream(question, history=history, filters=filters)
+    def answer(
+        self,
+        question: str,
+        *,
+        history: Sequence[str] = (),
+        filters: Filters | None = None,
+        params: GenerationParams | None = None,
+        retrieval: RetrievalParams | None = None,
+    ) -> Answer:
+        stream = self.stream(question, history=history, filters=filters, params=params, retrieval=retrieval)
         for _ in stream:
             pass
         assert stream.answer is not None
@@ -245,19 +254,30 @@ class Chain:
         history: Sequence[str] = (),
         filters: Filters | None = None,
         params: GenerationParams | None = None,
+        retrieval: RetrievalParams | None = None,
     ) -> AnswerStream:
-        """Answer `question`; `history` holds the earlier questions of the conversation, oldest first."""
-        turn = self._start(question, history, filters, params)
+        """Answer `question`; `history` holds the earlier questions of the conversation, oldest first.
+
+        Per request, `retrieval` sets k and filters (`filters` alone is a shorthand that keeps the
+        settings' k) and `params` the generation; left out, both come from the settings."""
+        turn = self._start(question, history, self.retrieval_params(retrieval, filters), params)
         self.gate_step(turn)  # before retrieval, before the model, before even opening the index
         if not turn.done:
             _ = self.retriever  # a missing index raises here, before streaming starts
         return AnswerStream(lambda holder: self._run(turn, holder))
 
+    def retrieval_params(
+        self, retrieval: RetrievalParams | None = None, filters: Filters | None = None
+    ) -> RetrievalParams:
+        """The request's retrieval parameters: those given, else the settings', with `filters` if given."""
+        base = retrieval or RetrievalParams.from_settings(self.settings.retrieval)
+        return base if filters is None else replace(base, filters=filters)
+
     def _start(
         self,
         question: str,
         history: Sequence[str],
-        filters: Filters | None,
+        retrieval: RetrievalParams | None,
         params: GenerationParams | None,
     ) -> Turn:
         limits = self.settings.limits
@@ -271,7 +291,7 @@ class Chain:
         earlier = tuple(
             normalise(h) for h in recent if isinstance(h, str) and len(h) <= limits.question_chars
         )
-        return Turn(question, earlier, filters, params)
+        return Turn(question, earlier, retrieval or self.retrieval_params(), params)
 
     def _run(self, turn: Turn, holder: AnswerStream) -> Iterator[str]:
         for step in (
@@ -303,7 +323,10 @@ class Chain:
 
         def start(inputs: dict[str, Any]) -> Turn:
             return self._start(
-                inputs.get("question", ""), inputs.get("history", ()), inputs.get("filters"), None
+                inputs.get("question", ""),
+                inputs.get("history", ()),
+                self.retrieval_params(None, inputs.get("filters")),
+                None,
             )
 
         def step(fn: Callable[[Turn], None], name: str) -> Any:
@@ -355,9 +378,9 @@ class Chain:
     def retrieve_step(self, turn: Turn) -> None:
         assert turn.answer is not None
         t = time.perf_counter()
-        r = self.settings.retrieval
-        k = r.k * 2 if r.mmr else r.k
-        turn.answer.passages = self.retriever.retrieve(turn.answer.query, k=k, filters=turn.filters)
+        wanted = turn.retrieval or self.retrieval_params()
+        k = wanted.k * 2 if self.settings.retrieval.mmr else wanted.k
+        turn.answer.passages = self.retriever.retrieve(turn.answer.query, k=k, filters=wanted.filters)
         turn.timings["retrieve_s"] = time.perf_counter() - t
 
     def floor_step(self, turn: Turn) -> None:
@@ -376,8 +399,9 @@ class Chain:
         """Optional diversity, then the strongest passages at both ends of the context."""
         assert turn.answer is not None
         r = self.settings.retrieval
+        k = (turn.retrieval or self.retrieval_params()).k
         passages = turn.answer.passages
-        if r.mmr and len(passages) > r.k:
+        if r.mmr and len(passages) > k:
             words = {p.id: content_words(p.text) for p in passages}
 
             def overlap(a: Passage, b: Passage) -> float:
@@ -385,8 +409,8 @@ class Chain:
                 return len(words[a.id] & words[b.id]) / len(union) if union else 0.0
 
             top = max(p.fused for p in passages) or 1.0
-            passages = mmr(passages, [p.fused / top for p in passages], overlap, r.k, r.mmr_lambda)
-        ranked = passages[: r.k]
+            passages = mmr(passages, [p.fused / top for p in passages], overlap, k, r.mmr_lambda)
+        ranked = passages[:k]
         ranked = ranked[: self._fitting(turn, ranked)]
         turn.answer.passages = edges_first(ranked)
 

@@ -61,6 +61,25 @@ Filters = Mapping[str, Any]
 `$gte`/`$lte`/`$in` conditions, e.g. `{"source": "...", "year": {"$gte": 2020}}`."""
 
 
+@dataclass(frozen=True)
+class RetrievalParams:
+    """What one request sets about retrieval, as `GenerationParams` does for generation.
+
+    Passed into `Chain.answer`/`Chain.stream` (a chat page's k slider, a compared variant's k,
+    `medchat ask --filter`), so that nothing copies the settings or builds a chain per request.
+    The rest of retrieval (the evidence floor, fusion weights, MMR) belongs to the deployment and
+    comes from `RetrievalSettings`.
+    """
+
+    k: int
+    """Passages given to the model."""
+    filters: Filters | None = None
+
+    @classmethod
+    def from_settings(cls, r: RetrievalSettings, *, filters: Filters | None = None) -> RetrievalParams:
+        return cls(r.k, filters)
+
+
 def matches(metadata: Mapping[str, Any], filters: Filters | None) -> bool:
     for key, want in (filters or {}).items():
         have = metadata.get(key)

@@ -103,10 +103,9 @@ def test_dpo_loop_on_cpu_trains_saves_registers_and_the_variant_answers(
     result = CliRunner().invoke(main, args.split())
     assert result.exit_code == 0, result.output
     from chatbot.settings import get_settings
-    from chatbot.training.run import models_dir
 
     # where the command wrote ($MEDCHAT_HOME/models unless MEDCHAT_GENERATION__MODELS_DIR is set), as it says
-    run = models_dir(get_settings()) / "tiny"
+    run = get_settings().models_dir / "tiny"
     assert f"card and report in {run}" in result.output
     card = json.loads((run / "metrics.json").read_text())
     # the selection: the tie is left out and counted; held-out questions never appear in training

@@ -84,18 +84,22 @@ def corpus_settings(settings: Settings, corpus: Sequence[Path], name: str) -> Se
     for path in corpus:
         h.update(str(path.resolve()).encode())
         h.update(ds.sha256_file(path).encode())
-    data = settings.model_dump()
-    data["home"] = settings.eval_work_dir / "home"
-    data["store"] = {**data["store"], "mode": "embedded", "chroma_path": None}
-    data["store"]["collection"] = f"eval-{h.hexdigest()[:16]}"  # one index per corpus content
-    data["ingestion"] = {
-        **data["ingestion"],
-        "jsonl_text_field": "text",
-        "jsonl_id_field": "id",
-        "jsonl_title_field": "title",
-        "prune": False,
-    }
-    return type(settings).model_validate(data)
+    # the index paths all derive from `home` and the collection (`Settings.index_dir` and the rest),
+    # so naming those two redirects every file of the index; nothing else is rewritten
+    store = settings.store.model_copy(
+        update={"mode": "embedded", "chroma_path": None, "collection": f"eval-{h.hexdigest()[:16]}"}
+    )  # one index per corpus content
+    ingestion = settings.ingestion.model_copy(
+        update={
+            "jsonl_text_field": "text",
+            "jsonl_id_field": "id",
+            "jsonl_title_field": "title",
+            "prune": False,
+        }
+    )
+    return settings.model_copy(
+        update={"home": settings.eval_work_dir / "home", "store": store, "ingestion": ingestion}, deep=True
+    )
 
 
 def build_index(

@@ -4,7 +4,9 @@ A variant fixes the prompt parts, the retrieval k and the generation settings
 (temperature, top_p, max_new_tokens, seed); the engine and model come from the
 settings, so with only the bundled model variants differ in prompts, k and
 temperature. `VariantRunner` turns a variant into a `Chain` that shares the
-base chain's retriever and engine (one model in memory for all variants).
+base chain's settings, retriever and engine (one model in memory for all variants);
+its k and generation settings travel with each request (`RetrievalParams`,
+`GenerationParams`), so no settings are copied.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from chatbot.errors import ConfigError
 
 if TYPE_CHECKING:
     from chatbot.chain import Answer, AnswerStream, Chain
+    from chatbot.retrieval import RetrievalParams
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +131,6 @@ class VariantRunner:
             v = self.variants[name]
             base = self.chain
             settings = base.settings
-            if v.k is not None:  # the shared retriever, asked for this variant's number of passages
-                settings = settings.model_copy(deep=True)
-                settings.retrieval.k = v.k
             engine = base.engine
             if v.model:  # a variant with its own model (e.g. trained by `medchat train --register`)
                 from chatbot.engines import get_engine
@@ -150,6 +150,13 @@ class VariantRunner:
     def params_for(self, name: str) -> GenerationParams:
         base = GenerationParams.from_settings(self.chain.settings.generation)
         return self.variants[name].params(base)
+
+    def retrieval_for(self, name: str) -> RetrievalParams:
+        """The shared retriever, asked for this variant's number of passages (the settings' if unset)."""
+        from chatbot.retrieval import RetrievalParams
+
+        k = self.variants[name].k
+        return RetrievalParams(k if k is not None else self.chain.settings.retrieval.k)
 
     def dress(self, question: str, text: str) -> Answer:
         """A written answer (a gold item's) given sources the way a generated one gets them: the
@@ -175,5 +182,5 @@ class VariantRunner:
 
     def run(self, name: str, question: str) -> VariantRun:
         params = self.params_for(name)
-        stream = self.chain_for(name).stream(question, params=params)
+        stream = self.chain_for(name).stream(question, params=params, retrieval=self.retrieval_for(name))
         return VariantRun(self.variants[name], params, stream)

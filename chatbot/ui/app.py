@@ -163,6 +163,7 @@ def build_app(
     from chatbot.errors import MedchatError
     from chatbot.labelling.store.prefs import open_store
     from chatbot.labelling.variants import VariantRunner, load_variants
+    from chatbot.retrieval import RetrievalParams
     from chatbot.ui.auth import Users
     from chatbot.ui.compare import CompareService, build_compare_tab
     from chatbot.ui.downloads import Exports
@@ -176,15 +177,8 @@ def build_app(
     service = CompareService(store, runner, settings)
     default_variant = "settings default"
 
-    def chain_for(variant: str, k: int) -> Chain:
-        from chatbot.chain import Chain
-
-        base = chain if variant == default_variant else runner.chain_for(variant)
-        if k == base.settings.retrieval.k:
-            return base
-        tuned = base.settings.model_copy(deep=True)
-        tuned.retrieval.k = k
-        return Chain(tuned, retriever=base.retriever, engine=base.engine, variant=base.variant)
+    def chain_for(variant: str) -> Chain:
+        return chain if variant == default_variant else runner.chain_for(variant)
 
     stop_flags: dict[str, threading.Event] = {}  # session -> its answer's Stop flag
 
@@ -216,7 +210,7 @@ def build_app(
             variant = default_variant  # annotators must not pick (or learn) the variants they judge
         variant = variant if variant in runner.variants else default_variant
         k = max(1, min(int(k or settings.retrieval.k), settings.ui.max_k))
-        active = chain_for(variant, k)
+        active = chain_for(variant)
         params = (
             runner.params_for(variant)
             if variant != default_variant
@@ -227,7 +221,7 @@ def build_app(
                 params, temperature=max(0.0, min(float(temperature), settings.ui.max_temperature))
             )
         try:
-            stream = active.stream(question, history=earlier, params=params)
+            stream = active.stream(question, history=earlier, params=params, retrieval=RetrievalParams(k))
         except MedchatError as e:
             raise gr.Error(str(e), print_exception=False) from e
         # Stop sets this session's flag; the loop then closes the stream itself, which frees the
