@@ -22,10 +22,20 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = Path("~/.medchat")
 CHROMA_FILE = "chroma.sqlite3"
 """Chroma's own database file in its folder; its presence means an index was written there."""
+
+
+def bundled(name: str = "") -> Path:
+    """A file or folder of the data medchat ships (`data/` in the repository), wherever it is installed.
+
+    `data/` is the package `chatbot.bundled` (pyproject.toml maps it), so a wheel or a
+    `pip install .` carries it and this finds it there, as it finds it in a checkout.
+    """
+    from importlib.resources import files
+
+    return Path(str(files("chatbot.bundled"))) / name if name else Path(str(files("chatbot.bundled")))
 
 
 def _default_home() -> Path:
@@ -320,7 +330,8 @@ class PrefsSettings(_Section):
         ),
     )
     variants_file: Path = Field(
-        REPO_ROOT / "data" / "variants.yaml", description="YAML file naming the variants to compare."
+        default_factory=lambda: bundled("variants.yaml"),
+        description="YAML file naming the variants to compare.",
     )
     users_file: Path | None = Field(
         None,
@@ -372,7 +383,9 @@ class Settings(BaseSettings):
         default_factory=_default_home,
         description="Root folder for everything medchat writes (index, database, logs).",
     )
-    sample_corpus: Path = Field(REPO_ROOT / "data" / "corpus", description="The bundled sample corpus.")
+    sample_corpus: Path = Field(
+        default_factory=lambda: bundled("corpus"), description="The bundled sample corpus."
+    )
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chatbot.settings import bundled
 from chatbot.triage.model import HEAD_FILE, LEVELS, Head
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "triage"
+DATA = bundled("triage")
 TARGET_RECALL = 0.97
 """Emergency recall the threshold must reach on dev, rules and classifier together."""
 
