@@ -9,7 +9,7 @@ training learned it can be measured on questions it never saw.
    split by question into a collection set and a held-out set.
 2. Collection: the two sampling variants below answer each collection question (the bundled SmolLM2
    through llama.cpp) and the judge votes. `--via http` starts `medchat serve --no-login` and does both
-   through the running app's API (gradio_client: /compare_next, /vote), as tests/test_concurrency.py
+   through the running app's API (gradio_client: /compare_next, /vote), as tests/system/test_concurrency.py
    does; `--via service` calls the same Compare service in-process (no web server).
 3. `medchat train dpo ... --register trained --like sample-a` trains LoRA on the CPU from the store.
 4. Held-out questions: base (`sample-a`) and `trained` answer each one; the same judge compares each

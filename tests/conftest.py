@@ -1,4 +1,9 @@
-"""Shared fixtures: a temp MEDCHAT_HOME per test, the real embedder once per session."""
+"""Shared fixtures: a temp MEDCHAT_HOME per test, the real embedder once per session.
+
+Every test that uses the real embedder (the `embedder` fixture, directly or through `few_index`)
+is marked `slow`, as are the system tests (tests/system/conftest.py) and the few that reach real
+models or servers another way: `pytest -m "not slow"` is the inner loop, plain `pytest` runs all.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,12 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
 # a few sample notes that cover distinct topics, for small real indexes
 FEW_NOTES = ("hypertension.md", "type-2-diabetes.md", "asthma.md", "warfarin.md", "migraine.md")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "embedder" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -305,7 +305,7 @@ def test_chunks_keep_citation_metadata_and_their_span(small, tmp_path):
     from ingestion.chunking import Chunker, WordPieceCounter
     from ingestion.embedding import tokenizer_file
     from ingestion.loaders import load
-    from tests.test_loaders_formats import PUBMED
+    from tests.ingestion.test_loaders_formats import PUBMED
 
     p = tmp_path / "efetch.xml"
     p.write_text(PUBMED)

@@ -18,7 +18,7 @@ import pytest
 from ingestion.index import IndexSpec, open_index
 from ingestion.lexical import LexicalIndex
 from ingestion.pipeline import ingest
-from tests.test_ingest_incremental import HashEmbedder, make_corpus
+from tests.ingestion.test_ingest_incremental import HashEmbedder, make_corpus
 
 BIN = Path(sys.executable).parent
 SMALL = {"MEDCHAT_INGESTION__CHUNK_TOKENS": "64", "MEDCHAT_INGESTION__CHUNK_OVERLAP_TOKENS": "8"}

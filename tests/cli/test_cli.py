@@ -35,6 +35,7 @@ def test_bad_setting_names_the_variable(runner, monkeypatch):
     assert "MEDCHAT_RETRIEVAL__K" in result.output
 
 
+@pytest.mark.slow  # the real embedder, through the command line
 def test_ingest_then_ask_json(runner, few_notes, monkeypatch):
     result = runner.invoke(main, ["ingest", "--json", str(few_notes)])
     assert result.exit_code == 0, result.output
@@ -52,6 +53,7 @@ def test_ingest_then_ask_json(runner, few_notes, monkeypatch):
     assert data["timings"]["total_s"] > 0
 
 
+@pytest.mark.slow  # the real embedder, through the command line
 def test_ask_prints_answer_sources_and_disclaimer(runner, few_notes, monkeypatch):
     assert runner.invoke(main, ["ingest", str(few_notes)]).exit_code == 0
     monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
@@ -75,6 +77,7 @@ def test_config_shows_effective_settings(runner, medchat_home):
     assert data["ui"]["host"] == "127.0.0.1"
 
 
+@pytest.mark.slow  # the real embedder, through the command line
 def test_ask_with_preset_and_metadata_filters(runner, few_notes, monkeypatch):
     assert runner.invoke(main, ["ingest", str(few_notes)]).exit_code == 0
     monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")

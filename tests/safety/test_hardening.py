@@ -28,8 +28,8 @@ from chatbot.textnorm import normalise, skeleton
 from chatbot.ui.auth import ExpiringTokens, LoginThrottle, User, Users, hash_password
 from chatbot.ui.compare import CompareService
 from ingestion.pipeline import ingest
-from tests.test_compare import VARIANTS
-from tests.test_ingest_incremental import HashEmbedder
+from tests.ingestion.test_ingest_incremental import HashEmbedder
+from tests.labelling.test_compare import VARIANTS
 
 
 class NoPassages:
@@ -263,6 +263,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # a real server, sixty sign-ins
 def test_sixty_wrong_passwords_are_throttled_and_sessions_expire_on_a_real_server():
     import gradio as gr
     import httpx

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from ingestion.pipeline import ingest
+from tests.ingestion.test_ingest_incremental import HashEmbedder
 from tests.pdfgen import make_pdf
-from tests.test_ingest_incremental import HashEmbedder
 
 BOMB = (
     '<?xml version="1.0"?><!DOCTYPE b [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'

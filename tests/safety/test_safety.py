@@ -1,7 +1,6 @@
 """The emergency gate: rules checked on labelled messages, and its place in the chain."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -9,8 +8,9 @@ from chatbot.chain import Chain
 from chatbot.engines.fake import FakeEngine
 from chatbot.safety.emergency import EmergencyGate
 from chatbot.settings import SafetySettings
+from tests.conftest import REPO
 
-SAFETY = Path(__file__).resolve().parent.parent / "data" / "safety"
+SAFETY = REPO / "data" / "safety"
 
 
 def _rows(name: str) -> list[dict]:

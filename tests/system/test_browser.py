@@ -14,7 +14,7 @@ from chatbot.retrieval import open_retriever
 from chatbot.ui.auth import User, Users, hash_password
 from chatbot.ui.serve import launch_local
 from tests.conftest import REPO
-from tests.test_compare import VARIANTS, PerTemperatureEngine
+from tests.labelling.test_compare import VARIANTS, PerTemperatureEngine
 
 CHROMIUM = os.environ.get("MEDCHAT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"

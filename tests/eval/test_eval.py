@@ -309,6 +309,7 @@ def test_interrupted_answer_run_reports_what_was_scored(settings, tmp_path: Path
     assert "**Interrupted**" in (tmp_path / "out" / "report.md").read_text()
 
 
+@pytest.mark.slow  # the real embedder, through the command line
 def test_cli_eval_generic(generic_set: Path, tmp_path: Path) -> None:
     from chatbot.cli import main
 

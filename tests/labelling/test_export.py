@@ -122,7 +122,7 @@ def test_compared_answers_export_with_the_messages_the_engine_was_given(few_inde
     from chatbot.labelling.variants import VariantRunner
     from chatbot.retrieval import open_retriever
     from chatbot.ui.compare import CompareService
-    from tests.test_compare import VARIANTS, PerTemperatureEngine
+    from tests.labelling.test_compare import VARIANTS, PerTemperatureEngine
 
     engine = PerTemperatureEngine()
     chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=engine)
@@ -550,12 +550,13 @@ def test_the_results_api_is_for_admins_only(store, live):
     assert event == "complete" and "**1** submitted" in data[0]
 
 
+@pytest.mark.slow  # a real browser against a real server
 def test_in_the_browser_the_admin_downloads_and_an_annotator_with_the_link_is_refused(store, live, tmp_path):
     """What a person sees: the admin's Export gives a working download link; the same link opened by
     an annotator signed in on another browser shows the refusal, not the rows."""
     from playwright.sync_api import expect
 
-    from tests.test_browser import CHROMIUM, FLAGS
+    from tests.system.test_browser import CHROMIUM, FLAGS
 
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium")

@@ -13,7 +13,7 @@ import pytest
 from chatbot.chain import Chain
 from chatbot.labelling.store.prefs import PreferenceStore
 from tests.conftest import REPO
-from tests.test_labelling_browser import accounts, browser, launch, login  # noqa: F401  (fixture)
+from tests.system.test_labelling_browser import accounts, browser, launch, login  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

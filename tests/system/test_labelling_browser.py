@@ -24,8 +24,8 @@ from chatbot.retrieval import open_retriever
 from chatbot.ui.auth import User, Users, hash_password
 from chatbot.ui.serve import launch_local
 from tests.conftest import REPO
-from tests.test_browser import CHROMIUM, FLAGS
-from tests.test_compare import VARIANTS, PerTemperatureEngine
+from tests.labelling.test_compare import VARIANTS, PerTemperatureEngine
+from tests.system.test_browser import CHROMIUM, FLAGS
 
 pytestmark = [
     pytest.mark.e2e,
