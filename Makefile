@@ -29,8 +29,9 @@ test: setup
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
+# bench/ is code we run and publish numbers from: linted and type-checked like the package
 lint: setup
-	$(BIN)/ruff check chatbot ingestion prompts tests
+	$(BIN)/ruff check chatbot ingestion prompts tests bench
 	$(BIN)/mypy
 
 clean:

@@ -34,11 +34,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.common import bare_llama_stream  # noqa: E402
 from chatbot.engines.base import ChatMessage, GenerationParams  # noqa: E402
 
 CASES = ("llamacpp", "llamacpp-bare", "hf-fp32", "hf-nf4")
@@ -96,20 +97,7 @@ def run_case(case: str, new_tokens: int, repeats: int, models_dir: Path) -> dict
             llm = Llama(model_path=str(path), n_ctx=4096, n_threads=threads, seed=0, verbose=False)
 
             def generate(messages: list[ChatMessage]) -> Any:
-                chunks = llm.create_chat_completion(
-                    messages=[{"role": m.role, "content": m.content} for m in messages],
-                    max_tokens=params.max_new_tokens,
-                    temperature=params.temperature,
-                    top_p=params.top_p,
-                    top_k=1,
-                    repeat_penalty=params.repeat_penalty,
-                    seed=params.seed,
-                    stream=True,
-                )
-                for chunk in chunks:
-                    piece = chunk["choices"][0]["delta"].get("content")
-                    if piece:
-                        yield piece
+                return bare_llama_stream(llm, messages, params)
 
         def count(text: str) -> int:
             return len(llm.tokenize(text.encode(), add_bos=False, special=False))
@@ -124,7 +112,7 @@ def run_case(case: str, new_tokens: int, repeats: int, models_dir: Path) -> dict
 
         from chatbot.engines.transformers_engine import TransformersEngine
 
-        quant = "none" if case == "hf-fp32" else "nf4"
+        quant: Literal["none", "nf4"] = "none" if case == "hf-fp32" else "nf4"
         copies = set(models_dir.glob("*-nf4-*")) if models_dir.is_dir() else set()
         result["base_rss_mib"] = round(_rss_mib(), 1)
         t0 = time.perf_counter()
@@ -191,19 +179,7 @@ def paired(new_tokens: int, pairs: int) -> None:
     messages = prompts()["short"]
 
     def run_bare() -> Any:
-        for chunk in bare.create_chat_completion(
-            messages=[{"role": m.role, "content": m.content} for m in messages],
-            max_tokens=params.max_new_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            top_k=1,
-            repeat_penalty=params.repeat_penalty,
-            seed=params.seed,
-            stream=True,
-        ):
-            piece = chunk["choices"][0]["delta"].get("content")
-            if piece:
-                yield piece
+        return bare_llama_stream(bare, messages, params)
 
     ratios, rates = [], {"llamacpp": [], "llamacpp-bare": []}  # type: ignore[var-annotated]
     order = [

@@ -180,7 +180,7 @@ def engine_check(template_dir: Path, workdir: Path) -> dict[str, Any]:
     pieces = list(engine.stream(messages, GenerationParams(max_new_tokens=32)))
     out["stream_pieces"] = len(pieces)
     out["stream_s"] = round(time.perf_counter() - t0, 3)
-    stream = engine.stream(messages, GenerationParams(max_new_tokens=2000))
+    stream: Any = engine.stream(messages, GenerationParams(max_new_tokens=2000))  # a generator
     next(stream)
     t0 = time.perf_counter()
     stream.close()

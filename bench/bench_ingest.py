@@ -74,16 +74,10 @@ def pick_files(limit: int | None) -> list[Path]:
 
 def make_chunks(files: list[Path], out: Path) -> int:
     from chatbot.settings import Settings
-    from ingestion.chunking import Chunker, WordPieceCounter
-    from ingestion.embedding import tokenizer_file
+    from ingestion.chunking import Chunker
     from ingestion.loaders import load
 
-    s = Settings()
-    chunker = Chunker(
-        WordPieceCounter(tokenizer_file(s.embedding.model)),
-        s.ingestion.chunk_tokens,
-        s.ingestion.chunk_overlap_tokens,
-    )
+    chunker = Chunker.from_settings(Settings())
     n = 0
     with out.open("w") as f:
         for path in files:

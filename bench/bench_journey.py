@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -97,7 +98,7 @@ def main() -> None:
     store = open_store(settings)
     store.add_queue_items([{"question": q} for q in QUESTIONS] + [GOLD], batch="journey")
     users = Users({"dr_ada": User("dr_ada", "clinician", hash_password("secret", iterations=1000))})
-    app = build_app(Chain(settings), store=store, users=users)
+    app: Any = build_app(Chain(settings), store=store, users=users)  # with its `medchat_compare` service
     prepare_s = None
     if not args.no_prepare:
         t = time.perf_counter()
@@ -109,7 +110,7 @@ def main() -> None:
     session_start = time.perf_counter()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=["--no-sandbox"])
-        page = browser.new_context(viewport=SCREEN).new_page()
+        page = browser.new_context(viewport={"width": SCREEN["width"], "height": SCREEN["height"]}).new_page()
         page.set_default_timeout(600_000)
         expect.set_options(timeout=120_000)
         page.goto(url)
@@ -130,6 +131,7 @@ def main() -> None:
             wait = time.perf_counter() - t
             # how far the page would have to scroll to show the Submit button (0: it is on screen)
             box = page.locator("#cmp-submit").bounding_box()
+            assert box is not None
             scroll = max(0, round(box["y"] + box["height"] - SCREEN["height"]))
             page.keyboard.press("1" if n % 2 else "2")
             page.locator("#cmp-strength").get_by_text("Slightly better").click()

@@ -49,6 +49,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.common import bare_llama_stream  # noqa: E402
+
 QUESTIONS = [
     "How is type 2 diabetes diagnosed and what are the HbA1c thresholds?",
     "What blood pressure counts as hypertension in adults?",
@@ -94,20 +96,7 @@ class LegacyEngine:
 
     def stream(self, messages: Sequence[Any], params: Any) -> Iterator[str]:
         with self._lock:
-            chunks = self._llm.create_chat_completion(
-                messages=[{"role": m.role, "content": m.content} for m in messages],
-                max_tokens=params.max_new_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                top_k=params.top_k if params.temperature > 0 else 1,
-                repeat_penalty=params.repeat_penalty,
-                seed=params.seed,
-                stream=True,
-            )
-            for chunk in chunks:
-                piece = chunk["choices"][0]["delta"].get("content")
-                if piece:
-                    yield piece
+            yield from bare_llama_stream(self._llm, messages, params)
 
 
 def build_engine(case: str, models_dir: Path) -> Any:
@@ -203,7 +192,7 @@ def lookup_comparison(chain: Any, questions: list[str], path: Path, new_tokens: 
             chain.prompt_step(turn)
             prompts.append([{"role": m.role, "content": m.content} for m in turn.prompt.messages])
     drafts = {"plain": 0, "lookup-2": 2, "lookup-10": 10}
-    llms = {
+    llms: dict[str, Any] = {
         name: Llama(
             model_path=str(path),
             n_ctx=4096,
@@ -339,8 +328,8 @@ def main() -> None:
             )
             for case in cases
         }
-        same = ", ".join(f"{c} {'yes' if v else 'NO'}" for c, v in repeat.items())
-        print("same answer in every round:", same)
+        steady = ", ".join(f"{c} {'yes' if v else 'NO'}" for c, v in repeat.items())
+        print("same answer in every round:", steady)
     if args.json:
         record = {"args": vars(args) | {"home": str(home), "json": str(args.json)}, "runs": runs}
         args.json.write_text(json.dumps(record, indent=1, default=str))

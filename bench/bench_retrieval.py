@@ -71,8 +71,8 @@ def main() -> None:
     os.environ["MEDCHAT_HOME"] = str(home)
     from chatbot.retrieval import Retriever
     from chatbot.settings import Settings
-    from ingestion.chunking import Chunker, WordPieceCounter
-    from ingestion.embedding import SentenceTransformerEmbedder, tokenizer_file
+    from ingestion.chunking import Chunker
+    from ingestion.embedding import SentenceTransformerEmbedder
     from ingestion.index import ChromaIndex, IndexSpec
     from ingestion.lexical import LexicalIndex
     from ingestion.manifest import FileRecord, Manifest
@@ -81,9 +81,7 @@ def main() -> None:
     embedder = SentenceTransformerEmbedder()
     ing = settings.ingestion
     spec = IndexSpec.of(embedder, ing)
-    chunker = Chunker(
-        WordPieceCounter(tokenizer_file(settings.embedding.model)), ing.chunk_tokens, ing.chunk_overlap_tokens
-    )
+    chunker = Chunker.from_settings(settings)
 
     t = time.perf_counter()
     index = ChromaIndex.open(settings.chroma_dir, settings.store.collection, spec, create=True)

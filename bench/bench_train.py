@@ -154,7 +154,7 @@ def collect_http(questions: list[str], env: dict[str, str], log: Path) -> dict[s
             if r is None:
                 break
             choice = verdict(r.left.answer, r.right.answer)
-            values = []
+            values: list[Any] = []
             for p in params:
                 name = p.get("parameter_name") or p.get("label", "")
                 if name == "choice":
@@ -198,6 +198,7 @@ def collect_service(questions: list[str]) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for n, q in enumerate(questions):
         r = list(service.ask("judge", q, rng=rng))[-1].round
+        assert r is not None  # the last step of `ask` carries the stored round
         choice = verdict(r.left.answer, r.right.answer)
         service.submit(
             JudgmentIn(r.comparison_id, "judge", choice, "" if choice == "tie" else "better", "both_safe")

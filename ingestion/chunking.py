@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ingestion.documents import Chunk, Document, Section, chunk_id
+
+if TYPE_CHECKING:
+    from chatbot.settings import Settings
 
 # Units break after a sentence end, at a blank line, and before a list item or heading.
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+|\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*+]|\d+[.)]|#+)[ \t])")
@@ -84,6 +87,14 @@ class Chunker:
         self.counter = counter
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Chunker:
+        """The chunker ingestion uses: the embedder's own word pieces, the settings' sizes."""
+        from ingestion.embedding import tokenizer_file
+
+        counter = WordPieceCounter(tokenizer_file(settings.embedding.model))
+        return cls(counter, settings.ingestion.chunk_tokens, settings.ingestion.chunk_overlap_tokens)
 
     def chunk(self, doc: Document) -> list[Chunk]:
         sections = doc.sections or [Section("", 0, len(doc.text))]

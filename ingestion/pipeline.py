@@ -232,14 +232,9 @@ class _Run:
     @property
     def chunker(self) -> Chunker:
         if self._chunker is None:
-            from ingestion.chunking import Chunker, WordPieceCounter
-            from ingestion.embedding import tokenizer_file
+            from ingestion.chunking import Chunker
 
-            self._chunker = Chunker(
-                WordPieceCounter(tokenizer_file(self.settings.embedding.model)),
-                self.settings.ingestion.chunk_tokens,
-                self.settings.ingestion.chunk_overlap_tokens,
-            )
+            self._chunker = Chunker.from_settings(self.settings)
         return self._chunker
 
     def mark_dirty(self) -> None:

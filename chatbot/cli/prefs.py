@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -81,8 +82,7 @@ def prefs_prepare(limit: int | None, seed: int | None) -> None:
     service = CompareService(store, runner, settings)
     rng = random.Random(seed)
     started = time.perf_counter()
-    err = click.get_text_stream("stderr")
-    with click.progressbar(todo, label=f"preparing {len(todo)} pairs", file=err) as bar:
+    with click.progressbar(todo, label=f"preparing {len(todo)} pairs", file=sys.stderr) as bar:
         for item in bar:
             service.prepare_item(item, rng=rng)
     took = time.perf_counter() - started
