@@ -241,6 +241,7 @@ class Chain:
         params: GenerationParams | None = None,
         retrieval: RetrievalParams | None = None,
     ) -> Answer:
+        """`stream()` run to the end: the finished answer (the same per-request parameters)."""
         stream = self.stream(question, history=history, filters=filters, params=params, retrieval=retrieval)
         for _ in stream:
             pass
