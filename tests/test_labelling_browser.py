@@ -387,7 +387,7 @@ def test_documents_and_answers_are_text_and_remote_images_are_never_requested(ch
 
     url, engine, origin = chat_app
     overlay = '<b style="position:fixed;top:0;left:0;z-index:9999;font-size:80px">SPOOFED HEADER</b>'
-    reply = f'Check the INR. [1] {overlay} ![t]({origin}/answer.png) <img src="{origin}/raw.png">'
+    reply = f'**Check the INR.** [1] {overlay} ![t]({origin}/answer.png) <img src="{origin}/raw.png">'
     engine.enqueue(reply, reply, reply)
     engine.delay = 0.0
     page = login(browser, url, "dr_ada")
@@ -405,12 +405,16 @@ def test_documents_and_answers_are_text_and_remote_images_are_never_requested(ch
     expect(page.locator("#sources")).to_contain_text(f"![x]({origin}/track.png)")
     expect(page.locator("#chat")).to_contain_text("SPOOFED HEADER")
     expect(page.locator("#chat")).to_contain_text("<b style=")
+    # the model's own **bold** is shown as emphasis, not as asterisks
+    expect(page.locator("#chat strong").filter(has_text="Check the INR.")).to_be_visible()
+    expect(page.locator("#chat")).not_to_contain_text("**Check")
 
     page.get_by_role("tab", name="Compare").click()
     page.locator("#cmp-question textarea").fill("Where are warfarin INR results posted?")
     page.locator("#cmp-ask").click()
     expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=180_000)
     expect(page.locator("#cmp-left")).to_contain_text("SPOOFED HEADER")
+    expect(page.locator("#cmp-left strong").filter(has_text="Check the INR.")).to_be_visible()
     page.get_by_text("Sources cited by A").click()
     page.get_by_text("Sources cited by B").click()
     page.wait_for_timeout(1000)
