@@ -153,7 +153,9 @@ def test_llamacpp_answer_does_not_depend_on_earlier_requests(default_llama):
     from chatbot.engines.llamacpp import LlamaCppEngine
 
     llama = default_llama
-    target = _ask("Passages: [1] Gout is treated with colchicine or NSAIDs.\n\nQuestion: How is gout treated?")  # noqa: E501
+    target = _ask(
+        "Passages: [1] Gout is treated with colchicine or NSAIDs.\n\nQuestion: How is gout treated?"
+    )  # noqa: E501
     fresh = _first_logits(LlamaCppEngine(llama.path, n_ctx=2048), target)
     histories = [
         _ask("Passages: [1] Gout is treated with colchicine.\n\nQuestion: What is gout?"),  # same prefix
@@ -226,11 +228,14 @@ def test_llamacpp_closed_or_abandoned_stream_frees_the_model():
 
 
 @pytest.mark.slow
-def test_requantized_copy_is_made_once_and_loads(tmp_path):
+def test_requantized_copy_is_made_once_and_loads(tmp_path, capfd):
     from chatbot.engines.llamacpp import LlamaCppEngine, bundled_model_path, derive_gguf, gguf_for
 
     bundled = bundled_model_path()
+    capfd.readouterr()
     copy = derive_gguf(bundled, tmp_path / "models", "Q4_0")
+    printed = capfd.readouterr()
+    assert "quantize" not in printed.err + printed.out  # the C library's notes stay off the terminal
     assert copy.parent == tmp_path / "models" and copy.name.endswith(".Q4_0.gguf")
     made = copy.stat().st_mtime_ns
     assert derive_gguf(bundled, tmp_path / "models", "Q4_0") == copy

