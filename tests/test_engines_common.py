@@ -271,3 +271,20 @@ def test_llamacpp_gpu_layers_without_gpu_build_is_a_clear_error():
 
     with pytest.raises(DeviceError, match="N_GPU_LAYERS=-1"):
         LlamaCppEngine(n_gpu_layers=-1)
+
+
+def test_a_process_that_leaves_the_engine_open_exits_without_a_traceback():
+    """llama-cpp-python's own __del__ ran after the interpreter had torn its modules down and printed
+    "Exception ignored ... 'NoneType' object is not callable" at the end of `medchat prefs prepare`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sentence_transformers\n"  # as every command that embeds: torch loaded, a later teardown
+        "from chatbot.engines.llamacpp import LlamaCppEngine, bundled_model_path\n"
+        "engine = LlamaCppEngine(bundled_model_path(), n_ctx=512)\n"
+        "print('loaded')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "loaded" in out.stdout, out.stderr
+    assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -19,11 +19,13 @@ Two properties matter beyond speed:
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,6 +119,12 @@ def derive_gguf(source: Path, models_dir: Path, qtype: str = "Q4_0") -> Path:
     return target
 
 
+def _close_at_exit(ref: weakref.ref[Any]) -> None:
+    llm = ref()
+    if llm is not None:
+        llm.close()
+
+
 def gguf_for(model_path: Path | None, requantize: str, models_dir: Path) -> Path:
     """The GGUF file to load for these settings: the configured (or bundled) file, or its derived
     copy. `auto` derives Q4_0 from the bundled Q4_1 model only, and only on x86, where llama.cpp
@@ -194,6 +202,9 @@ class LlamaCppEngine:
             seed=seed,
             verbose=False,
         )
+        # freed while the interpreter is still whole: left to llama-cpp-python's __del__ at shutdown it
+        # prints "Exception ignored ... 'NoneType' object is not callable" after every command
+        atexit.register(_close_at_exit, weakref.ref(self._llm))
         self.path = path
         self.name = f"llamacpp:{path.name}"
         self.quantization = quantization or _quantization_of(path)
