@@ -155,7 +155,7 @@ def test_llamacpp_answer_does_not_depend_on_earlier_requests(default_llama):
     llama = default_llama
     target = _ask(
         "Passages: [1] Gout is treated with colchicine or NSAIDs.\n\nQuestion: How is gout treated?"
-    )  # noqa: E501
+    )
     fresh = _first_logits(LlamaCppEngine(llama.path, n_ctx=2048), target)
     histories = [
         _ask("Passages: [1] Gout is treated with colchicine.\n\nQuestion: What is gout?"),  # same prefix
