@@ -288,3 +288,39 @@ def test_a_process_that_leaves_the_engine_open_exits_without_a_traceback():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "loaded" in out.stdout, out.stderr
     assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_a_waiting_person_gets_the_model_before_background_work(llama):
+    """The prepare worker's requests wait while a person's (chat, Ask both, Next) is waiting, even
+    when the worker asked first; people are served in the order they asked."""
+    import time
+
+    from chatbot.engines.base import background
+    from chatbot.engines.llamacpp import _Lease
+
+    order: list[str] = []
+
+    def wants(name: str, behind: bool) -> threading.Thread:
+        def take() -> None:
+            lease = _Lease()
+            if behind:
+                with background():
+                    llama._acquire(lease)
+            else:
+                llama._acquire(lease)
+            order.append(name)
+            llama._release(lease)
+
+        t = threading.Thread(target=take)
+        t.start()
+        time.sleep(0.3)  # arrival order is the order of these calls
+        return t
+
+    holder = _Lease()
+    llama._acquire(holder)  # an answer is being written
+    threads = [wants(f"worker{n}", True) for n in range(3)]
+    threads += [wants("person1", False), wants("person2", False)]
+    llama._release(holder)
+    for t in threads:
+        t.join(30)
+    assert order == ["person1", "person2", "worker0", "worker1", "worker2"]

@@ -15,12 +15,18 @@ Two properties matter beyond speed:
   over after `abandoned_after_s` seconds by the next request that waits for the model; if it is
   ever read again it just ends. Generation stays in the reading thread: handing every token to
   another thread slowed decoding by a third on two cores.
+* **People before background work, first come first served.** Waiting requests get the model in
+  the order they asked, and work marked `background()` (the labelling page's prepare worker) only
+  when no person is waiting. Left to the lock, the worker, which asks again the instant it lets go,
+  took the model back before a waiting chat answer or a Next could: minutes of waiting on a busy
+  machine.
 """
 
 from __future__ import annotations
 
 import atexit
 import importlib.util
+import itertools
 import logging
 import os
 import threading
@@ -30,7 +36,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from chatbot.engines.base import ChatMessage, GenerationParams, StopFilter, approx_prompt_tokens
+from chatbot.engines.base import (
+    ChatMessage,
+    GenerationParams,
+    StopFilter,
+    approx_prompt_tokens,
+    in_background,
+)
 from chatbot.errors import DependencyMissingError, DeviceError, ModelNotFoundError, PromptTooLongError
 
 log = logging.getLogger(__name__)
@@ -214,6 +226,8 @@ class LlamaCppEngine:
         self._mutex = threading.Lock()
         self._free = threading.Condition(self._mutex)
         self._owner: _Lease | None = None
+        self._waiting: list[tuple[bool, int]] = []  # (background, arrival) of each waiting stream
+        self._arrivals = itertools.count()
         self._stepped = time.monotonic()
         self.abandoned_after_s = abandoned_after_s
         self._formatter: Any = None
@@ -304,16 +318,24 @@ class LlamaCppEngine:
     def _acquire(self, lease: _Lease) -> None:
         """Wait for the model; take it back from a stream that stopped being read."""
         with self._free:
-            while self._owner is not None:
-                if time.monotonic() - self._stepped > self.abandoned_after_s:
-                    log.warning(
-                        "a generation was left unread for %.0f s without being closed; "
-                        "stopping it so the next request can run",
-                        time.monotonic() - self._stepped,
-                    )
-                    self._owner.revoked = True
-                    break
-                self._free.wait(timeout=0.25)
+            turn = (in_background(), next(self._arrivals))  # people first, then by arrival
+            self._waiting.append(turn)
+            try:
+                while self._owner is not None or min(self._waiting) != turn:
+                    if self._owner is not None and time.monotonic() - self._stepped > self.abandoned_after_s:
+                        log.warning(
+                            "a generation was left unread for %.0f s without being closed; "
+                            "stopping it so the next request can run",
+                            time.monotonic() - self._stepped,
+                        )
+                        self._owner.revoked = True
+                        self._owner = None
+                        self._free.notify_all()
+                        continue
+                    self._free.wait(timeout=0.25)
+            finally:
+                self._waiting.remove(turn)
+                self._free.notify_all()  # the next in line re-checks whether it is its turn
             self._owner = lease
             self._stepped = time.monotonic()
 
