@@ -388,7 +388,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             p.question,
             service.progress_markdown(annotator) if done else gr.skip(),
             gr.Button(interactive=done),
-            gr.Button(interactive=done),
+            gr.Button(interactive=True),  # moving on never waits for a pair being written
         )
 
     def finished(annotator: str, status: str) -> tuple[Any, ...]:
@@ -455,7 +455,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
                 "Press **Next question** to start, or type a question of your own.",
                 "",
                 "",
-                "",
+                gr.skip(),  # a question typed while the page was loading stays
                 progress,
                 gr.Button(interactive=False),
                 hello_text(annotator),
