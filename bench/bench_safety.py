@@ -3,6 +3,7 @@
     python bench/bench_safety.py             # every set, aggregates only
     python bench/bench_safety.py --errors    # also list the mistakes on the dev sets
     python bench/bench_safety.py --no-medquad
+    python bench/bench_safety.py --head chatbot/triage/tuned.npz   # another classifier file
 
 Sets: `data/safety/emergency_dev*.jsonl` (read while the rules were written), `data/triage/dev.jsonl`
 (the classifier's dev split: its thresholds were chosen on it), and the held-out sets whose messages
@@ -81,7 +82,8 @@ def assess_all(triage: Triage, texts: list[str]) -> tuple[list[Any], float]:
     spent beyond the embedding (rules, features, head, nearest examples)."""
     from chatbot.triage.train import embed
 
-    vectors = embed(texts, CACHE) if CACHE is not None else triage.embed(texts)
+    cached = CACHE is not None and not triage.head.adapter  # the cache holds the plain encoder's vectors
+    vectors = embed(texts, CACHE) if cached else triage.embed(texts)
     started = time.perf_counter()
     results = [triage.assess(t, v) for t, v in zip(texts, vectors, strict=True)]
     return results, (time.perf_counter() - started) / max(len(texts), 1)
@@ -172,10 +174,13 @@ def main() -> None:
     parser.add_argument("--dev-only", action="store_true", help="only the dev sets (no held-out aggregate)")
     parser.add_argument("--medquad-sample", type=int, default=None, help="only N MedQuAD questions (seeded)")
     parser.add_argument("--cache", type=Path, default=None, help="keep the sets' vectors here between runs")
+    parser.add_argument(
+        "--head", type=Path, default=None, help="a classifier file (default: the package's own)"
+    )
     args = parser.parse_args()
     global CACHE
     CACHE = args.cache
-    triage = Triage().load()
+    triage = Triage(head_path=args.head).load()
     print(f"classifier: {triage.head_path.name}, thresholds {triage.head.thresholds}")
     print(
         f"{'set':<15} {'msgs':>5} {'emerg':>5} | {'rules: recall [95% CI]':<21} {'precision [95% CI]':<20} "

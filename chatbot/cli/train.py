@@ -125,6 +125,8 @@ def train(kind: str, **kw: object) -> None:
     opts = Options(kind=kind, progress=progress, **kw)  # type: ignore[arg-type]
     settings = _settings()
     result = run_training(open_store(settings), settings, opts, echo=lambda s: click.echo(s, err=True))
+    if not result.card:  # a second process of `accelerate launch`: the first reports
+        return
     h = result.card["metrics"]["heldout"]
     acc = h.get("accuracy")
     click.echo(

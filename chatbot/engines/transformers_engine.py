@@ -82,7 +82,12 @@ def gguf_to_folder(gguf: Path, models_dir: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     fresh.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    tmp.replace(folder)
+    try:
+        tmp.replace(folder)
+    except OSError:  # another process (a second `accelerate launch` worker) finished first: use its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (folder / "config.json").is_file():
+            raise
     return folder
 
 

@@ -34,9 +34,12 @@ class PrepareWorker(threading.Thread):
         return made
 
     def run(self) -> None:
+        from chatbot.engines.base import background
+
         while not self.stopped.is_set():
             try:
-                self.prepared += self.step()
+                with background():  # a person asking (chat, Ask both, Next) gets the model first
+                    self.prepared += self.step()
             except Exception:  # a failed generation must not end the worker; the next item is tried later
                 log.exception("preparing a queued pair failed")
             self.stopped.wait(self.poll_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import shutil
 import statistics
@@ -302,6 +303,9 @@ def train(
         "same_prompt_only": opts.same_prompt_only,
     }
     train_ids, eval_ids = sel.judgment_ids(sel.train), sel.judgment_ids(sel.eval)
+    if not _main_process():  # under `accelerate launch`: the others train, the first saves and records
+        _train_and_save(opts, base, loaded, sel, run_dir, checkpoint, hyper, name, settings, echo)
+        return Result(name, run_dir, {}, loaded.notes)
     run_id = records.start(
         store,
         name=name,
@@ -323,6 +327,11 @@ def train(
     records.finish(store, run_id, status="finished", metrics=card["metrics"], variant=card.get("variant"))
     report.write(card, run_dir)
     return Result(name, run_dir, card, loaded.notes)
+
+
+def _main_process() -> bool:
+    """False in the second and later processes of a distributed run (`accelerate launch`)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _train_and_save(
@@ -352,6 +361,8 @@ def _train_and_save(
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - t0
+    if not trainer.is_world_process_zero():
+        return {}  # one process writes the adapter, the merged model, the GGUF, the card, the variant
     points = report.loss_points(trainer.state.log_history)
     losses = _loss_summary(points)
     if losses and not losses["loss_finite"]:

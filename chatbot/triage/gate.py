@@ -4,8 +4,11 @@
     urgent     P(urgent) / (P(urgent) + P(routine)) clears the urgent threshold: see a doctor today
     routine    everything else
 
-The classifier reads the MiniLM sentence vector that retrieval computes for the question anyway
-(pass it as `vector`), so it costs a matrix product and a nearest-neighbour lookup.
+The frozen head (`head.npz`) reads the MiniLM sentence vector that retrieval computes for the question
+anyway (pass it as `vector`), so it costs a matrix product and a nearest-neighbour lookup. A head
+trained on a fine-tuned encoder (`tuned.npz`, `python -m chatbot.triage.tune`) carries low-rank
+adapters; its vector comes from a private copy of the encoder with them merged in (`tuned.py`), one
+more encoder pass per message.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from chatbot.triage.guidance import FALLBACK, GUIDANCE, NOT_ENGLISH, URGENT_ADVICE
 from chatbot.triage.language import non_english
-from chatbot.triage.model import HEAD_FILE, Head, Neighbour, TriageModelError
+from chatbot.triage.model import Head, Neighbour, TriageModelError
+from chatbot.triage.tuned import TUNED_FILE
+
+DEFAULT_HEAD = TUNED_FILE
+"""The classifier file used unless another is given: the head on the fine-tuned encoder, chosen over
+the frozen encoder's `head.npz` on the dev split (docs/benchmarks.md)."""
 
 if TYPE_CHECKING:
     from chatbot.safety.emergency import EmergencyGate
@@ -107,9 +115,10 @@ class Triage:
         self.settings = settings or SafetySettings()
         self.gate = gate or EmergencyGate(self.settings)
         self._embedder = embedder
-        self.head_path = head_path or HEAD_FILE
+        self.head_path = head_path or DEFAULT_HEAD
         self.neighbours = neighbours
         self._head: Head | None = None
+        self._tuned: Any = None
 
     @property
     def head(self) -> Head:
@@ -118,6 +127,19 @@ class Triage:
             if self._embedder is not None:
                 self._check_encoder(self._embedder)
         return self._head
+
+    @property
+    def encoder(self) -> Embedder:
+        """The encoder whose vectors the head reads: the fine-tuned copy for a head with adapters,
+        else the (retrieval) embedder."""
+        head = self.head
+        if not head.adapter:
+            return self.embedder
+        if self._tuned is None:
+            from chatbot.triage.tuned import TunedEncoder
+
+            self._tuned = TunedEncoder(head.adapter, head.encoder, str(head.meta.get("base_encoder", "")))
+        return self._tuned
 
     @property
     def embedder(self) -> Embedder:
@@ -131,6 +153,8 @@ class Triage:
 
     def _check_encoder(self, embedder: Embedder) -> None:
         head = self.head
+        if head.adapter:  # the head brings its own encoder (`encoder`), checked when it is built
+            return
         if head.encoder != embedder.id or head.dim != embedder.dim:
             raise TriageModelError(
                 f"the triage classifier {self.head_path} was trained on {head.encoder} "
@@ -141,15 +165,18 @@ class Triage:
 
     def load(self) -> Triage:
         """Load the head and check it against the encoder now (fail at start-up, not mid-chat)."""
-        _ = self.head
-        self._check_encoder(self.embedder)
+        if not self.head.adapter:
+            self._check_encoder(self.embedder)
+        _ = self.encoder
         return self
 
     def embed(self, texts: Sequence[str]) -> Any:
-        return self.embedder.embed_documents(list(texts))
+        """The vectors the head reads, for `texts` (pass them to `assess`)."""
+        return self.encoder.embed_documents(list(texts))
 
     def assess(self, text: str, vector: Sequence[float] | None = None) -> TriageResult:
-        """The level of `text`; `vector` is its sentence vector from the triage encoder, if known."""
+        """The level of `text`; `vector` is its sentence vector from the triage encoder (`encoder`:
+        the retrieval embedder for the frozen head), if known."""
         started = time.perf_counter()
         result = self._decide(text, vector)
         result.seconds = time.perf_counter() - started
@@ -162,7 +189,7 @@ class Triage:
         head = self.head
         rule = self.gate.classify(text)
         if vector is None:
-            vector = self.embedder.embed_query(text)
+            vector = self.encoder.embed_query(text)
         from chatbot.triage.features import rule_features
 
         probs = head.probabilities(vector, rule_features(text, rule is not None))

@@ -2,6 +2,7 @@
 
     python -m chatbot.triage.train                 # writes chatbot/triage/head.npz
     python -m chatbot.triage.train --hidden 0      # logistic regression instead of the small MLP
+    python -m chatbot.triage.train --encoder tuned # fine-tune the encoder too (chatbot/triage/tune.py)
 
 Deterministic (seeded, one thread). The test split is never read here.
 """
@@ -153,6 +154,18 @@ def examples(rows: list[dict[str, Any]], vectors: Any) -> tuple[Any, list[int]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--encoder" in argv or any(a.startswith("--encoder=") for a in argv):
+        pick = argparse.ArgumentParser(add_help=False)
+        pick.add_argument("--encoder", choices=("frozen", "tuned"), default="frozen")
+        known, argv = pick.parse_known_args(argv)
+        if known.encoder == "tuned":
+            from chatbot.triage.tune import main as tune
+
+            tune(argv)
+            return
     import numpy as np
 
     from chatbot.safety.emergency import EmergencyGate

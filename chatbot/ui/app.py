@@ -252,6 +252,11 @@ def build_app(
         history[-1] = {"role": "assistant", "content": render_reply(answer)}
         yield "", history, sources_html(answer)
 
+    # with `from __future__ import annotations` the hint is a string Gradio cannot resolve here (gr is
+    # imported in this function); it must be the class before an event is registered, or Gradio counts
+    # `request` as an input and warns that it received none
+    respond.__annotations__["request"] = stop_answer.__annotations__["request"] = gr.Request
+
     with gr.Blocks(title=settings.ui.title) as app:
         title = html.escape(settings.ui.title)
         gr.Markdown(
@@ -320,6 +325,7 @@ def build_app(
             answering = started.then(**ask_args, **api)
             answering.then(idle, None, controls, api_visibility="private", queue=False)
             events.append(answering)
+
         def on_stop(request: gr.Request) -> tuple[Any, ...]:
             stop_answer(request)
             return idle()
@@ -328,6 +334,7 @@ def build_app(
             stop_answer(request)
             return ([], "", *idle())
 
+        on_stop.__annotations__["request"] = on_clear.__annotations__["request"] = gr.Request
         stop.click(on_stop, None, controls, api_visibility="private", queue=False)
         clear.click(
             on_clear,
@@ -342,8 +349,7 @@ def build_app(
             return gr.Dropdown(visible=users.is_admin(getattr(request, "username", None)))
 
         # this module's annotations are strings (`from __future__`): Gradio finds `gr.Request` by type
-        for fn in (respond, on_load, on_stop, on_clear, stop_answer):
-            fn.__annotations__["request"] = gr.Request
+        on_load.__annotations__["request"] = gr.Request
 
         app.load(on_load, None, [variant], api_visibility="private", queue=False)
         app.load(None, None, None, js=SHORTCUTS_JS)

@@ -9,8 +9,10 @@ plus the database, so a page refresh brings back the round that was being judged
 import html
 import logging
 import random
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +132,23 @@ def safety_of(label: str | None, side: str | None) -> tuple[str, str | None]:
 class CompareService:
     def __init__(self, store: "PreferenceStore", runner: "VariantRunner", settings: "Settings") -> None:
         self.store, self.runner, self.settings = store, runner, settings
+        # queued items whose pair is being written now (by Next or the prepare worker): nobody else
+        # starts the same generation, and Next offers a ready item before one of these
+        self._writing: set[str] = set()
+        self._writing_lock = threading.Lock()
+
+    @contextmanager
+    def _claim(self, item_id: str) -> Iterator[bool]:
+        """True (and the item is ours until the block ends) unless someone is writing it already."""
+        with self._writing_lock:
+            free = item_id not in self._writing
+            self._writing.add(item_id)
+        try:
+            yield free
+        finally:
+            if free:
+                with self._writing_lock:
+                    self._writing.discard(item_id)
 
     # -- serving -------------------------------------------------------------------------------
 
@@ -161,7 +180,11 @@ class CompareService:
         rng = rng or random.Random()
         if leaving:
             self.skip(leaving, annotator)
-        item = self.store.next_queue_item(annotator, gold_ratio=self.settings.prefs.gold_ratio, rng=rng)
+        with self._writing_lock:
+            busy = set(self._writing)
+        item = self.store.next_queue_item(
+            annotator, gold_ratio=self.settings.prefs.gold_ratio, rng=rng, busy=busy
+        )
         if item is None:
             raise NoQuestionsLeft(ALL_DONE)
         existing = self.store.comparison_for_item(item.id)
@@ -172,15 +195,16 @@ class CompareService:
             yield self._serve(self.prepare_item(item, rng=rng).id, annotator, rng)
             return
         a, b = rng.sample(sorted(self.runner.variants), 2)
-        for texts, left_slot, stored in self._pair(item.question, a, b, rng):
-            if stored is None:
-                yield Progress(texts[left_slot], texts[_other(left_slot)], question=item.question)
-                continue
-            c = self.store.create_comparison(
-                item.question, stored["a"], stored["b"], created_by=annotator, queue_item_id=item.id
-            )
-            # a racing annotator (or the prepare worker) may have stored it first: then all judge that
-            yield self._serve(c.id, annotator, rng, left_slot)
+        with self._claim(item.id):  # the worker leaves it alone meanwhile
+            for texts, left_slot, stored in self._pair(item.question, a, b, rng):
+                if stored is None:
+                    yield Progress(texts[left_slot], texts[_other(left_slot)], question=item.question)
+                    continue
+                c = self.store.create_comparison(
+                    item.question, stored["a"], stored["b"], created_by=annotator, queue_item_id=item.id
+                )
+                # a racing annotator may have stored it first: then both judge that one
+                yield self._serve(c.id, annotator, rng, left_slot)
 
     def skip(self, comparison_id: str, annotator: str) -> bool:
         skipped = self.store.skip(comparison_id, annotator)
@@ -210,9 +234,15 @@ class CompareService:
     def prepare(self, limit: int, *, rng: random.Random | None = None) -> int:
         """Generate and store pairs for up to `limit` queued items that have none; returns how many."""
         done = 0
-        for item in self.store.unprepared_items(limit):
-            self.prepare_item(item, rng=rng)
-            done += 1
+        for item in self.store.unprepared_items(limit + len(self._writing)):
+            if done >= limit:
+                break
+            with self._claim(item.id) as free:
+                if not free:  # an annotator's Next is writing this one now
+                    continue
+                if self.store.comparison_for_item(item.id) is None:
+                    self.prepare_item(item, rng=rng)
+                    done += 1
         return done
 
     def _gold(self, question: str, text: str, name: str) -> ResponseIn:
@@ -358,7 +388,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             p.question,
             service.progress_markdown(annotator) if done else gr.skip(),
             gr.Button(interactive=done),
-            gr.Button(interactive=done),
+            gr.Button(interactive=True),  # moving on never waits for a pair being written
         )
 
     def finished(annotator: str, status: str) -> tuple[Any, ...]:
@@ -379,9 +409,18 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             gr.Button(interactive=True),
         )
 
-    def run(events: Iterator[Progress], annotator: str) -> Iterator[tuple[Any, ...]]:
+    # the newest Ask both / Next / Skip of each page owns the screen: a pair left while it was being
+    # written stops at its next piece (freeing the model) and never paints over the one that replaced it
+    owner: dict[str, object] = {}
+
+    def run(events: Iterator[Progress], annotator: str, request: "gr.Request") -> Iterator[tuple[Any, ...]]:
+        page = getattr(request, "session_hash", None) or annotator
+        token = owner[page] = object()
         try:
             for p in events:
+                if owner.get(page) is not token:
+                    events.close()  # type: ignore[attr-defined]  # a generator: closing frees the engine
+                    return
                 yield shown(p, annotator)
         except NoQuestionsLeft as e:
             yield finished(annotator, str(e))
@@ -389,16 +428,19 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             yield finished(annotator, f"🚨 **This is an emergency, so it is not compared.** {e}")
         except MedchatError as e:
             raise gr.Error(str(e), print_exception=False) from e
+        finally:
+            if owner.get(page) is token:
+                del owner[page]
 
     def on_ask(question: str, current: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
         annotator, _ = who(request)
         if current:  # moving on without a vote: the pair on screen is skipped, not left pending
             service.skip(current, annotator)
-        yield from run(service.ask(annotator, question), annotator)
+        yield from run(service.ask(annotator, question), annotator, request)
 
     def on_next(current: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
         annotator, _ = who(request)
-        yield from run(service.next(annotator, leaving=current), annotator)
+        yield from run(service.next(annotator, leaving=current), annotator, request)
 
     def on_load(request: gr.Request) -> tuple[Any, ...]:
         annotator, _ = who(request)
@@ -413,7 +455,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
                 "Press **Next question** to start, or type a question of your own.",
                 "",
                 "",
-                "",
+                gr.skip(),  # a question typed while the page was loading stays
                 progress,
                 gr.Button(interactive=False),
                 hello_text(annotator),
@@ -643,7 +685,15 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         [reveal, submit, edit, editing],
         api_name="vote",
         trigger_mode="once",
-    ).success(locked, None, form, api_visibility="private").then(
+    ).success(
+        # outside the queue: queued behind other people's events, the lock could land after Next
+        # had opened the next round's form, and close it
+        locked,
+        None,
+        form,
+        api_visibility="private",
+        queue=False,
+    ).then(
         after_vote,
         None,
         [hello, progress],

@@ -31,6 +31,8 @@ CONTENT_SECURITY_POLICY = (
 # (with `<` and `:` escaped no tag, URL or link definition can form, so quotes and `/` may stay)
 _MARKDOWN_SYNTAX = re.compile(r"[\\`*_{}\[\]()#+\-.!|<>&:~=$@]")
 _CITATION = re.compile(r"\[(\d{1,3})\]")
+# the one piece of Markdown small models write all the time; shown as emphasis, not as asterisks
+_BOLD = re.compile(r"\*\*(?=\S)([^*\n]{1,200}?)(?<=\S)\*\*")
 
 
 def markdown_text(text: str) -> str:
@@ -39,16 +41,20 @@ def markdown_text(text: str) -> str:
     Newlines stay (paragraphs and line breaks read as the model wrote them); a URL stays visible
     but is not a link, an image is not fetched, `<b>` is shown as the four characters.
     """
-    parts = _CITATION.split(text)  # citation marks stay readable: "[2]" alone can form no link
     out = []
-    for n, part in enumerate(parts):
-        out.append(f"[{part}]" if n % 2 else _MARKDOWN_SYNTAX.sub(lambda m: f"&#{ord(m.group())};", part))
+    for b, piece in enumerate(_BOLD.split(text)):  # odd pieces were between ** and **
+        parts = _CITATION.split(piece)  # citation marks stay readable: "[2]" alone can form no link
+        inner = "".join(
+            f"[{part}]" if n % 2 else _MARKDOWN_SYNTAX.sub(lambda m: f"&#{ord(m.group())};", part)
+            for n, part in enumerate(parts)
+        )
+        out.append(f"**{inner}**" if b % 2 else inner)
     return "".join(out).replace("\n", "  \n")
 
 
 def html_text(text: str, *, citations: bool = True) -> str:
     """`text` as escaped HTML, line breaks kept; citation marks like [2] set in medchat's own style."""
-    escaped = html.escape(text, quote=True)
+    escaped = _BOLD.sub(r"<strong>\1</strong>", html.escape(text, quote=True))  # no tag survives escape
     if citations:
         escaped = _CITATION.sub(r'<span class="cite">[\1]</span>', escaped)
     paragraphs = [p.replace("\n", "<br>") for p in re.split(r"\n\s*\n", escaped.strip())]

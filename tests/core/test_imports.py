@@ -33,3 +33,18 @@ def test_console_script_answers_help():
     assert out.returncode == 0
     for command in ("ingest", "ask", "serve"):
         assert command in out.stdout
+
+
+def test_no_bitsandbytes_kernel_warning_in_front_of_a_command(tmp_path):
+    """`medchat prefs prepare` and friends load the embedder, which pulls in bitsandbytes through
+    peft; its CPU "kernels" warning must not reach the terminal."""
+    import subprocess
+    import sys
+
+    code = (
+        "import chatbot, logging; import sentence_transformers; "
+        "logging.getLogger('bitsandbytes.backends.cpu.ops').warning('Failed to load kernels x')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "kernels" not in out.stderr

@@ -153,7 +153,9 @@ def test_llamacpp_answer_does_not_depend_on_earlier_requests(default_llama):
     from chatbot.engines.llamacpp import LlamaCppEngine
 
     llama = default_llama
-    target = _ask("Passages: [1] Gout is treated with colchicine or NSAIDs.\n\nQuestion: How is gout treated?")  # noqa: E501
+    target = _ask(
+        "Passages: [1] Gout is treated with colchicine or NSAIDs.\n\nQuestion: How is gout treated?"
+    )
     fresh = _first_logits(LlamaCppEngine(llama.path, n_ctx=2048), target)
     histories = [
         _ask("Passages: [1] Gout is treated with colchicine.\n\nQuestion: What is gout?"),  # same prefix
@@ -226,11 +228,14 @@ def test_llamacpp_closed_or_abandoned_stream_frees_the_model():
 
 
 @pytest.mark.slow
-def test_requantized_copy_is_made_once_and_loads(tmp_path):
+def test_requantized_copy_is_made_once_and_loads(tmp_path, capfd):
     from chatbot.engines.llamacpp import LlamaCppEngine, bundled_model_path, derive_gguf, gguf_for
 
     bundled = bundled_model_path()
+    capfd.readouterr()
     copy = derive_gguf(bundled, tmp_path / "models", "Q4_0")
+    printed = capfd.readouterr()
+    assert "quantize" not in printed.err + printed.out  # the C library's notes stay off the terminal
     assert copy.parent == tmp_path / "models" and copy.name.endswith(".Q4_0.gguf")
     made = copy.stat().st_mtime_ns
     assert derive_gguf(bundled, tmp_path / "models", "Q4_0") == copy
@@ -266,3 +271,56 @@ def test_llamacpp_gpu_layers_without_gpu_build_is_a_clear_error():
 
     with pytest.raises(DeviceError, match="N_GPU_LAYERS=-1"):
         LlamaCppEngine(n_gpu_layers=-1)
+
+
+def test_a_process_that_leaves_the_engine_open_exits_without_a_traceback():
+    """llama-cpp-python's own __del__ ran after the interpreter had torn its modules down and printed
+    "Exception ignored ... 'NoneType' object is not callable" at the end of `medchat prefs prepare`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sentence_transformers\n"  # as every command that embeds: torch loaded, a later teardown
+        "from chatbot.engines.llamacpp import LlamaCppEngine, bundled_model_path\n"
+        "engine = LlamaCppEngine(bundled_model_path(), n_ctx=512)\n"
+        "print('loaded')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "loaded" in out.stdout, out.stderr
+    assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_a_waiting_person_gets_the_model_before_background_work(llama):
+    """The prepare worker's requests wait while a person's (chat, Ask both, Next) is waiting, even
+    when the worker asked first; people are served in the order they asked."""
+    import time
+
+    from chatbot.engines.base import background
+    from chatbot.engines.llamacpp import _Lease
+
+    order: list[str] = []
+
+    def wants(name: str, behind: bool) -> threading.Thread:
+        def take() -> None:
+            lease = _Lease()
+            if behind:
+                with background():
+                    llama._acquire(lease)
+            else:
+                llama._acquire(lease)
+            order.append(name)
+            llama._release(lease)
+
+        t = threading.Thread(target=take)
+        t.start()
+        time.sleep(0.3)  # arrival order is the order of these calls
+        return t
+
+    holder = _Lease()
+    llama._acquire(holder)  # an answer is being written
+    threads = [wants(f"worker{n}", True) for n in range(3)]
+    threads += [wants("person1", False), wants("person2", False)]
+    llama._release(holder)
+    for t in threads:
+        t.join(30)
+    assert order == ["person1", "person2", "worker0", "worker1", "worker2"]

@@ -333,3 +333,36 @@ def test_prefs_prepare_on_the_command_line_fills_the_queue_once(
     assert again.exit_code == 0 and "nothing to prepare" in again.output
     store = open_store(Settings())
     assert store.unprepared_items(10) == [] and store.ready_items() == 2
+
+
+def test_next_offers_a_ready_pair_before_one_that_is_still_being_written(service, store):
+    """The prepare worker is writing the oldest item: Next serves the newer, prepared one at once
+    (and does not start a second generation of the item the worker holds)."""
+    store.add_queue_items(
+        [{"question": "How is asthma treated?"}, {"question": "What is a normal INR?"}], batch="t"
+    )
+    oldest, newer = store.queue_items()
+    service.prepare_item(newer, rng=random.Random(0))
+    calls = len(service.runner.chain.engine.calls)
+    with service._claim(oldest.id) as free:  # as the worker does while it writes that pair
+        assert free
+        steps = list(service.next("ann", rng=random.Random(1)))
+        with service._claim(oldest.id) as again:
+            assert not again  # a second writer is turned away
+    assert len(steps) == 1 and steps[0].round.question == "What is a normal INR?"
+    assert len(service.runner.chain.engine.calls) == calls  # nothing generated for Next
+    # once nobody is writing it, the oldest item is served (written now, as no pair exists yet)
+    steps = finish(service.next("ann", rng=random.Random(2)))
+    assert steps[-1].round.question == "How is asthma treated?"
+
+
+def test_prepare_leaves_an_item_that_an_annotator_is_having_written(service, store):
+    store.add_queue_items(
+        [{"question": "How is asthma treated?"}, {"question": "What is a normal INR?"}], batch="t"
+    )
+    first, second = store.queue_items()
+    with service._claim(first.id):
+        assert service.prepare(5, rng=random.Random(0)) == 1  # only the second
+    assert store.comparison_for_item(first.id) is None
+    assert store.comparison_for_item(second.id) is not None
+    assert service.prepare(5, rng=random.Random(0)) == 1  # the first, once it is free again

@@ -387,7 +387,7 @@ def test_documents_and_answers_are_text_and_remote_images_are_never_requested(ch
 
     url, engine, origin = chat_app
     overlay = '<b style="position:fixed;top:0;left:0;z-index:9999;font-size:80px">SPOOFED HEADER</b>'
-    reply = f'Check the INR. [1] {overlay} ![t]({origin}/answer.png) <img src="{origin}/raw.png">'
+    reply = f'**Check the INR.** [1] {overlay} ![t]({origin}/answer.png) <img src="{origin}/raw.png">'
     engine.enqueue(reply, reply, reply)
     engine.delay = 0.0
     page = login(browser, url, "dr_ada")
@@ -405,12 +405,16 @@ def test_documents_and_answers_are_text_and_remote_images_are_never_requested(ch
     expect(page.locator("#sources")).to_contain_text(f"![x]({origin}/track.png)")
     expect(page.locator("#chat")).to_contain_text("SPOOFED HEADER")
     expect(page.locator("#chat")).to_contain_text("<b style=")
+    # the model's own **bold** is shown as emphasis, not as asterisks
+    expect(page.locator("#chat strong").filter(has_text="Check the INR.")).to_be_visible()
+    expect(page.locator("#chat")).not_to_contain_text("**Check")
 
     page.get_by_role("tab", name="Compare").click()
     page.locator("#cmp-question textarea").fill("Where are warfarin INR results posted?")
     page.locator("#cmp-ask").click()
     expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=180_000)
     expect(page.locator("#cmp-left")).to_contain_text("SPOOFED HEADER")
+    expect(page.locator("#cmp-left strong").filter(has_text="Check the INR.")).to_be_visible()
     page.get_by_text("Sources cited by A").click()
     page.get_by_text("Sources cited by B").click()
     page.wait_for_timeout(1000)
@@ -489,3 +493,74 @@ def test_stop_mid_answer_then_ask_again_answers_and_others_are_not_blocked(real_
     expect(page.locator("#sources")).to_contain_text("warfarin", timeout=240_000)
     expect(page.locator("#ask")).to_be_enabled(timeout=240_000)
     expect(page.locator("#chat")).to_contain_text("not medical advice")
+
+
+class SlowWhenToldEngine(WordyEngine):
+    """Wordy replies, written slowly (as the bundled model on a busy machine) once `slow` is set."""
+
+    slow = False
+
+    def stream(self, messages, params):
+        for piece in super().stream(messages, params):
+            if self.slow:
+                time.sleep(0.1)
+            yield piece
+
+
+def test_a_pair_left_while_it_is_written_never_comes_back_over_the_next_one(
+    few_index, settings, embedder, tmp_path, browser
+):
+    """Ask both, then Next before the answers are done: the queued pair stays, with Submit open.
+
+    The free-typed pair keeps being written on the server for many seconds; before the fix its
+    stream went on updating the page, so the queued pair was replaced by half-written answers to
+    the other question and Submit stayed closed until that generation ended (on the bundled model
+    under load: minutes)."""
+    from playwright.sync_api import expect
+
+    from chatbot.ui.app import build_app
+
+    store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
+    store.add_queue_items([{"question": "What INR should I aim for on warfarin?"}], batch="t")
+    users = accounts()
+    engine = SlowWhenToldEngine()
+    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=engine)
+    app = build_app(chain, store=store, variants=VARIANTS, users=users)
+    app.medchat_compare.prepare(10)
+    engine.slow = True  # every answer from now on takes about 10 s
+    url = launch(app, users)
+    try:
+        page = login(browser, url, "nurse_bo")
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#cmp-question textarea").fill("How is asthma treated in adults?")
+        page.locator("#cmp-ask").click()
+        expect(page.locator("#cmp-left")).to_contain_text("INR", timeout=30_000)  # A is being written
+        # Next is open while a pair is written, and shows the queued pair at once (the free-typed
+        # one needs about 20 s more; before the fix Next stayed closed until it was done)
+        page.locator("#cmp-next").click(timeout=5_000)
+        expect(page.locator("#cmp-question textarea")).to_have_value(
+            "What INR should I aim for on warfarin?", timeout=10_000
+        )
+        expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=10_000)
+        queued = store.pending_round("nurse_bo")
+        assert queued is not None and queued.question == "What INR should I aim for on warfarin?"
+        # for longer than the abandoned pair takes to finish, what is on screen stays the queued pair
+        for _ in range(12):
+            page.wait_for_timeout(1000)
+            expect(page.locator("#cmp-question textarea")).to_have_value(
+                "What INR should I aim for on warfarin?", timeout=1
+            )
+            expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=1)
+            expect(page.locator("#cmp-submit")).to_be_enabled(timeout=1)
+        page.keyboard.press("1")
+        page.locator("#cmp-strength").get_by_text("Slightly better").click()
+        page.locator("#cmp-safety").get_by_text("Both safe").click()
+        page.keyboard.press("Control+Enter")
+        expect(page.locator("#cmp-reveal")).to_contain_text("Saved")
+        (j,) = store.judgments()
+        assert j.comparison_id == queued.comparison_id
+        # the abandoned free-typed pair was not stored as a pending round of this annotator
+        assert store.pending_round("nurse_bo") is None
+    finally:
+        app.close()
+        store.close()

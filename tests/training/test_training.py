@@ -227,3 +227,68 @@ def test_passages_are_shortened_never_the_question_or_answers():
     assert count_tokens(Words(), fitted["prompt"], generation_prompt=True) + 6 + 2 <= 150
     with pytest.raises(ValueError, match="question and answer alone do not fit"):
         fit_row(row, "dpo", Words(), 20)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", ["kto", "reward"])
+def test_kto_and_reward_loops_train_and_score_held_out_questions(kind, filled, settings, few_index, embedder):
+    from chatbot.cli import main
+
+    args = (
+        f"train {kind} --name tiny-{kind} --max-steps 2 --lr 1e-3 --rank 2 --batch-size 2 --max-length 256 "
+        "--min-pairs 4 --eval-fraction 0.2 --no-progress"
+    )
+    result = CliRunner().invoke(main, args.split())
+    assert result.exit_code == 0, result.output
+    from chatbot.settings import get_settings
+    from chatbot.training.run import models_dir
+
+    run = models_dir(get_settings()) / f"tiny-{kind}"
+    card = json.loads((run / "metrics.json").read_text())
+    assert card["kind"] == kind and card["data"]["excluded"] == {"tie": 1}
+    # KTO: both answers of each pair become rows (one desirable, one not); reward: one row a pair
+    per_vote = 2 if kind == "kto" else 1
+    assert card["data"]["train_rows"] + card["data"]["eval_rows"] == per_vote * (len(QUESTIONS) - 1)
+    assert not set(card["data"]["train_judgment_ids"]) & set(card["data"]["eval_judgment_ids"])
+    losses = [loss for _, loss in card["metrics"]["loss_curve"]]
+    assert losses and all(math.isfinite(x) for x in losses)
+    heldout = card["metrics"]["heldout"]
+    assert heldout["pairs"] >= 1 and 0 <= heldout["accuracy"] <= 1
+    assert (run / "adapter" / "adapter_config.json").is_file() and (run / "merged" / "config.json").is_file()
+    if kind == "reward":
+        assert "gguf" not in card["files"]  # a reward model scores; it is not served as a chat model
+    (rec,) = [r for r in __import__("chatbot.training.records", fromlist=["runs"]).runs(filled)]
+    assert rec.status == "finished" and rec.kind == kind
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_two_processes_under_accelerate_launch_train_one_run(filled, settings, few_index, tmp_path):
+    """Several GPUs go through `accelerate launch --multi_gpu` (torchrun, data parallel); checked here
+    with two processes on the CPU (gloo): both train, and one saves, records and reports, so there is
+    one run, not two. This caught two processes racing to convert the GGUF base, too."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("accelerate")
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "chatbot.cli", "train", "dpo", "--name", "tiny-ddp", "--max-steps", "1", "--lr", "1e-3",
+        "--rank", "2", "--batch-size", "1", "--max-length", "256", "--min-pairs", "4",
+        "--eval-fraction", "0.2", "--no-progress", "--no-gguf",
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_CONFIG_FILE=str(tmp_path / "none.yaml"))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stdout.count("run tiny-ddp: held-out") == 1, out.stdout
+    from chatbot.settings import get_settings
+    from chatbot.training.records import runs
+    from chatbot.training.run import models_dir
+
+    card = json.loads((models_dir(get_settings()) / "tiny-ddp" / "metrics.json").read_text())
+    assert card["metrics"]["steps"] == 1
+    (rec,) = runs(filled)
+    assert rec.status == "finished" and rec.name == "tiny-ddp"

@@ -10,7 +10,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from chatbot.triage import HEAD_FILE, Head, Triage, TriageModelError
+from chatbot.triage import DEFAULT_HEAD, HEAD_FILE, TUNED_FILE, Head, Triage, TriageModelError
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_an_urgent_message_is_urgent_not_an_emergency(triage):
 
 def test_the_head_costs_well_under_20_ms_beyond_the_embedding(triage):
     text = "my mum is 84 and since this morning she is confused and shivering, she has a water infection"
-    vector = triage.embedder.embed_query(text)
+    vector = triage.encoder.embed_query(text)
     times = []
     for _ in range(15):
         started = time.perf_counter()
@@ -85,6 +85,30 @@ def test_the_head_file_is_small_and_names_its_encoder():
     head = Head.load(HEAD_FILE)
     assert head.encoder == MINILM_ID and head.dim == 384
     assert 0 < head.thresholds["emergency"] < 1
+
+
+def test_the_default_classifier_is_the_tuned_one_small_with_its_adapters():
+    from chatbot.triage.tuned import SUFFIX
+    from ingestion.embedding import MINILM_ID
+
+    assert DEFAULT_HEAD == TUNED_FILE
+    assert TUNED_FILE.stat().st_size < 2_000_000  # adapters in float16 and the head, not an encoder
+    head = Head.load(TUNED_FILE)
+    assert head.encoder.startswith(MINILM_ID + SUFFIX) and head.meta["base_encoder"] == MINILM_ID
+    assert head.adapter and all(a.dtype.name == "float16" for a, _ in head.adapter.values())
+    assert 0 < head.thresholds["emergency"] < 1
+
+
+def test_the_tuned_encoder_pass_and_head_stay_near_20_ms(triage):
+    text = "my mum is 84 and since this morning she is confused and shivering, she has a water infection"
+    triage.assess(text)
+    times = []
+    for _ in range(9):
+        started = time.perf_counter()
+        triage.assess(text)  # the tuned encoder's own pass, then the head
+        times.append(time.perf_counter() - started)
+    # about 18 ms on the 2-core development machine; the bound leaves room for a busy machine
+    assert statistics.median(times) < 0.100
 
 
 def test_a_missing_classifier_file_is_a_clear_error(tmp_path):
@@ -194,3 +218,54 @@ def test_medchat_triage_prints_the_decision_and_why():
     assert '"level": "routine"' in out.output and '"nearest": [' in out.output
     empty = runner.invoke(main, ["triage", "  "])
     assert empty.exit_code == 1 and "the message is empty" in empty.output
+
+
+# -- a head on a fine-tuned encoder (low-rank adapters merged at load, chatbot/triage/tuned.py) --
+
+
+def _adapted_head(tmp_path, a_shape=(1, 1536), base=None):
+    import numpy as np
+
+    from chatbot.triage.tuned import adapter_id
+    from ingestion.embedding import MINILM_ID
+
+    head = Head.load(HEAD_FILE)
+    rng = np.random.default_rng(0)  # random: a constant delta would vanish in the LayerNorm
+    a = rng.normal(0, 0.1, a_shape).astype(np.float16)
+    b = rng.normal(0, 0.1, (384, 1)).astype(np.float16)
+    head.adapter = {"encoder.layer.5.output.dense": (a, b)}
+    head.encoder = adapter_id(MINILM_ID, "test")
+    head.meta["base_encoder"] = base or MINILM_ID
+    path = tmp_path / "tuned.npz"
+    head.save(path)
+    return path
+
+
+def test_a_head_with_adapters_reads_vectors_from_its_own_merged_encoder(tmp_path, triage):
+    import numpy as np
+
+    path = _adapted_head(tmp_path)
+    loaded = Head.load(path)
+    assert list(loaded.adapter) == ["encoder.layer.5.output.dense"]
+    tuned = Triage(head_path=path, embedder=triage.embedder).load()
+    text = "my dad has crushing chest pain and is sweating"
+    plain = np.asarray(triage.embedder.embed_query(text))
+    adapted = np.asarray(tuned.encoder.embed_query(text))
+    assert tuned.encoder is not triage.embedder and tuned.encoder.id.endswith("+triage-lora-test")
+    assert 0.5 < float(plain @ adapted) < 0.9999  # the adapters changed the vector
+    # the retrieval embedder is untouched by the merge
+    assert np.allclose(plain, np.asarray(triage.embedder.embed_query(text)))
+    assert tuned.assess(text).level == "emergency"
+
+
+def test_adapters_that_do_not_fit_the_encoder_are_a_clear_error(tmp_path, triage):
+    path = _adapted_head(tmp_path, a_shape=(1, 100))
+    fix = r"adapters do not fit the bundled encoder.*chatbot\.triage\.train --encoder tuned"
+    with pytest.raises(TriageModelError, match=fix):
+        Triage(head_path=path, embedder=triage.embedder).load()
+
+
+def test_adapters_trained_on_another_encoder_are_refused(tmp_path, triage):
+    path = _adapted_head(tmp_path, base="sentence-transformers/all-mpnet-base-v2")
+    with pytest.raises(TriageModelError, match=r"trained on sentence-transformers/all-mpnet-base-v2"):
+        Triage(head_path=path, embedder=triage.embedder).load()

@@ -34,3 +34,15 @@ def test_gradio_6_content_parts_are_read_as_text():
 def test_clip_cuts_at_a_word():
     assert clip("alpha beta gamma delta", 13) == "alpha beta …"
     assert clip("short", 10) == "short"
+
+
+def test_the_models_bold_is_emphasis_not_asterisks_and_carries_nothing_live():
+    text = "**First-line treatment** is a thiazide [2]. **<img src=http://h/x.png>** and 2 ** 3 stay text."
+    md = markdown_text(text)
+    assert md.startswith("**First&#45;line treatment** is")
+    assert "**&#60;img src&#61;http&#58;//h/x&#46;png&#62;**" in md  # bold, but the tag is only text
+    assert "2 &#42;&#42; 3" in md  # a lone ** is not emphasis
+    assert html.unescape(md) == text  # reads back as typed
+    out = html_text(text)
+    assert out.startswith("<p><strong>First-line treatment</strong> is a thiazide")
+    assert "<strong>&lt;img src=http://h/x.png&gt;</strong>" in out and "<img" not in out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -236,9 +236,19 @@ class PreferenceStore:
         return len(rows)
 
     def next_queue_item(
-        self, annotator: str, *, gold_ratio: float = 0.0, rng: random.Random | None = None
+        self,
+        annotator: str,
+        *,
+        gold_ratio: float = 0.0,
+        rng: random.Random | None = None,
+        busy: Collection[str] = (),
     ) -> QueueItem | None:
-        """An item this annotator has not been served, still short of its overlap; gold items now and then."""
+        """An item this annotator has not been served, still short of its overlap; gold items now and then.
+
+        Items others have started come first (overlap is finished before new items are opened), then
+        items whose pair is already written, then the rest, oldest first; an item in `busy` (its pair
+        is being written right now, e.g. by the prepare worker) comes last, so nobody waits for it
+        while a ready one is there."""
         rng = rng or random.Random()
         candidates = self._candidates(annotator)
         gold = [i for i, _ in candidates if i.is_gold]
@@ -247,8 +257,20 @@ class PreferenceStore:
             return rng.choice(gold)
         if not normal:
             return None
-        started = [i for i, n in normal if n > 0]  # finish overlapping items first
-        return started[0] if started else normal[0][0]
+        with self.session() as s:
+            ready = set(
+                s.scalars(select(Comparison.queue_item_id).where(Comparison.queue_item_id.is_not(None)))
+            )
+
+        def rank(pair: tuple[QueueItem, int]) -> int:
+            item, n = pair
+            if n > 0:
+                return 0
+            if item.id in ready:
+                return 1
+            return 3 if item.id in busy else 2
+
+        return min(normal, key=rank)[0]  # min is stable: oldest first within a rank
 
     def _candidates(self, annotator: str) -> list[tuple[QueueItem, int]]:
         """Items not yet served to `annotator` (skipped ones included), with how many others judge
