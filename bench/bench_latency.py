@@ -322,12 +322,7 @@ def main() -> None:
                 f"{case:14} {same:11.2f} {statistics.mean(prefix):11.2f} {cited:6.2f} {invalid:7d} "
                 f"{unsupported:7.2f}"
             )
-        repeat = {
-            case: all(
-                x["text"] == answers[case][x["question"]] for x in runs[case]
-            )
-            for case in cases
-        }
+        repeat = {case: all(x["text"] == answers[case][x["question"]] for x in runs[case]) for case in cases}
         steady = ", ".join(f"{c} {'yes' if v else 'NO'}" for c, v in repeat.items())
         print("same answer in every round:", steady)
     if args.json:

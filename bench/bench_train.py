@@ -184,10 +184,10 @@ def collect_http(questions: list[str], env: dict[str, str], log: Path) -> dict[s
 
 def collect_service(questions: list[str]) -> dict[str, int]:
     from chatbot.chain import Chain
+    from chatbot.labelling.service import CompareService
     from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore
     from chatbot.labelling.variants import VariantRunner, load_variants
     from chatbot.settings import Settings
-    from chatbot.ui.compare import CompareService
 
     settings = Settings()
     store = PreferenceStore(settings.prefs_db_url)

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 # A sentence ends at . ! or ? followed by a space, a citation or the end: a full stop inside a URL
 # ("https://example.org/m"), a decimal ("2.5 mg") or "e.g." does not end it, so no citation is
 # ever inserted there.
-_SENTENCE = re.compile(
-    r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?\[]))+(?:[.!?]+|$)(?:\s*\[[\d,;\s]+\])*", re.MULTILINE
-)
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?\[]))+(?:[.!?]+|$)(?:\s*\[[\d,;\s]+\])*", re.MULTILINE)
 _CITED = re.compile(r"\[\s*\d+\s*(?:[,;]\s*\d+\s*)*\]")
 _WORD = re.compile(r"[a-z0-9][a-z0-9/.%-]*[a-z0-9%]|[a-z0-9]")
 _STOP = frozenset(

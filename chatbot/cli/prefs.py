@@ -67,9 +67,9 @@ def prefs_prepare(limit: int | None, seed: int | None) -> None:
     import time
 
     from chatbot.chain import Chain
+    from chatbot.labelling.service import CompareService
     from chatbot.labelling.store.prefs import open_store
     from chatbot.labelling.variants import VariantRunner, load_variants
-    from chatbot.ui.compare import CompareService
 
     settings = _settings()
     store = open_store(settings)

@@ -2,6 +2,7 @@
 
 One package for the whole feature, so that a change to it has one place to go:
 
+- `service`: one labelling round without widgets (serve a pair, stream or prepare it, skip, vote);
 - `variants`: the named answer variants compared (read from `variants.yaml`), run on the shared chain;
 - `questions`: the one reader of question files for the labelling queue;
 - `store/`: the judgments database (SQLAlchemy models, ordered migrations, the store itself);

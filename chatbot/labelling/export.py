@@ -156,9 +156,7 @@ class SelectOptions:
 
     def __post_init__(self) -> None:
         if self.aggregate not in AGGREGATIONS:
-            raise ExportError(
-                f"unknown aggregation {self.aggregate!r}: use one of {', '.join(AGGREGATIONS)}"
-            )
+            raise ExportError(f"unknown aggregation {self.aggregate!r}: use one of {', '.join(AGGREGATIONS)}")
 
 
 @dataclass
@@ -232,10 +230,7 @@ class Selection:
         kept = f"{len(self.pairs)} pairs" if self.pairs or not self.examples else f"{len(self.examples)} rows"
         used = len(self.used_judgments)
         left = "; ".join(f"{k}: {n}" for k, n in sorted(self.counts.items())) or "none"
-        return (
-            f"{kept} from {used} judgments ({self.options.aggregate} per pair); "
-            f"judgments left out: {left}"
-        )
+        return f"{kept} from {used} judgments ({self.options.aggregate} per pair); judgments left out: {left}"
 
 
 def _judgment_exclusion(rec: Record, options: SelectOptions) -> tuple[str, str] | None:

@@ -134,7 +134,7 @@ def _item(path: Path, n: int, item: Any, limits: LimitsSettings) -> dict[str, An
     gold = item.get("gold")
     if gold is not None:
         texts = [gold.get(k) for k in ("better", "worse")] if isinstance(gold, dict) else []
-        better, worse = (texts if len(texts) == 2 else [None, None])
+        better, worse = texts if len(texts) == 2 else [None, None]
         if not (isinstance(better, str) and isinstance(worse, str) and better.strip() and worse.strip()):
             raise ConfigError(
                 f"{where}: a gold item needs `gold: {{better: <answer text>, worse: <answer text>}}`, "

@@ -2,7 +2,7 @@
 
 `medchat prefs prepare` does the same once, as a batch step; the worker runs inside `medchat serve`
 and tops the supply up as annotators use it. It generates one pair at a time with the shared engine,
-so a chat answer waits at most for the answer being written.
+as background work: a person waiting for the model (chat, Ask both, Next) is served first.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chatbot.ui.compare import CompareService
+    from chatbot.labelling.service import CompareService
 
 log = logging.getLogger(__name__)
 

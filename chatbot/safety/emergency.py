@@ -277,6 +277,7 @@ _ALWAYS = _rx(
     r"\b(not breathing|no pulse|won'?t wake up|unresponsive and)\b",
 )
 
+
 @dataclass(frozen=True)
 class EmergencyVerdict:
     category: str

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("fine-tuning needs peft: pip install peft (development only)") from e
     from transformers import AutoModel, AutoTokenizer
 
-    from chatbot.safety import EmergencyGate
+    from chatbot.safety.emergency import EmergencyGate
     from chatbot.triage.features import names, rule_features
     from ingestion.embedding import MINILM_ID, PACKAGED_MINILM, resolve_model_folder
 

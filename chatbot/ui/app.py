@@ -161,11 +161,12 @@ def build_app(
 
     from chatbot.engines.base import GenerationParams
     from chatbot.errors import MedchatError
+    from chatbot.labelling.service import CompareService
     from chatbot.labelling.store.prefs import open_store
     from chatbot.labelling.variants import VariantRunner, load_variants
     from chatbot.retrieval import RetrievalParams
     from chatbot.ui.auth import Users
-    from chatbot.ui.compare import CompareService, build_compare_tab
+    from chatbot.ui.compare import build_compare_tab
     from chatbot.ui.downloads import Exports
     from chatbot.ui.results import build_results_tab
 

@@ -1,34 +1,31 @@
 """The Compare tab: two anonymous variants answer one question side by side; the annotator votes.
 
-`CompareService` holds the logic (no Gradio): serve a round, stream both answers,
-store them with their provenance, prepare queued pairs ahead, record the vote.
-The tab wires it to widgets. Per-user state is the comparison id in `gr.State`
-plus the database, so a page refresh brings back the round that was being judged.
+Widgets and events only: the round's logic is `chatbot.labelling.service.CompareService`. Per-user
+state is the comparison id in `gr.State` plus the database, so a page refresh brings back the round
+that was being judged. The form's labels map to the stored values here (`CHOICE_LABELS`, ...).
 """
 
 import html
 import logging
-import random
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatbot.errors import MedchatError, storage_failure
-from chatbot.labelling.store.prefs import JudgmentError, JudgmentIn, ResponseIn, Round
-from chatbot.limits import check_question, check_rationale
-from chatbot.textnorm import normalise
+from chatbot.errors import MedchatError
+from chatbot.labelling.service import (
+    GUIDELINES,
+    GUIDELINES_VERSION,
+    CompareService,
+    NoQuestionsLeft,
+    NotCompared,
+    PairUpdate,
+)
+from chatbot.labelling.store.prefs import JudgmentError, JudgmentIn, Round
 from chatbot.ui.render import clip, html_text
 
 if TYPE_CHECKING:
     import gradio as gr
 
-    from chatbot.labelling.store.models import Comparison, Judgment, QueueItem, Response
-    from chatbot.labelling.store.prefs import PreferenceStore
-    from chatbot.labelling.variants import VariantRunner
-    from chatbot.settings import Settings
+    from chatbot.labelling.store.models import Judgment, Response
     from chatbot.ui.auth import Users
 
 log = logging.getLogger(__name__)
@@ -58,50 +55,12 @@ AXIS_FLAGS = {
     "missing important content": "missing_content",
     "possible demographic bias": "bias",
 }
-GOLD_VARIANTS = ("gold-better", "gold-worse")
 
-GUIDELINES_VERSION = "v2"
-GUIDELINES = f"""**Labelling guidelines ({GUIDELINES_VERSION})**
-
-1. Read the question, then both answers and the passages they cite.
-2. **Which is more helpful?** The one a patient or colleague would be better served by: correct,
-   supported by its sources, answering what was asked. *Tie* when neither is better; *Both are bad*
-   when neither should be given.
-3. **By how much?** (Llama 2 scale, only when A or B wins): *significantly* - you would clearly
-   not send the other; *better* - a clear difference; *slightly* - a small one; *negligibly / unsure* -
-   hardly any, or you cannot tell.
-4. **Safety** is judged apart from helpfulness. An answer is *unsafe* when acting on it could harm
-   someone: a wrong dose or threshold, advice that delays urgent care, a missing warning that matters,
-   or something invented that the sources do not say. Say in the rationale what could cause harm.
-5. Do not guess which system wrote an answer; the names are shown after you vote.
-"""
 SHORTCUTS = (
     "Keys: **1** A better · **2** B better · **3** Tie · **4** Both bad · "
     "**Ctrl+Enter** submit · **Alt+N** next · **Alt+S** skip"
 )
-ALL_DONE = (
-    "🎉 **All done.** You have judged every queued question that is waiting for you. Thank you! "
-    "You can type a question of your own above, or come back when your admin loads more."
-)
 WAITING = '<p class="cmp-waiting">Waiting for the other answer to finish…</p>'
-
-
-class NoQuestionsLeft(MedchatError):
-    """The queue has nothing left for this annotator."""
-
-
-class NotCompared(MedchatError):
-    """A question that is answered at once and not compared (an emergency)."""
-
-
-@dataclass
-class Progress:
-    """Both columns so far; `round` is set once both answers are stored."""
-
-    left: str
-    right: str
-    round: Round | None = None
-    question: str = ""
 
 
 def axes_dict(consensus: str, extent: str, likelihood: str, flags: list[str] | None) -> dict[str, Any]:
@@ -127,191 +86,6 @@ def safety_of(label: str | None, side: str | None) -> tuple[str, str | None]:
     if side and named and side != named:
         raise JudgmentError(f"You marked {named} as unsafe and also {side}: choose one safety verdict.")
     return safety_bin, named or side or None
-
-
-class CompareService:
-    def __init__(self, store: "PreferenceStore", runner: "VariantRunner", settings: "Settings") -> None:
-        self.store, self.runner, self.settings = store, runner, settings
-        # queued items whose pair is being written now (by Next or the prepare worker): nobody else
-        # starts the same generation, and Next offers a ready item before one of these
-        self._writing: set[str] = set()
-        self._writing_lock = threading.Lock()
-
-    @contextmanager
-    def _claim(self, item_id: str) -> Iterator[bool]:
-        """True (and the item is ours until the block ends) unless someone is writing it already."""
-        with self._writing_lock:
-            free = item_id not in self._writing
-            self._writing.add(item_id)
-        try:
-            yield free
-        finally:
-            if free:
-                with self._writing_lock:
-                    self._writing.discard(item_id)
-
-    # -- serving -------------------------------------------------------------------------------
-
-    def ask(self, annotator: str, question: str, *, rng: random.Random | None = None) -> Iterator[Progress]:
-        """A free-typed question: two random variants answer it, streamed one after the other."""
-        rng = rng or random.Random()
-        check_question(question or "", self.settings.limits)  # before the gate or a model sees it
-        question = normalise(question or "").strip()
-        if not question:
-            raise MedchatError("Type a question first, or press 'Next question' to take one from the queue.")
-        triage = self.runner.chain.triage  # the rules and the classifier, as in chat
-        verdict = triage.assess(question)
-        if verdict.emergency:  # two copies of the same guidance are nothing to vote on
-            raise NotCompared(triage.emergency_message(verdict.category))
-        a, b = rng.sample(sorted(self.runner.variants), 2)
-        for texts, left_slot, stored in self._pair(question, a, b, rng):
-            if stored is None:
-                yield Progress(texts[left_slot], texts[_other(left_slot)], question=question)
-                continue
-            c = self.store.create_comparison(question, stored["a"], stored["b"], created_by=annotator)
-            yield self._serve(c.id, annotator, rng, left_slot)
-
-    def next(
-        self, annotator: str, *, rng: random.Random | None = None, leaving: str | None = None
-    ) -> Iterator[Progress]:
-        """The next queued item for this annotator: its prepared pair at once, else generated now.
-
-        `leaving` is the pair on screen: moving on without a vote records it as skipped."""
-        rng = rng or random.Random()
-        if leaving:
-            self.skip(leaving, annotator)
-        with self._writing_lock:
-            busy = set(self._writing)
-        item = self.store.next_queue_item(
-            annotator, gold_ratio=self.settings.prefs.gold_ratio, rng=rng, busy=busy
-        )
-        if item is None:
-            raise NoQuestionsLeft(ALL_DONE)
-        existing = self.store.comparison_for_item(item.id)
-        if existing is not None:
-            yield self._serve(existing.id, annotator, rng)
-            return
-        if item.is_gold:
-            yield self._serve(self.prepare_item(item, rng=rng).id, annotator, rng)
-            return
-        a, b = rng.sample(sorted(self.runner.variants), 2)
-        with self._claim(item.id):  # the worker leaves it alone meanwhile
-            for texts, left_slot, stored in self._pair(item.question, a, b, rng):
-                if stored is None:
-                    yield Progress(texts[left_slot], texts[_other(left_slot)], question=item.question)
-                    continue
-                c = self.store.create_comparison(
-                    item.question, stored["a"], stored["b"], created_by=annotator, queue_item_id=item.id
-                )
-                # a racing annotator may have stored it first: then both judge that one
-                yield self._serve(c.id, annotator, rng, left_slot)
-
-    def skip(self, comparison_id: str, annotator: str) -> bool:
-        skipped = self.store.skip(comparison_id, annotator)
-        if skipped:
-            log.info("%s skipped comparison %s", annotator, comparison_id)
-        return skipped
-
-    def prepare_item(self, item: "QueueItem", *, rng: random.Random | None = None) -> "Comparison":
-        """Store the pair for a queued item without serving it (`medchat prefs prepare`, the worker)."""
-        rng = rng or random.Random()
-        if item.is_gold:
-            assert item.gold_better is not None and item.gold_worse is not None
-            better, worse = (
-                self._gold(item.question, text, name)
-                for text, name in ((item.gold_better, GOLD_VARIANTS[0]), (item.gold_worse, GOLD_VARIANTS[1]))
-            )
-            return self.store.create_comparison(
-                item.question, better, worse, created_by="prepare", queue_item_id=item.id, is_gold=True
-            )
-        a, b = rng.sample(sorted(self.runner.variants), 2)
-        stored = [pair for _texts, _left, pair in self._pair(item.question, a, b, rng)][-1]
-        assert stored is not None
-        return self.store.create_comparison(
-            item.question, stored["a"], stored["b"], created_by="prepare", queue_item_id=item.id
-        )
-
-    def prepare(self, limit: int, *, rng: random.Random | None = None) -> int:
-        """Generate and store pairs for up to `limit` queued items that have none; returns how many."""
-        done = 0
-        for item in self.store.unprepared_items(limit + len(self._writing)):
-            if done >= limit:
-                break
-            with self._claim(item.id) as free:
-                if not free:  # an annotator's Next is writing this one now
-                    continue
-                if self.store.comparison_for_item(item.id) is None:
-                    self.prepare_item(item, rng=rng)
-                    done += 1
-        return done
-
-    def _gold(self, question: str, text: str, name: str) -> ResponseIn:
-        answer = self.runner.dress(question, text)
-        return ResponseIn.from_answer(answer, variant=name, variant_config={}, generation={}, k=None)
-
-    def _serve(
-        self, comparison_id: str, annotator: str, rng: random.Random, left_slot: str | None = None
-    ) -> Progress:
-        self.store.assign(comparison_id, annotator, left_slot or rng.choice("ab"))
-        r = self.store.round(comparison_id, annotator)
-        assert r is not None
-        return Progress(r.left.text, r.right.text, r, r.question)
-
-    def _pair(
-        self, question: str, a: str, b: str, rng: random.Random
-    ) -> Iterator[tuple[dict[str, str], str, dict[str, ResponseIn] | None]]:
-        """(texts so far by slot, the slot shown left, None) while writing; the stored pair last."""
-        left_slot = rng.choice("ab")
-        texts = {"a": "", "b": ""}
-        stored: dict[str, ResponseIn] = {}
-        # one after the other: a single local model cannot interleave two generations
-        for slot in (left_slot, _other(left_slot)):
-            name = a if slot == "a" else b
-            t0 = time.perf_counter()
-            run = self.runner.run(name, question)
-            try:
-                for piece in run.stream:
-                    texts[slot] += piece
-                    yield texts, left_slot, None
-            finally:
-                run.stream.close()
-            answer = run.stream.answer
-            assert answer is not None
-            texts[slot] = answer.text
-            stored[slot] = ResponseIn.from_answer(
-                answer,
-                variant=name,
-                variant_config=run.variant.as_dict(),
-                generation=asdict(run.params),
-                k=run.variant.k or self.settings.retrieval.k,
-                seconds=round(time.perf_counter() - t0, 3),
-            )
-        yield texts, left_slot, stored
-
-    # -- voting --------------------------------------------------------------------------------
-
-    def submit(self, judgment: JudgmentIn) -> "Judgment":
-        check_rationale(judgment.rationale, self.settings.limits)
-        judgment.guideline_version = judgment.guideline_version or self.settings.prefs.guideline_version
-        try:
-            return self.store.submit(judgment)
-        except Exception as e:  # a full disk or read-only database: a sentence, not SQLAlchemy's text
-            failure = storage_failure(e, "your vote")
-            if failure is None:
-                raise
-            raise failure from e
-
-    def progress_markdown(self, annotator: str) -> str:
-        served, total = self.store.progress(annotator)
-        if not total:
-            return "No queued questions: type your own."
-        if served >= total and self.store.pending_round(annotator) is None:
-            return f"All **{total}** queued items done."
-        return f"Item **{max(served, 1)}** of **{total}**"
-
-
-def _other(slot: str) -> str:
-    return "b" if slot == "a" else "a"
 
 
 def cited_sources_html(resp: "Response") -> str:
@@ -368,7 +142,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         return f"Signed in as **{html.escape(annotator)}** · {done} judgment(s) saved."
 
     # served outputs: left, right, state, submit, status, edit, sources x2, question, progress, skip, next
-    def shown(p: Progress, annotator: str) -> tuple[Any, ...]:
+    def shown(p: PairUpdate, annotator: str) -> tuple[Any, ...]:
         done = p.round is not None
         state = p.round.comparison_id if p.round else None
         status = "Both answers are in: compare them and vote." if done else "Answers are being written…"
@@ -413,7 +187,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
     # written stops at its next piece (freeing the model) and never paints over the one that replaced it
     owner: dict[str, object] = {}
 
-    def run(events: Iterator[Progress], annotator: str, request: "gr.Request") -> Iterator[tuple[Any, ...]]:
+    def run(events: Iterator[PairUpdate], annotator: str, request: "gr.Request") -> Iterator[tuple[Any, ...]]:
         page = getattr(request, "session_hash", None) or annotator
         token = owner[page] = object()
         try:

@@ -9,10 +9,11 @@ import pytest
 
 from chatbot.chain import Chain
 from chatbot.engines.fake import FakeEngine
+from chatbot.labelling.service import CompareService
 from chatbot.labelling.store.prefs import JudgmentError, JudgmentIn, PreferenceStore
 from chatbot.labelling.variants import Variant, VariantRunner, load_variants, parse_variants
 from chatbot.retrieval import open_retriever
-from chatbot.ui.compare import CompareService, reveal_markdown
+from chatbot.ui.compare import reveal_markdown
 
 
 class PerTemperatureEngine(FakeEngine):
@@ -130,7 +131,7 @@ def test_queued_items_with_overlap_give_everyone_the_same_pair(service, store):
     second = finish(service.next("y", rng=random.Random(5)))[-1].round
     assert first.comparison_id == second.comparison_id
     assert {first.left.id, first.right.id} == {second.left.id, second.right.id}
-    from chatbot.ui.compare import NoQuestionsLeft
+    from chatbot.labelling.service import NoQuestionsLeft
 
     with pytest.raises(NoQuestionsLeft):
         list(service.next("x"))  # x has seen it
@@ -223,7 +224,7 @@ def test_prepare_stores_pairs_ahead_and_next_serves_them_without_generating(serv
 
 
 def test_an_emergency_typed_into_compare_is_answered_not_compared(service):
-    from chatbot.ui.compare import NotCompared
+    from chatbot.labelling.service import NotCompared
 
     with pytest.raises(NotCompared, match=r"112|911|999|emergency"):
         list(service.ask("ann", "I think I'm having a stroke, my face is drooping"))

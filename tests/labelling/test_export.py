@@ -100,7 +100,9 @@ def test_dpo_rows_hold_the_prompt_the_model_saw_as_messages(store):
 
 def test_a_response_stored_without_its_messages_gets_them_rebuilt_and_checked_by_hash(store):
     c = store.create_comparison(
-        QUESTION, response("v1", "INR 2-3 [1]", store=False), response("v2", "no idea", store=False),
+        QUESTION,
+        response("v1", "INR 2-3 [1]", store=False),
+        response("v2", "no idea", store=False),
         created_by="x",
     )
     vote(store, c, "ann", "A")
@@ -119,9 +121,9 @@ def test_a_response_stored_without_its_messages_gets_them_rebuilt_and_checked_by
 def test_compared_answers_export_with_the_messages_the_engine_was_given(few_index, settings, embedder, store):
     """Through the Compare service with a real index: the exported prompt is the engine's input."""
     from chatbot.chain import Chain
+    from chatbot.labelling.service import CompareService
     from chatbot.labelling.variants import VariantRunner
     from chatbot.retrieval import open_retriever
-    from chatbot.ui.compare import CompareService
     from tests.labelling.test_compare import VARIANTS, PerTemperatureEngine
 
     engine = PerTemperatureEngine()
@@ -190,7 +192,12 @@ def test_ties_both_bad_unsafe_chosen_gold_and_superseded_are_excluded_with_reaso
     used = [j for r in out.rows for j in r["judgment_ids"]]
     assert sorted(used + list(why)) == sorted(j.id for j in store.judgments(status=None))
     assert out.counts == {
-        "tie": 1, "both bad": 1, "unsafe preferred": 1, "gold": 1, "superseded": 1, "after reveal": 1
+        "tie": 1,
+        "both bad": 1,
+        "unsafe preferred": 1,
+        "gold": 1,
+        "superseded": 1,
+        "after reveal": 1,
     }
 
 

@@ -20,13 +20,13 @@ from chatbot.citations import check_citations
 from chatbot.cli import main
 from chatbot.engines.fake import FakeEngine
 from chatbot.errors import ConfigError, InputTooLargeError, StorageError
+from chatbot.labelling.service import CompareService
 from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore, ResponseIn
 from chatbot.labelling.variants import VariantRunner
 from chatbot.safety.emergency import EmergencyGate
 from chatbot.safety.injection import INJECTION_MARK, strip_injections
 from chatbot.textnorm import normalise, skeleton
 from chatbot.ui.auth import ExpiringTokens, LoginThrottle, User, Users, hash_password
-from chatbot.ui.compare import CompareService
 from ingestion.pipeline import ingest
 from tests.ingestion.test_ingest_incremental import HashEmbedder
 from tests.labelling.test_compare import VARIANTS
@@ -512,4 +512,3 @@ def test_no_citation_is_put_inside_a_url_or_a_decimal():
     assert got.text == "Take 2.5 mg daily [2]."
     checked = check_citations("Read https://x.example/a[7].html and this [1] [9].", 2)
     assert "https://x.example/a[7].html" in checked.text and checked.invalid == [9] and checked.cited == [1]
-

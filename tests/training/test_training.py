@@ -17,10 +17,10 @@ from click.testing import CliRunner
 
 from chatbot.chain import Chain
 from chatbot.engines.fake import FakeEngine
+from chatbot.labelling.service import CompareService
 from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore
 from chatbot.labelling.variants import Variant, VariantRunner, load_variants
 from chatbot.retrieval import open_retriever
-from chatbot.ui.compare import CompareService
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
