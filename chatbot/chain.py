@@ -205,8 +205,9 @@ class Chain:
 
     @property
     def triage(self) -> Triage:
-        """Rules and classifier together; the classifier reuses the query vector when the retrieval
-        encoder is the one it was trained on (the default), else it loads that encoder itself."""
+        """Rules and classifier together. The default classifier (`tuned.npz`) reads the message
+        through its own fine-tuned encoder, a second pass of ~18 ms; a head trained on the frozen
+        encoder (`head.npz`) reuses the query vector when retrieval uses that encoder."""
         if self._triage is None:
             from chatbot.triage import Triage
             from ingestion.embedding import MINILM_ID, embedder_id

@@ -7,6 +7,7 @@ that was being judged. The form's labels map to the stored values here (`CHOICE_
 
 import html
 import logging
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -184,15 +185,20 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         )
 
     # the newest Ask both / Next / Skip of each page owns the screen: a pair left while it was being
-    # written stops at its next piece (freeing the model) and never paints over the one that replaced it
-    owner: dict[str, object] = {}
+    # written stops at its next piece (freeing the model), and the new one shows nothing until the
+    # old one has stopped, so no late update of the old pair can paint over the new one
+    owner: dict[str, tuple[object, threading.Event]] = {}
 
     def run(events: Iterator[PairUpdate], annotator: str, request: "gr.Request") -> Iterator[tuple[Any, ...]]:
         page = getattr(request, "session_hash", None) or annotator
-        token = owner[page] = object()
+        token, stopped = object(), threading.Event()
+        before = owner.get(page)
+        owner[page] = (token, stopped)
+        if before is not None:
+            before[1].wait(timeout=3.0)  # one piece of the old pair; longer only if it waits for the model
         try:
             for p in events:
-                if owner.get(page) is not token:
+                if owner.get(page, (None,))[0] is not token:
                     events.close()  # type: ignore[attr-defined]  # a generator: closing frees the engine
                     return
                 yield shown(p, annotator)
@@ -203,7 +209,8 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         except MedchatError as e:
             raise gr.Error(str(e), print_exception=False) from e
         finally:
-            if owner.get(page) is token:
+            stopped.set()
+            if owner.get(page, (None,))[0] is token:
                 del owner[page]
 
     def on_ask(question: str, current: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
@@ -437,16 +444,15 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         (nxt, on_next, [comparison], "compare_next"),
         (skip, on_next, [comparison], "compare_skip"),
     ):
-        trigger.click(
+        started = trigger.click(
             fresh_form,
             None,
             # the pair id stays: moving on from an unjudged pair records it as skipped
             [*form, reveal, left, right, status, submit, left_sources, right_sources, editing],
             api_visibility="private",
             queue=False,
-        ).then(open_form, None, form, api_visibility="private", queue=False).then(
-            fn, inputs, served_outputs, api_name=api, concurrency_limit=4
-        )
+        ).then(open_form, None, form, api_visibility="private", queue=False)
+        started.then(fn, inputs, served_outputs, api_name=api, concurrency_limit=4)
 
     def after_vote(request: gr.Request) -> tuple[Any, ...]:
         annotator, _ = who(request)

@@ -7,6 +7,7 @@ A screenshot of the Compare screen goes to test-artifacts/compare.png, or to doc
 README shows it) with MEDCHAT_UPDATE_SCREENSHOTS=1.
 """
 
+import contextlib
 import http.server
 import os
 import shutil
@@ -48,6 +49,27 @@ def accounts() -> Users:
             "nurse_bo": User("nurse_bo", "nurse", hash_password("secret", iterations=1000)),
         }
     )
+
+
+@contextlib.contextmanager
+def served(settings, embedder, tmp_path, engine, questions=(), *, before_launch=None):
+    """The real app on a free loopback port, with logins, `engine` answering, `questions` queued."""
+    from chatbot.ui.app import build_app
+
+    store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
+    if questions:
+        store.add_queue_items([{"question": q} for q in questions], batch="t")
+    users = accounts()
+    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=engine)
+    app = build_app(chain, store=store, variants=VARIANTS, users=users)
+    if before_launch:
+        before_launch(app)
+    url = launch(app, users)
+    try:
+        yield url, store, app
+    finally:
+        app.close()
+        store.close()
 
 
 @pytest.fixture
@@ -104,22 +126,9 @@ class WordyEngine(PerTemperatureEngine):
 
 @pytest.fixture
 def labelling(few_index, settings, embedder, tmp_path):
-    from chatbot.ui.app import build_app
-
-    store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
-    store.add_queue_items(
-        [{"question": "What INR should I aim for on warfarin?"}, {"question": "How is asthma treated?"}],
-        batch="t",
-    )
-    users = accounts()
-    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=WordyEngine())
-    app = build_app(chain, store=store, variants=VARIANTS, users=users)
-    url = launch(app, users)
-    try:
-        yield url, store, app
-    finally:
-        app.close()
-        store.close()
+    questions = ("What INR should I aim for on warfarin?", "How is asthma treated?")
+    with served(settings, embedder, tmp_path, WordyEngine(), questions) as running:
+        yield running
 
 
 def test_an_annotator_works_through_the_queue_with_the_question_on_screen(labelling, browser):
@@ -327,7 +336,6 @@ def trap():
 
 @pytest.fixture
 def chat_app(settings, few_notes, embedder, trap, tmp_path):
-    from chatbot.ui.app import build_app
     from ingestion.pipeline import ingest
 
     origin, _hits = trap
@@ -339,17 +347,9 @@ def chat_app(settings, few_notes, embedder, trap, tmp_path):
         encoding="utf-8",
     )
     ingest([few_notes], settings=settings, embedder=embedder)
-    store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
     engine = SlowEngine()
-    users = accounts()
-    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=engine)
-    app = build_app(chain, store=store, variants=VARIANTS, users=users)
-    url = launch(app, users)
-    try:
+    with served(settings, embedder, tmp_path, engine) as (url, _store, _app):
         yield url, engine, origin
-    finally:
-        app.close()
-        store.close()
 
 
 def test_chat_follow_ups_keep_their_topic_and_ask_is_locked_while_streaming(chat_app, browser):
@@ -518,18 +518,20 @@ def test_a_pair_left_while_it_is_written_never_comes_back_over_the_next_one(
     under load: minutes)."""
     from playwright.sync_api import expect
 
-    from chatbot.ui.app import build_app
-
-    store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
-    store.add_queue_items([{"question": "What INR should I aim for on warfarin?"}], batch="t")
-    users = accounts()
     engine = SlowWhenToldEngine()
-    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=engine)
-    app = build_app(chain, store=store, variants=VARIANTS, users=users)
-    app.medchat_compare.prepare(10)
-    engine.slow = True  # every answer from now on takes about 10 s
-    url = launch(app, users)
-    try:
+
+    def prepared(app) -> None:
+        app.medchat_compare.prepare(10)
+        engine.slow = True  # every answer from now on takes about 10 s
+
+    with served(
+        settings,
+        embedder,
+        tmp_path,
+        engine,
+        ["What INR should I aim for on warfarin?"],
+        before_launch=prepared,
+    ) as (url, store, _app):
         page = login(browser, url, "nurse_bo")
         page.get_by_role("tab", name="Compare").click()
         page.locator("#cmp-question textarea").fill("How is asthma treated in adults?")
@@ -561,6 +563,3 @@ def test_a_pair_left_while_it_is_written_never_comes_back_over_the_next_one(
         assert j.comparison_id == queued.comparison_id
         # the abandoned free-typed pair was not stored as a pending round of this annotator
         assert store.pending_round("nurse_bo") is None
-    finally:
-        app.close()
-        store.close()

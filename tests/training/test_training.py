@@ -242,9 +242,8 @@ def test_kto_and_reward_loops_train_and_score_held_out_questions(kind, filled, s
     result = CliRunner().invoke(main, args.split())
     assert result.exit_code == 0, result.output
     from chatbot.settings import get_settings
-    from chatbot.training.run import models_dir
 
-    run = models_dir(get_settings()) / f"tiny-{kind}"
+    run = get_settings().models_dir / f"tiny-{kind}"
     card = json.loads((run / "metrics.json").read_text())
     assert card["kind"] == kind and card["data"]["excluded"] == {"tie": 1}
     # KTO: both answers of each pair become rows (one desirable, one not); reward: one row a pair
@@ -286,9 +285,8 @@ def test_two_processes_under_accelerate_launch_train_one_run(filled, settings, f
     assert out.stdout.count("run tiny-ddp: held-out") == 1, out.stdout
     from chatbot.settings import get_settings
     from chatbot.training.records import runs
-    from chatbot.training.run import models_dir
 
-    card = json.loads((models_dir(get_settings()) / "tiny-ddp" / "metrics.json").read_text())
+    card = json.loads((get_settings().models_dir / "tiny-ddp" / "metrics.json").read_text())
     assert card["metrics"]["steps"] == 1
     (rec,) = runs(filled)
     assert rec.status == "finished" and rec.name == "tiny-ddp"

@@ -99,16 +99,26 @@ def test_the_default_classifier_is_the_tuned_one_small_with_its_adapters():
     assert 0 < head.thresholds["emergency"] < 1
 
 
-def test_the_tuned_encoder_pass_and_head_stay_near_20_ms(triage):
+def test_a_message_costs_one_tuned_encoder_pass_and_nothing_from_retrieval(triage, monkeypatch):
+    """The cost beyond the chain's own embedding is one pass of the tuned encoder (~18 ms on 2 cores:
+    `bench/bench_safety.py` measures it; a timed assertion here would only measure the machine)."""
     text = "my mum is 84 and since this morning she is confused and shivering, she has a water infection"
-    triage.assess(text)
-    times = []
-    for _ in range(9):
-        started = time.perf_counter()
-        triage.assess(text)  # the tuned encoder's own pass, then the head
-        times.append(time.perf_counter() - started)
-    # about 18 ms on the 2-core development machine; the bound leaves room for a busy machine
-    assert statistics.median(times) < 0.100
+    triage.assess(text)  # loads the tuned encoder
+    passes = {"tuned": 0, "retrieval": 0}
+    tuned_embed, plain_embed = triage.encoder.embed_query, triage.embedder.embed_query
+
+    def counted(which, embed):
+        def wrapper(t):
+            passes[which] += 1
+            return embed(t)
+
+        return wrapper
+
+    monkeypatch.setattr(triage.encoder, "embed_query", counted("tuned", tuned_embed))
+    monkeypatch.setattr(triage.embedder, "embed_query", counted("retrieval", plain_embed))
+    result = triage.assess(text)
+    assert passes == {"tuned": 1, "retrieval": 0}
+    assert result.level in ("emergency", "urgent") and result.seconds > 0
 
 
 def test_a_missing_classifier_file_is_a_clear_error(tmp_path):
