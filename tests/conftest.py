@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Derived model files (the Q4_0 copy of the bundled model) are made once per session."""
+    """Derived model files (the Q8_0 copy of the bundled model) are made once per session."""
     return tmp_path_factory.mktemp("models")
 
 

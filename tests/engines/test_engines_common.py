@@ -136,8 +136,8 @@ def _first_logits(engine, messages):
 
 @pytest.fixture(scope="module")
 def default_llama(shared_models_dir):
-    """The engine on the file medchat loads by default (on x86 the Q4_0 copy of the bundled
-    model, whose repacked kernels score a one-token batch differently from a longer one)."""
+    """The engine on the file medchat loads by default (on x86 the Q8_0 copy of the bundled
+    model, whose repacked kernels may score a one-token batch differently from a longer one)."""
     from chatbot.engines.llamacpp import LlamaCppEngine, gguf_for
 
     return LlamaCppEngine(gguf_for(None, "auto", shared_models_dir), n_ctx=2048)
@@ -233,16 +233,16 @@ def test_requantized_copy_is_made_once_and_loads(tmp_path, capfd):
 
     bundled = bundled_model_path()
     capfd.readouterr()
-    copy = derive_gguf(bundled, tmp_path / "models", "Q4_0")
+    copy = derive_gguf(bundled, tmp_path / "models", "Q8_0")
     printed = capfd.readouterr()
     assert "quantize" not in printed.err + printed.out  # the C library's notes stay off the terminal
-    assert copy.parent == tmp_path / "models" and copy.name.endswith(".Q4_0.gguf")
+    assert copy.parent == tmp_path / "models" and copy.name.endswith(".Q8_0.gguf")
     made = copy.stat().st_mtime_ns
-    assert derive_gguf(bundled, tmp_path / "models", "Q4_0") == copy
+    assert derive_gguf(bundled, tmp_path / "models", "Q8_0") == copy
     assert copy.stat().st_mtime_ns == made  # kept, not made again
     assert not list((tmp_path / "models").glob("*.part"))
     engine = LlamaCppEngine(copy, n_ctx=2048)
-    assert engine.quantization == "Q4_0"
+    assert engine.quantization == "Q8_0"
     assert complete(engine, _ask("Name a colour."), GenerationParams(max_new_tokens=8)).strip()
     # auto: only the bundled model is requantized; a file the user chose is used as it is
     assert gguf_for(None, "auto", tmp_path / "models") == copy

@@ -69,8 +69,8 @@ def test_medchat_ask_json_as_a_user_runs_it(few_notes, medchat_home: Path):
     )
     assert ask.returncode == 0, ask.stderr
     data = json.loads(ask.stdout)
-    # the default: the bundled weights, requantized once to Q4_0 on x86 (named by the source's hash)
-    expected = "Q4_0" if platform.machine().lower() in ("x86_64", "amd64") else "Q4_1"
+    # the default: the bundled weights, requantized once to Q8_0 on x86 (named by the source's hash)
+    expected = "Q8_0" if platform.machine().lower() in ("x86_64", "amd64") else "Q4_1"
     assert data["model"].startswith("llamacpp:SmolLM2-135M-Instruct.")
     assert data["model"].endswith(f".{expected}.gguf") and data["quantization"] == expected
     assert data["sources"] and data["answer"].strip()
