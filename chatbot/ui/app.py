@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chatbot.safety.wording import DISCLAIMER
-from chatbot.ui.render import clip, markdown_text
+from chatbot.ui.render import clip, html_text, markdown_text
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -106,7 +106,7 @@ def sources_html(answer: Answer | None) -> str:
         rows.append(
             f'<div class="src"><b>[{n}] {html.escape(p.title)}{where}</b><br>'
             f"<code>{html.escape(p.source_name)}</code> · score {p.score:.2f} · {cited}"
-            f"<blockquote>{html.escape(clip(p.text, 600))}</blockquote></div>"
+            f"<blockquote>{html_text(clip(p.text, 600), citations=False)}</blockquote></div>"
         )
     if answer.uncited:
         rows.append("<p><i>The answer cites none of these sources: check it against them.</i></p>")

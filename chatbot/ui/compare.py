@@ -101,7 +101,7 @@ def cited_sources_html(resp: "Response") -> str:
         section = str(src.get("section") or "")
         where = f" - {html.escape(section)}" if section else ""
         name = html.escape(str(src.get("path", "")).rsplit("/", 1)[-1])
-        text = html.escape(clip(str(src.get("text", "")), 400))
+        text = html_text(clip(str(src.get("text", "")), 400), citations=False)
         title = html.escape(str(src.get("title", "")))
         rows.append(
             f'<div class="src"><b>[{n}] {title}{where}</b> · <code>{name}</code>'

@@ -46,3 +46,15 @@ def test_the_models_bold_is_emphasis_not_asterisks_and_carries_nothing_live():
     out = html_text(text)
     assert out.startswith("<p><strong>First-line treatment</strong> is a thiazide")
     assert "<strong>&lt;img src=http://h/x.png&gt;</strong>" in out and "<img" not in out
+
+
+def test_a_passage_in_the_sources_panel_shows_its_bold_as_emphasis_and_its_markup_as_text():
+    from chatbot.chain import Answer
+    from chatbot.retrieval import Passage
+    from chatbot.ui.app import sources_html
+
+    text = "- **INR 2.5 (range 2.0-3.0)**: atrial fibrillation. <img src=http://h/x.png>"
+    p = Passage("c1", text, "INR test", "Targets", "inr.md", 0.57)
+    out = sources_html(Answer("What INR?", "Aim for 2.5 [1].", [p], cited=[1]))
+    assert "<strong>INR 2.5 (range 2.0-3.0)</strong>" in out
+    assert "**" not in out and "<img" not in out and "&lt;img" in out
