@@ -94,3 +94,30 @@ def attribute(answer: str, passages: Sequence[str], min_support: float = 0.6) ->
 
     text = _SENTENCE.sub(visit, answer)
     return Attribution(text, added, unsupported)
+
+
+# A phone number as models write them: an optional +, then 7 to 15 digits in at least three groups
+# ("112-480-5697", "+44 20 7946 0958", "(555) 123 4567"). Doses, thresholds, ranges ("140/90",
+# "2.0-3.0") have fewer digits or a slash; a year range is let through by `_YEARS`.
+_PHONE = re.compile(r"(?<![\w/.,])\+?\(?\d{1,4}\)?(?:[ .-]\(?\d{1,5}\)?){2,5}(?![\w/])")
+_YEARS = re.compile(r"^(19|20)\d\d\s*[-–]\s*(19|20)\d\d$")
+INVENTED_NUMBER = "[phone number removed: it is not in the sources]"
+
+
+def remove_invented_numbers(answer: str, passages: Sequence[str]) -> tuple[str, list[str]]:
+    """`answer` with every phone number that no passage contains replaced by a note, and those numbers.
+
+    A small model copies the shape of a helpline ("call 112-480-5697") and invents its digits; a
+    person in trouble may dial it. Numbers the sources give are kept, compared digit for digit."""
+    known = {re.sub(r"\D", "", m.group()) for p in passages for m in _PHONE.finditer(p)}
+    removed: list[str] = []
+
+    def check(m: re.Match[str]) -> str:
+        number = m.group()
+        digits = re.sub(r"\D", "", number)
+        if not 7 <= len(digits) <= 15 or _YEARS.match(number.strip()) or digits in known:
+            return number
+        removed.append(number.strip())
+        return INVENTED_NUMBER
+
+    return _PHONE.sub(check, answer), removed

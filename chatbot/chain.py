@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from chatbot.attribution import attribute, content_words
+from chatbot.attribution import attribute, content_words, remove_invented_numbers
 from chatbot.citations import check_citations
 from chatbot.conversation import standalone
 from chatbot.engines.base import GenerationParams, fit_passages
@@ -47,6 +47,8 @@ class Answer:
     """Citations medchat added to sentences the model left uncited (see `attribution`)."""
     unsupported: list[str] = field(default_factory=list)
     """Uncited sentences that no given passage supports."""
+    removed_numbers: list[str] = field(default_factory=list)
+    """Phone numbers the model wrote that no passage gives, replaced in `text` by a note."""
     abstained: bool = False
     emergency: bool = False
     emergency_category: str = ""
@@ -79,6 +81,7 @@ class Answer:
             "invalid_citations": self.invalid_citations,
             "attributed": self.attributed,
             "unsupported": self.unsupported,
+            "removed_numbers": self.removed_numbers,
             "abstained": self.abstained,
             "emergency": self.emergency,
             "emergency_category": self.emergency_category,
@@ -466,3 +469,8 @@ class Chain:
         answer.text, answer.cited, answer.invalid_citations = final.text, final.cited, check.invalid
         answer.attributed = [c for c in attributed.added if c not in check.cited]
         answer.unsupported = attributed.unsupported
+        answer.text, answer.removed_numbers = remove_invented_numbers(
+            answer.text, [p.text for p in answer.passages]
+        )
+        if answer.removed_numbers:
+            log.warning("removed phone numbers the sources do not give: %s", answer.removed_numbers)

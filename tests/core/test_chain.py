@@ -54,6 +54,28 @@ def test_invalid_citations_are_removed_and_uncited_answers_flagged(chain):
     assert answer.unsupported == [answer.text]
 
 
+def test_a_phone_number_the_sources_do_not_give_is_removed_from_the_answer(chain):
+    """The bundled model wrote "call 112-480-5697" for bleeding on warfarin: digits of its own making."""
+    from chatbot.attribution import INVENTED_NUMBER
+
+    chain.engine.enqueue("For heavy bleeding call 112-480-5697 or (555) 123 4567 now. Keep INR 2.0-3.0.")
+    answer = chain.answer("warfarin bleeding")
+    assert answer.removed_numbers == ["112-480-5697", "(555) 123 4567"]
+    assert "5697" not in answer.text and "4567" not in answer.text
+    assert answer.text.count(INVENTED_NUMBER) == 2 and "2.0-3.0" in answer.text
+    assert answer.as_dict()["removed_numbers"] == answer.removed_numbers
+
+
+def test_a_phone_number_from_the_sources_is_kept():
+    from chatbot.attribution import remove_invented_numbers
+
+    passages = ["Call the clinic on 020 7946 0958 the same day."]
+    text, removed = remove_invented_numbers(
+        "Ring 020 7946 0958 today; in 2019-2021 studies, 140/90.", passages
+    )
+    assert removed == [] and "020 7946 0958" in text and "2019-2021" in text
+
+
 def test_uncited_sentences_are_attributed_to_the_passage_that_supports_them(chain):
     first = chain.retriever.retrieve("warfarin INR target")[0]
     sentence = re.split(r"(?<=[.!?])\s", first.text.strip())[0].rstrip(".")
