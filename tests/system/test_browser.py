@@ -2,6 +2,7 @@
 vote is in the database; a reload mid-comparison brings the open comparison back. Screenshots of
 each tab go to test-artifacts/."""
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -38,22 +39,40 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def served(few_index, settings, embedder, tmp_path):
+def accounts() -> Users:
+    return Users(
+        {
+            "dr_ada": User("dr_ada", "clinician", hash_password("secret", iterations=1000), admin=True),
+            "nurse_bo": User("nurse_bo", "nurse", hash_password("secret", iterations=1000)),
+        }
+    )
+
+
+@contextlib.contextmanager
+def running_app(settings, embedder, tmp_path, engine, questions=(), *, before_launch=None):
+    """The real app on a free loopback port, with logins, `engine` answering, `questions` queued."""
     from chatbot.ui.app import build_app
 
     store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
-    users = Users(
-        {"dr_ada": User("dr_ada", "clinician", hash_password("secret", iterations=1000), admin=True)}
-    )
-    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=PerTemperatureEngine())
+    if questions:
+        store.add_queue_items([{"question": q} for q in questions], batch="t")
+    users = accounts()
+    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=engine)
     app = build_app(chain, store=store, variants=VARIANTS, users=users)
+    if before_launch:
+        before_launch(app)
     url = launch_local(app, users)
     try:
-        yield url, store
+        yield url, store, app
     finally:
         app.close()
         store.close()
+
+
+@pytest.fixture
+def served(few_index, settings, embedder, tmp_path):
+    with running_app(settings, embedder, tmp_path, PerTemperatureEngine()) as (url, store, _app):
+        yield url, store
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ A screenshot of the Compare screen goes to test-artifacts/compare.png, or to doc
 README shows it) with MEDCHAT_UPDATE_SCREENSHOTS=1.
 """
 
-import contextlib
 import http.server
 import os
 import shutil
@@ -21,12 +20,10 @@ import pytest
 from chatbot.chain import Chain
 from chatbot.engines.fake import FakeEngine
 from chatbot.labelling.store.prefs import PreferenceStore
-from chatbot.retrieval import open_retriever
-from chatbot.ui.auth import User, Users, hash_password
 from chatbot.ui.serve import launch_local
 from tests.conftest import REPO
-from tests.labelling.test_compare import VARIANTS, PerTemperatureEngine
-from tests.system.test_browser import CHROMIUM, FLAGS
+from tests.labelling.test_compare import PerTemperatureEngine
+from tests.system.test_browser import CHROMIUM, FLAGS, accounts, running_app
 
 pytestmark = [
     pytest.mark.e2e,
@@ -36,40 +33,6 @@ pytestmark = [
 ]
 SCREEN = {"width": 1440, "height": 900}
 DOCS = REPO / "docs"
-
-
-def launch(app, users: Users) -> str:
-    return launch_local(app, users)
-
-
-def accounts() -> Users:
-    return Users(
-        {
-            "dr_ada": User("dr_ada", "clinician", hash_password("secret", iterations=1000), admin=True),
-            "nurse_bo": User("nurse_bo", "nurse", hash_password("secret", iterations=1000)),
-        }
-    )
-
-
-@contextlib.contextmanager
-def served(settings, embedder, tmp_path, engine, questions=(), *, before_launch=None):
-    """The real app on a free loopback port, with logins, `engine` answering, `questions` queued."""
-    from chatbot.ui.app import build_app
-
-    store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
-    if questions:
-        store.add_queue_items([{"question": q} for q in questions], batch="t")
-    users = accounts()
-    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=engine)
-    app = build_app(chain, store=store, variants=VARIANTS, users=users)
-    if before_launch:
-        before_launch(app)
-    url = launch(app, users)
-    try:
-        yield url, store, app
-    finally:
-        app.close()
-        store.close()
 
 
 @pytest.fixture
@@ -127,7 +90,7 @@ class WordyEngine(PerTemperatureEngine):
 @pytest.fixture
 def labelling(few_index, settings, embedder, tmp_path):
     questions = ("What INR should I aim for on warfarin?", "How is asthma treated?")
-    with served(settings, embedder, tmp_path, WordyEngine(), questions) as running:
+    with running_app(settings, embedder, tmp_path, WordyEngine(), questions) as running:
         yield running
 
 
@@ -348,7 +311,7 @@ def chat_app(settings, few_notes, embedder, trap, tmp_path):
     )
     ingest([few_notes], settings=settings, embedder=embedder)
     engine = SlowEngine()
-    with served(settings, embedder, tmp_path, engine) as (url, _store, _app):
+    with running_app(settings, embedder, tmp_path, engine) as (url, _store, _app):
         yield url, engine, origin
 
 
@@ -451,7 +414,7 @@ def real_model_app(few_index, settings, tmp_path):
     store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
     users = accounts()
     app = build_app(Chain(settings), store=store, users=users)  # the bundled 4-bit SmolLM2 via llama.cpp
-    url = launch(app, users)
+    url = launch_local(app, users)
     try:
         yield url, store
     finally:
@@ -524,7 +487,7 @@ def test_a_pair_left_while_it_is_written_never_comes_back_over_the_next_one(
         app.medchat_compare.prepare(10)
         engine.slow = True  # every answer from now on takes about 10 s
 
-    with served(
+    with running_app(
         settings,
         embedder,
         tmp_path,
