@@ -12,8 +12,10 @@ import pytest
 
 from chatbot.chain import Chain
 from chatbot.labelling.store.prefs import PreferenceStore
+from chatbot.ui.serve import launch_local
 from tests.conftest import REPO
-from tests.system.test_labelling_browser import accounts, browser, launch, login  # noqa: F401  (fixture)
+from tests.system.test_browser import accounts
+from tests.system.test_labelling_browser import browser, login  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -28,7 +30,7 @@ def real_chat(few_index, settings, tmp_path):
     chain = Chain(settings)  # the default engine: the bundled SmolLM2, 4-bit, llama.cpp
     store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
     app = build_app(chain, store=store, users=accounts())
-    url = launch(app, accounts())
+    url = launch_local(app, accounts())
     try:
         yield url, chain
     finally:
