@@ -1,6 +1,7 @@
 """Three-level triage: the emergency rules and a trained classifier, decided together.
 
-    emergency  the rules fire, or P(emergency) clears the threshold chosen on the dev split
+    emergency  P(emergency) clears the threshold chosen on the dev split, or a rule fires and
+               P(emergency) clears the (lower) rules threshold, also chosen on dev
     urgent     P(urgent) / (P(urgent) + P(routine)) clears the urgent threshold: see a doctor today
     routine    everything else
 
@@ -199,25 +200,37 @@ class Triage:
         result = TriageResult(
             "routine", probability=pe, probabilities=probs, nearest=nearest, language=language
         )
+        th_r = head.thresholds.get("rules", 0.0)  # files from before 2026-11-29: the rules always decide
         said = f"classifier: P(emergency) {pe:.2f} (threshold {th_e:.2f}), P(urgent) {pu:.2f}"
+        fired = ""
         if rule is not None:
             evidence = rule_evidence(text, rule)
+            fired = f"rule '{rule}' fired" + (f" on “{evidence}”" if evidence else "")
+        if rule is not None and pe >= th_r:
             result.level, result.category, result.decided_by = "emergency", rule, "rules"
-            result.reasons = [f"rule '{rule}' fired" + (f" on “{evidence}”" if evidence else ""), said]
+            result.reasons = [fired, said]
+        elif rule is not None and pe < th_e:
+            result.reasons = [
+                said,
+                f"{fired}, but a rule's alarm needs P(emergency) ≥ {th_r:.2f} from the classifier "
+                "(chosen on dev, where such alarms were mostly false): not raised",
+            ]
         elif pe >= th_e and not language and names_no_one(text):  # the check reads English only
-            result.reasons = [said, "no rule fired", VETO]
+            result.reasons = [said, fired or "no rule fired", VETO]
         elif pe >= th_e:
             result.level, result.decided_by = "emergency", "classifier"
             result.category = head.nearest_category(vector, "emergency")
-            result.reasons = [f"classifier: P(emergency) {pe:.2f} ≥ threshold {th_e:.2f}", "no rule fired"]
+            result.reasons = [
+                f"classifier: P(emergency) {pe:.2f} ≥ threshold {th_e:.2f}",
+                fired or "no rule fired",
+            ]
         if result.level == "routine" and pu / max(pu + probs["routine"], 1e-9) >= th_u:
             urgent_share = pu / max(pu + probs["routine"], 1e-9)
             result.level, result.decided_by = "urgent", "classifier"
             result.category = head.nearest_category(vector, "urgent")
             result.reasons = [
                 said + f"; urgent rather than routine {urgent_share:.2f} ≥ {th_u:.2f}",
-                "no rule fired",
-                *result.reasons[2:],
+                *(result.reasons[1:] or ["no rule fired"]),
             ]
         elif result.level == "routine" and not result.reasons:
             result.reasons = [said, "no rule fired"]

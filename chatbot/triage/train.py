@@ -1,4 +1,4 @@
-"""Train the triage head on data/triage/train.jsonl; choose its thresholds on data/triage/dev.jsonl.
+"""Train the triage head on the train split; choose its thresholds on the dev split (`split`).
 
     python -m chatbot.triage.train                 # writes chatbot/triage/head.npz
     python -m chatbot.triage.train --hidden 0      # logistic regression instead of the small MLP
@@ -25,6 +25,32 @@ TARGET_RECALL = 0.97
 
 def read(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def split(name: str) -> list[dict[str, Any]]:
+    """The generated `name.jsonl` ("train" or "dev") and the hand-written `handwritten/name_*.jsonl`.
+
+    Hand-written files are split by author (each file is one author's), so no author's messages are in
+    both splits. Their rows get an `id` and a `template` (one per message) like the generated ones."""
+    rows = read(DATA / f"{name}.jsonl")
+    for path in sorted((DATA / "handwritten").glob(f"{name}_*.jsonl")):
+        for n, row in enumerate(read(path)):
+            if row.get("level") not in LEVELS or not str(row.get("text", "")).strip():
+                raise ValueError(f"{path} line {n + 1}: needs a text and a level in {LEVELS}")
+            row.setdefault("id", f"{path.stem}-{n:05d}")
+            row.setdefault("template", f"hand/{path.stem}/{n}")
+            rows.append(row)
+    return rows
+
+
+RULE_THRESHOLDS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+"""P(emergency) a rule's alarm needs from the classifier, tried on dev (0: the rules always decide)."""
+
+
+def raised(pe: Any, rules: Any, th: dict[str, float]) -> Any:
+    """Which messages are emergencies: P(emergency) clears its threshold, or a rule fires and the
+    classifier gives at least the (lower) rules threshold. Numpy arrays in, a boolean array out."""
+    return (pe >= th["emergency"]) | (rules & (pe >= th.get("rules", 0.0)))
 
 
 def embed(texts: list[str], cache: Path | None = None) -> Any:
@@ -113,30 +139,67 @@ def predict(weights: list[tuple[Any, Any]], x: Any) -> Any:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def choose_thresholds(p: Any, y: Any, rules: Any, target: float = TARGET_RECALL) -> dict[str, float]:
-    """The highest emergency threshold whose dev recall (rules or classifier) reaches `target`, and the
-    urgent threshold (on P(urgent) / (P(urgent) + P(routine))) with the best F1 for "urgent"
-    among the messages not flagged as emergencies."""
+def balance(rows: list[dict[str, Any]]) -> Any:
+    """Weights that make the hand-written dev messages count as much, in all, as the generated ones:
+    the generated dev split shares the generator with train and is easier than real writing."""
     import numpy as np
 
+    hand = np.array([str(r.get("template", "")).startswith("hand/") for r in rows])
+    w = np.ones(len(rows))
+    if hand.any() and (~hand).any():
+        w[hand] = (~hand).sum() / hand.sum()
+    return w
+
+
+def rates(flagged: Any, emergency: Any, w: Any) -> tuple[float, float]:
+    """Weighted emergency recall and precision."""
+    tp = float((w * (flagged & emergency)).sum())
+    return tp / max(float((w * emergency).sum()), 1e-9), tp / max(float((w * flagged).sum()), 1e-9)
+
+
+def choose_thresholds(
+    p: Any,
+    y: Any,
+    rules: Any,
+    target: float = TARGET_RECALL,
+    rule_grid: tuple[float, ...] = RULE_THRESHOLDS,
+    weights: Any = None,
+) -> dict[str, float]:
+    """Thresholds chosen on dev (messages weighted by `weights`, e.g. `balance`).
+
+    emergency, rules: for each rules threshold in `rule_grid`, the highest emergency threshold whose
+    dev recall reaches `target`; of those pairs, the one with the best dev precision (on a tie, the
+    lower rules threshold: the rules keep more say). urgent: the threshold on
+    P(urgent) / (P(urgent) + P(routine)) with the best F1 for "urgent" among the messages not raised."""
+    import numpy as np
+
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
     emergency = y == 0
-    th_e = 0.05  # the lowest tried, when no threshold reaches the target
-    for t in np.round(np.arange(0.95, 0.04, -0.01), 2):
-        flagged = rules | (p[:, 0] >= t)
-        if flagged[emergency].mean() >= target:
-            th_e = float(t)
-            break
-    rest = ~(rules | (p[:, 0] >= th_e))
+    best: tuple[tuple[bool, float], dict[str, float]] | None = None
+    for th_r in rule_grid:
+        th = {"emergency": 0.05, "rules": float(th_r)}  # 0.05: the lowest tried, when none reaches it
+        for t in np.round(np.arange(0.95, 0.04, -0.01), 2):
+            flagged = raised(p[:, 0], rules, {"emergency": float(t), "rules": th_r})
+            if rates(flagged, emergency, w)[0] >= target:
+                th["emergency"] = float(t)
+                break
+        recall, precision = rates(raised(p[:, 0], rules, th), emergency, w)
+        key = (recall >= target, round(precision, 6))
+        if best is None or key > best[0]:
+            best = (key, th)
+    assert best is not None
+    th = best[1]
+    rest = ~raised(p[:, 0], rules, th)
     score = p[:, 1] / np.maximum(p[:, 1] + p[:, 2], 1e-9)  # urgent rather than routine
-    best, th_u = -1.0, 0.5
+    f1_best, th_u = -1.0, 0.5
+    want = rest & (y == 1)
     for t in np.round(np.arange(0.95, 0.04, -0.01), 2):
         said = rest & (score >= t)
-        want = rest & (y == 1)
-        tp = (said & want).sum()
-        f1 = 2 * tp / max(said.sum() + want.sum(), 1)
-        if f1 > best:
-            best, th_u = f1, float(t)
-    return {"emergency": th_e, "urgent": th_u}
+        tp = (w * (said & want)).sum()
+        f1 = 2 * tp / max((w * said).sum() + (w * want).sum(), 1e-9)
+        if f1 > f1_best:
+            f1_best, th_u = f1, float(t)
+    return {"emergency": th["emergency"], "rules": th["rules"], "urgent": th_u}
 
 
 def examples(rows: list[dict[str, Any]], vectors: Any) -> tuple[Any, list[int]]:
@@ -184,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    train, dev = read(DATA / "train.jsonl"), read(DATA / "dev.jsonl")
+    train, dev = split("train"), split("dev")
     xtr = embed([r["text"] for r in train], args.cache)
     xdv = embed([r["text"] for r in dev], args.cache)
     from chatbot.triage.features import names, rule_features
@@ -210,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     rules = np.array(fired_dv)
     p = predict(weights, np.hstack([xdv, fdv]))
-    thresholds = choose_thresholds(p, ydv, rules, args.target_recall)
+    thresholds = choose_thresholds(p, ydv, rules, args.target_recall, weights=balance(dev))
     q, keep = examples(train, xtr)
     head = Head(
         weights=weights,
@@ -219,8 +282,8 @@ def main(argv: list[str] | None = None) -> None:
         thresholds=thresholds,
         features=names(),
         meta={
-            "trained_on": f"data/triage/train.jsonl ({len(train)} messages)",
-            "thresholds_from": f"data/triage/dev.jsonl ({len(dev)} messages), "
+            "trained_on": f"data/triage/train.jsonl + handwritten/train_*.jsonl ({len(train)} messages)",
+            "thresholds_from": f"data/triage/dev.jsonl + handwritten/dev_*.jsonl ({len(dev)} messages), "
             f"emergency recall >= {args.target_recall}",
             "hidden": args.hidden,
             "epochs": args.epochs,
@@ -233,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         example_categories=[train[i]["category"] for i in keep],
     )
     head.save(args.out)
-    flagged = rules | (p[:, 0] >= thresholds["emergency"])
+    flagged = raised(p[:, 0], rules, thresholds)
     em = ydv == 0
     print(
         f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - started:.0f} s"

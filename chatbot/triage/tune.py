@@ -6,10 +6,11 @@
 The encoder's linear layers get rank-r adapters (trained with `peft`, a development dependency);
 a softmax head over the tuned, unit-length sentence vector and the rule features (`features.py`) is
 trained with them, by cross-entropy with class weights that favour emergency recall. Epochs are
-compared on data/triage/dev.jsonl (emergency precision where rules OR classifier reach the target
-recall) and the best one is kept; the thresholds are chosen on dev as for the frozen head. The adapters
-are saved as float16 factors beside the head (`tuned.py` merges them into the bundled encoder at load,
-without peft). Deterministic for a given seed on one thread. The test split is never read.
+compared on the dev split (data/triage/dev.jsonl and handwritten/dev_*.jsonl: emergency precision
+where the decision, `train.raised`, reaches the target recall) and the best one is kept; the
+thresholds are chosen on dev as for the frozen head. The adapters are saved as float16 factors
+beside the head (`tuned.py` merges them into the bundled encoder at load, without peft).
+Deterministic for a given seed on one thread. The test split is never read.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.triage.model import LEVELS, Head
-from chatbot.triage.train import DATA, TARGET_RECALL, choose_thresholds, examples, read
+from chatbot.triage.train import TARGET_RECALL, balance, choose_thresholds, examples, raised, rates, split
 from chatbot.triage.tuned import TUNED_FILE, adapter_id
 
 SCALE = 10.0
@@ -63,18 +64,21 @@ def encode(model: Any, tok: Any, texts: list[str], size: int = 64) -> Any:
     return out
 
 
-def dev_score(p: Any, y: Any, rules: Any, target: float) -> tuple[dict[str, float], float, float, float]:
-    """Thresholds, and emergency recall / precision and urgent F1 at them (dev)."""
-    th = choose_thresholds(p, y, rules, target)
-    flagged = rules | (p[:, 0] >= th["emergency"])
-    em = y == 0
-    recall = float(flagged[em].mean())
-    precision = float(em[flagged].mean()) if flagged.any() else 0.0
+def dev_score(
+    p: Any, y: Any, rules: Any, target: float, weights: Any = None
+) -> tuple[dict[str, float], float, float, float]:
+    """Thresholds, and emergency recall / precision and urgent F1 at them (dev, weighted)."""
+    import numpy as np
+
+    w = np.ones(len(y)) if weights is None else weights
+    th = choose_thresholds(p, y, rules, target, weights=w)
+    flagged = raised(p[:, 0], rules, th)
+    recall, precision = rates(flagged, y == 0, w)
     rest = ~flagged
     score = p[:, 1] / (p[:, 1] + p[:, 2] + 1e-9)
     said = rest & (score >= th["urgent"])
-    tp = (said & (y == 1)).sum()
-    f1 = float(2 * tp / max(said.sum() + (y == 1).sum(), 1))
+    tp = (w * (said & (y == 1))).sum()
+    f1 = float(2 * tp / max((w * said).sum() + (w * (y == 1)).sum(), 1e-9))
     return th, recall, precision, f1
 
 
@@ -107,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--emergency-weight", type=float, default=3.0)
     parser.add_argument("--target-recall", type=float, default=TARGET_RECALL)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--hand-weight", type=int, default=1, help="each hand-written training message counts this many times"
+    )
     parser.add_argument("--out", type=Path, default=TUNED_FILE)
     parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)  # smoke runs only
     args = parser.parse_args(argv)
@@ -115,9 +122,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
     rng = random.Random(args.seed)
-    train, dev = read(DATA / "train.jsonl"), read(DATA / "dev.jsonl")
+    train, dev = split("train"), split("dev")
     if args.limit:
-        train, dev = train[: args.limit], dev[: args.limit]
+        train, dev = train[: args.limit] + train[-args.limit :], dev[: args.limit] + dev[-args.limit :]
+    hand = [r for r in train if str(r["template"]).startswith("hand/")]
+    train = train + hand * (args.hand_weight - 1)
     gate = EmergencyGate()
     fired_tr = [gate.classify(r["text"]) is not None for r in train]
     fired_dv = np.array([gate.classify(r["text"]) is not None for r in dev])
@@ -176,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         logits = np.hstack([xdv, fdv]) @ w + b
         p = np.exp(logits - logits.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
-        th, rec, prec, f1 = dev_score(p, ydv, fired_dv, args.target_recall)
+        th, rec, prec, f1 = dev_score(p, ydv, fired_dv, args.target_recall, balance(dev))
         print(
             f"epoch {epoch}: loss {running / len(chunks):.3f}; dev emergency recall {rec:.3f} precision "
             f"{prec:.3f} at {th}; urgent F1 {f1:.3f} ({time.perf_counter() - started:.0f} s)",
@@ -211,8 +220,9 @@ def main(argv: list[str] | None = None) -> None:
         thresholds=best["th"],
         features=names(),
         meta={
-            "trained_on": f"data/triage/train.jsonl ({len(train)} messages)",
-            "thresholds_from": f"data/triage/dev.jsonl ({len(dev)} messages), "
+            "trained_on": f"data/triage/train.jsonl + handwritten/train_*.jsonl ({len(train)} messages, "
+            f"hand-written ones x{args.hand_weight})",
+            "thresholds_from": f"data/triage/dev.jsonl + handwritten/dev_*.jsonl ({len(dev)} messages), "
             f"emergency recall >= {args.target_recall}",
             "base_encoder": MINILM_ID,
             "adapter": {

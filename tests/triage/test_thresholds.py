@@ -1,0 +1,99 @@
+"""How the rules and the classifier are decided together, and how the thresholds and the dev split are
+made: the rules threshold (a rule's alarm needs the classifier's agreement), the hand-written data's
+split by author and its weight in the choice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from chatbot.triage import HEAD_FILE, Head, Triage
+from chatbot.triage import train as training
+
+STROKE = "my dad's face has dropped on one side and he can't lift his arm"
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from ingestion.embedding import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+def head_with(tmp_path, **thresholds):
+    head = Head.load(HEAD_FILE)  # the frozen head: no adapters, quick to load
+    head.thresholds = {k: v for k, v in {**head.thresholds, **thresholds}.items() if v is not None}
+    path = tmp_path / "head.npz"
+    head.save(path)
+    return path
+
+
+def test_a_rule_alarm_the_classifier_does_not_back_is_not_raised_and_says_why(tmp_path, embedder):
+    path = head_with(tmp_path, emergency=0.9999, rules=0.9999)
+    r = Triage(head_path=path, embedder=embedder).assess(STROKE)
+    assert r.probability < 0.9999
+    assert r.level != "emergency" and r.decided_by != "rules"
+    said = " ".join(r.reasons)
+    assert "rule 'stroke' fired" in said and "needs P(emergency) ≥ 1.00" in said and "not raised" in said
+
+
+def test_with_a_low_rules_threshold_the_rule_raises_what_the_classifier_alone_would_not(tmp_path, embedder):
+    path = head_with(tmp_path, emergency=0.9999, rules=0.01)
+    r = Triage(head_path=path, embedder=embedder).assess(STROKE)
+    assert r.probability >= 0.01
+    assert (r.level, r.category, r.decided_by) == ("emergency", "stroke", "rules")
+
+
+def test_a_file_without_a_rules_threshold_lets_the_rules_decide_as_before(tmp_path, embedder):
+    path = head_with(tmp_path, emergency=0.9999, rules=None)
+    assert "rules" not in Head.load(path).thresholds
+    r = Triage(head_path=path, embedder=embedder).assess(STROKE)
+    assert (r.level, r.decided_by) == ("emergency", "rules")
+
+
+def test_raised_combines_both_thresholds():
+    pe = np.array([0.9, 0.3, 0.3, 0.01])
+    rules = np.array([False, True, False, True])
+    got = training.raised(pe, rules, {"emergency": 0.5, "rules": 0.2})
+    assert got.tolist() == [True, True, False, False]
+    assert training.raised(pe, rules, {"emergency": 0.5}).tolist() == [True, True, False, True]
+
+
+def test_the_rules_threshold_is_raised_only_when_rule_alarms_are_false_on_dev():
+    # 10 emergencies the classifier is sure of; 10 routine messages a rule fires on, classifier unsure
+    y = np.array([0] * 10 + [2] * 10)
+    p = np.zeros((20, 3))
+    p[:10, 0], p[10:, 0] = 0.9, 0.04
+    p[:, 2] = 1 - p[:, 0]
+    rules = np.array([False] * 10 + [True] * 10)
+    th = training.choose_thresholds(p, y, rules, target=0.97)
+    assert th["rules"] > 0.04 and th["emergency"] <= 0.9  # the false rule alarms are overruled
+    # now the rules are right: the same messages are emergencies, and the rules keep their say
+    y[10:] = 0
+    th = training.choose_thresholds(p, y, rules, target=0.97)
+    assert th["rules"] == 0.0
+
+
+def test_hand_written_dev_messages_weigh_as_much_as_the_generated_ones():
+    rows = [{"template": f"gen.{i}"} for i in range(30)] + [{"template": f"hand/dev_x/{i}"} for i in range(10)]
+    w = training.balance(rows)
+    assert w[:30].sum() == pytest.approx(w[30:].sum()) and w[0] == 1.0
+
+
+def test_the_split_adds_each_authors_hand_written_file_and_names_a_bad_line(tmp_path, monkeypatch):
+    (tmp_path / "handwritten").mkdir()
+    (tmp_path / "train.jsonl").write_text(
+        json.dumps({"id": "g1", "text": "a", "level": "routine", "template": "t1"}) + "\n"
+    )
+    good = {"text": "my mum is grey and sweating with chest pain", "level": "emergency", "author": "w1"}
+    (tmp_path / "handwritten" / "train_w1.jsonl").write_text(json.dumps(good) + "\n")
+    (tmp_path / "handwritten" / "dev_w2.jsonl").write_text(json.dumps(good) + "\n")  # dev: not in train
+    monkeypatch.setattr(training, "DATA", tmp_path)
+    rows = training.split("train")
+    assert [r["template"] for r in rows] == ["t1", "hand/train_w1/0"]
+    bad = {"text": "help", "level": "critical"}
+    (tmp_path / "handwritten" / "train_w3.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(ValueError, match=r"train_w3\.jsonl line 2: needs a text and a level"):
+        training.split("train")
