@@ -87,6 +87,14 @@ def names_no_one(text: str) -> bool:
     return not safety._PERSONAL.search(" ".join(text.split()))
 
 
+def known_categories() -> tuple[str, ...]:
+    """Emergency categories with their own "while you wait" guidance (the rules' and `GUIDANCE`'s):
+    a classifier's alarm is given the nearest of these (hand-written examples name their own)."""
+    from chatbot.safety.emergency import EMERGENCY_GUIDANCE
+
+    return (*EMERGENCY_GUIDANCE, *GUIDANCE)
+
+
 def rule_evidence(text: str, category: str) -> str:
     """The words in `text` that the rule for `category` matched (for explanations only)."""
     try:
@@ -219,7 +227,7 @@ class Triage:
             result.reasons = [said, fired or "no rule fired", VETO]
         elif pe >= th_e:
             result.level, result.decided_by = "emergency", "classifier"
-            result.category = head.nearest_category(vector, "emergency")
+            result.category = head.nearest_category(vector, "emergency", among=known_categories())
             result.reasons = [
                 f"classifier: P(emergency) {pe:.2f} ≥ threshold {th_e:.2f}",
                 fired or "no rule fired",

@@ -9,6 +9,7 @@ read with `allow_pickle=False`: nothing in it can run code.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,13 +110,17 @@ class Head:
             for i in top
         ]
 
-    def nearest_category(self, vector: Any, level: str, k: int = 5) -> str:
-        """The most common category among the k nearest labelled examples of `level`."""
+    def nearest_category(self, vector: Any, level: str, k: int = 5, among: Collection[str] = ()) -> str:
+        """The most common category among the k nearest labelled examples of `level` (with `among`,
+        only examples whose category is one of those: hand-written examples name their own)."""
         import numpy as np
 
         if self.example_vectors is None:
             return ""
-        idx = np.flatnonzero(np.asarray(self.example_levels) == level)
+        keep = np.asarray(self.example_levels) == level
+        if among:
+            keep &= np.isin(np.asarray(self.example_categories), list(among))
+        idx = np.flatnonzero(keep)
         if not len(idx):
             return ""
         sims = self._similarities(vector)[idx]

@@ -141,13 +141,18 @@ def predict(weights: list[tuple[Any, Any]], x: Any) -> Any:
 
 def balance(rows: list[dict[str, Any]]) -> Any:
     """Weights that make the hand-written dev messages count as much, in all, as the generated ones:
-    the generated dev split shares the generator with train and is easier than real writing."""
+    the generated dev split shares the generator with train and is easier than real writing.
+    Messages in another language (a `lang` field) weigh nothing: the thresholds are for English, and
+    such a message gets the emergency line whatever the classifier says."""
     import numpy as np
 
     hand = np.array([str(r.get("template", "")).startswith("hand/") for r in rows])
+    foreign = np.array([bool(r.get("lang")) for r in rows])
+    hand &= ~foreign
     w = np.ones(len(rows))
-    if hand.any() and (~hand).any():
-        w[hand] = (~hand).sum() / hand.sum()
+    if hand.any() and (~hand & ~foreign).any():
+        w[hand] = (~hand & ~foreign).sum() / hand.sum()
+    w[foreign] = 0.0
     return w
 
 

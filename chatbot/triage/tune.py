@@ -31,6 +31,11 @@ SCALE = 10.0
 stored weights), so the head's logits can be large without large weights."""
 
 
+def _share(template: str) -> int:
+    """A stable 32-bit number for a template (which generated templates a fraction keeps)."""
+    return int(hashlib.sha256(template.encode()).hexdigest()[:8], 16)
+
+
 def batches(lengths: list[int], size: int, rng: random.Random) -> list[list[int]]:
     """Shuffled batches of messages of similar token length (little padding)."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
@@ -112,6 +117,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target-recall", type=float, default=TARGET_RECALL)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--generated-fraction",
+        type=float,
+        default=1.0,
+        help="train on this share of the generated messages (whole templates, chosen by hash)",
+    )
+    parser.add_argument(
         "--hand-weight", type=int, default=1, help="each hand-written training message counts this many times"
     )
     parser.add_argument("--out", type=Path, default=TUNED_FILE)
@@ -126,7 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit:
         train, dev = train[: args.limit] + train[-args.limit :], dev[: args.limit] + dev[-args.limit :]
     hand = [r for r in train if str(r["template"]).startswith("hand/")]
-    train = train + hand * (args.hand_weight - 1)
+    generated = [r for r in train if not str(r["template"]).startswith("hand/")]
+    if args.generated_fraction < 1.0:
+        cut = int(args.generated_fraction * 2**32)
+        generated = [r for r in generated if _share(r["template"]) < cut]
+    train = generated + hand * args.hand_weight
     gate = EmergencyGate()
     fired_tr = [gate.classify(r["text"]) is not None for r in train]
     fired_dv = np.array([gate.classify(r["text"]) is not None for r in dev])
@@ -220,8 +235,9 @@ def main(argv: list[str] | None = None) -> None:
         thresholds=best["th"],
         features=names(),
         meta={
-            "trained_on": f"data/triage/train.jsonl + handwritten/train_*.jsonl ({len(train)} messages, "
-            f"hand-written ones x{args.hand_weight})",
+            "trained_on": f"data/triage/train.jsonl ({len(generated)} messages, a share of "
+            f"{args.generated_fraction}) + handwritten/train_*.jsonl "
+            f"({len(hand)} messages x{args.hand_weight})",
             "thresholds_from": f"data/triage/dev.jsonl + handwritten/dev_*.jsonl ({len(dev)} messages), "
             f"emergency recall >= {args.target_recall}",
             "base_encoder": MINILM_ID,

@@ -76,10 +76,13 @@ def test_the_rules_threshold_is_raised_only_when_rule_alarms_are_false_on_dev():
     assert th["rules"] == 0.0
 
 
-def test_hand_written_dev_messages_weigh_as_much_as_the_generated_ones():
-    rows = [{"template": f"gen.{i}"} for i in range(30)] + [{"template": f"hand/dev_x/{i}"} for i in range(10)]
+def test_hand_written_dev_messages_weigh_as_much_as_the_generated_ones_and_other_languages_nothing():
+    rows = [{"template": f"gen.{i}"} for i in range(30)]
+    rows += [{"template": f"hand/dev_x/{i}"} for i in range(10)]
+    rows += [{"template": f"hand/dev_y/{i}", "lang": "es"} for i in range(5)]
     w = training.balance(rows)
-    assert w[:30].sum() == pytest.approx(w[30:].sum()) and w[0] == 1.0
+    assert w[:30].sum() == pytest.approx(w[30:40].sum()) and w[0] == 1.0
+    assert not w[40:].any()  # not English: reported, not used to choose the thresholds
 
 
 def test_the_split_adds_each_authors_hand_written_file_and_names_a_bad_line(tmp_path, monkeypatch):
