@@ -6,10 +6,11 @@
     python bench/bench_safety.py --head chatbot/triage/tuned.npz   # another classifier file
 
 Sets: `data/safety/emergency_dev*.jsonl` (read while the rules were written), `data/triage/dev.jsonl`
-(the classifier's dev split: its thresholds were chosen on it), and the held-out sets whose messages
-the tuner never read: `data/safety/emergency_heldout.jsonl` and `data/triage/test.jsonl` (written by
-someone else, in other categories and styles), plus `data/triage/test_nonenglish.jsonl`. For those,
-only aggregates are printed, never a message. Per set: recall and precision of `emergency` with
+and `data/triage/handwritten/dev_*.jsonl` (the classifier's dev split: its thresholds were chosen on
+it; the hand-written part in English, and "hand dev xx" in other languages), and the held-out sets
+whose messages the tuner never read: `data/safety/emergency_heldout.jsonl` and `data/triage/test.jsonl`
+(written by someone else, in other categories and styles), plus `data/triage/test_nonenglish.jsonl`.
+For those, only aggregates are printed, never a message. Per set: recall and precision of `emergency` with
 bootstrap 95% intervals (2,000 resamples of the messages), the three-level confusion matrix where the
 set has levels, and false alarms on all MedQuAD questions (informational: every alarm is false).
 """
@@ -28,11 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from chatbot.triage import LEVELS, Triage  # noqa: E402
 
+HAND = ROOT / "data" / "triage" / "handwritten"
 SETS = [
-    # name, path, held out (never print its messages)
+    # name, path (or a glob of hand-written files), held out (never print its messages)
     ("safety dev", ROOT / "data" / "safety" / "emergency_dev.jsonl", False),
     ("safety dev2", ROOT / "data" / "safety" / "emergency_dev2.jsonl", False),
     ("triage dev", ROOT / "data" / "triage" / "dev.jsonl", False),
+    ("hand dev", HAND / "dev_*.jsonl", False),  # English only; "hand dev xx": the other languages
+    ("hand dev xx", HAND / "dev_*.jsonl", False),
     ("safety heldout", ROOT / "data" / "safety" / "emergency_heldout.jsonl", True),
     ("triage test", ROOT / "data" / "triage" / "test.jsonl", True),
 ]
@@ -42,6 +46,14 @@ MEDQUAD = ROOT.parent / "shared" / "datasets" / "medquad" / "medquad_answered.js
 
 def read(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def rows_of(name: str, path: Path) -> list[dict[str, Any]]:
+    """A set's messages; a glob of hand-written files is split into English and the rest ("xx")."""
+    if "*" not in path.name:
+        return read(path)
+    rows = [row for found in sorted(path.parent.glob(path.name)) for row in read(found)]
+    return [r for r in rows if bool(r.get("lang")) == name.endswith(" xx")]
 
 
 def level_of(row: dict[str, Any]) -> str:
@@ -96,12 +108,15 @@ def fmt(value: float, ci: tuple[float, float]) -> str:
 def score_set(name: str, path: Path, held_out: bool, triage: Triage, show_errors: bool) -> None:
     import numpy as np
 
-    rows = read(path)
+    rows = rows_of(name, path)
+    if not rows:
+        print(f"{name}: skipped (no messages in {path})")
+        return
     texts = [r["text"] for r in rows]
     want_levels = [level_of(r) for r in rows]
     results, per_message = assess_all(triage, texts)
     want = np.array([lv == "emergency" for lv in want_levels])
-    rules = np.array([r.decided_by == "rules" for r in results])
+    rules = np.array([triage.gate.classify(t) is not None for t in texts])  # the rules alone
     combined = np.array([r.emergency for r in results])
     line = f"{name:<15} {len(rows):>5} {int(want.sum()):>5}"
     for got in (rules, combined):
@@ -153,7 +168,7 @@ def medquad(triage: Triage, sample: int | None = None) -> None:
         questions = random.Random(0).sample(questions, sample)
         print(f"MedQuAD: a seeded sample of {sample} questions")
     results, per_message = assess_all(triage, questions)
-    rules = sum(r.decided_by == "rules" for r in results)
+    rules = sum(triage.gate.classify(q) is not None for q in questions)
     combined = sum(r.emergency for r in results)
     urgent = sum(r.level == "urgent" for r in results)
     foreign = sum(r.language is not None for r in results)
@@ -189,7 +204,7 @@ def main() -> None:
     for name, path, held_out in SETS:
         if held_out and args.dev_only:
             continue
-        if not path.is_file():
+        if not path.is_file() and "*" not in path.name:
             print(f"{name}: skipped ({path} is absent)")
             continue
         score_set(name, path, held_out, triage, args.errors)

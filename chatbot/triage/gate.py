@@ -80,8 +80,11 @@ VETO = (
 
 def names_no_one(text: str) -> bool:
     """No person, and no "now", "help" or "please", in the message ("asthma inhalers", "What are the
-    symptoms of sepsis?"): the rules' own test for a situation, applied to the classifier too because
-    on dev it removed false alarms and no emergency (MedQuAD sample: 82 alarms of 2,000 down to 4)."""
+    symptoms of sepsis?"): the rules' own test for a situation, applied to a classifier-only alarm when
+    the head's `needs_someone` (meta) is true, as for the frozen head: on its dev data it removed false
+    alarms and no emergency (MedQuAD sample: 82 alarms of 2,000 down to 4). The check reads English
+    only. The fine-tuned head of 2026-11-29 does without it: on hand-written dev it vetoed 13 real
+    emergencies and spared 7 false alarms, and MedQuAD sample alarms were 0 either way."""
     from chatbot.safety import emergency as safety
 
     return not safety._PERSONAL.search(" ".join(text.split()))
@@ -223,7 +226,7 @@ class Triage:
                 f"{fired}, but a rule's alarm needs P(emergency) ≥ {th_r:.2f} from the classifier "
                 "(chosen on dev, where such alarms were mostly false): not raised",
             ]
-        elif pe >= th_e and not language and names_no_one(text):  # the check reads English only
+        elif pe >= th_e and head.meta.get("needs_someone", True) and not language and names_no_one(text):
             result.reasons = [said, fired or "no rule fired", VETO]
         elif pe >= th_e:
             result.level, result.decided_by = "emergency", "classifier"

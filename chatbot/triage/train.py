@@ -43,6 +43,10 @@ def split(name: str) -> list[dict[str, Any]]:
     return rows
 
 
+EMERGENCY_GRID = (*(round(0.95 - i / 100, 2) for i in range(91)), 0.04, 0.03, 0.02, 0.01, 0.005, 0.002, 0.001)
+"""Emergency thresholds tried on dev, highest first (a fine-tuned encoder's probabilities are sharp:
+the low end matters)."""
+
 RULE_THRESHOLDS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 """P(emergency) a rule's alarm needs from the classifier, tried on dev (0: the rules always decide)."""
 
@@ -182,8 +186,8 @@ def choose_thresholds(
     emergency = y == 0
     best: tuple[tuple[bool, float], dict[str, float]] | None = None
     for th_r in rule_grid:
-        th = {"emergency": 0.05, "rules": float(th_r)}  # 0.05: the lowest tried, when none reaches it
-        for t in np.round(np.arange(0.95, 0.04, -0.01), 2):
+        th = {"emergency": EMERGENCY_GRID[-1], "rules": float(th_r)}  # the lowest, when none reaches it
+        for t in EMERGENCY_GRID:
             flagged = raised(p[:, 0], rules, {"emergency": float(t), "rules": th_r})
             if rates(flagged, emergency, w)[0] >= target:
                 th["emergency"] = float(t)

@@ -117,6 +117,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target-recall", type=float, default=TARGET_RECALL)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--needs-someone",
+        action="store_true",
+        help="veto a classifier-only alarm for a message that names no one (gate.names_no_one)",
+    )
+    parser.add_argument(
         "--generated-fraction",
         type=float,
         default=1.0,
@@ -241,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
             "thresholds_from": f"data/triage/dev.jsonl + handwritten/dev_*.jsonl ({len(dev)} messages), "
             f"emergency recall >= {args.target_recall}",
             "base_encoder": MINILM_ID,
+            "needs_someone": args.needs_someone,
             "adapter": {
                 "rank": args.rank,
                 "alpha": args.alpha,

@@ -100,3 +100,15 @@ def test_the_split_adds_each_authors_hand_written_file_and_names_a_bad_line(tmp_
     (tmp_path / "handwritten" / "train_w3.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(ValueError, match=r"train_w3\.jsonl line 2: needs a text and a level"):
         training.split("train")
+
+
+def test_the_names_no_one_veto_follows_the_heads_setting(tmp_path, embedder):
+    head = Head.load(HEAD_FILE)
+    head.thresholds = {**head.thresholds, "emergency": 0.0}  # every message clears it
+    for needs_someone, level in ((True, False), (False, True)):
+        head.meta = {**head.meta, "needs_someone": needs_someone}
+        path = tmp_path / f"veto-{needs_someone}.npz"
+        head.save(path)
+        r = Triage(head_path=path, embedder=embedder).assess("asthma inhalers")
+        assert r.emergency is level
+        assert ("names no one" in " ".join(r.reasons)) is needs_someone
