@@ -136,9 +136,10 @@ def render_reply(answer: Answer) -> str:
     body = markdown_text(answer.text)
     if answer.emergency:
         return f"🚨 **EMERGENCY**\n\n{body}"
-    body = triage_banner(answer) + body
+    banner = triage_banner(answer)  # the triage advice leads, above everything else
     if answer.abstained:
-        return f"ℹ️ **Not enough evidence**\n\n{body}\n\n_{DISCLAIMER}_"
+        return f"{banner}ℹ️ **Not enough evidence**\n\n{body}\n\n_{DISCLAIMER}_"
+    body = banner + body
     note = ""
     if answer.unsupported:
         note = f"\n\n⚠️ {len(answer.unsupported)} sentence(s) above are not supported by the sources."

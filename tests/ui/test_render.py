@@ -58,3 +58,15 @@ def test_a_passage_in_the_sources_panel_shows_its_bold_as_emphasis_and_its_marku
     out = sources_html(Answer("What INR?", "Aim for 2.5 [1].", [p], cited=[1]))
     assert "<strong>INR 2.5 (range 2.0-3.0)</strong>" in out
     assert "**" not in out and "<img" not in out and "&lt;img" in out
+
+
+def test_the_triage_advice_heads_the_reply_even_when_the_sources_fall_short():
+    from chatbot.chain import Answer
+    from chatbot.ui.app import render_reply
+
+    urgent = {"level": "urgent", "category": "wound"}
+    abstained = render_reply(Answer("dog bite", "I can't answer that.", [], abstained=True, triage=urgent))
+    assert abstained.startswith("🟠 **URGENT: see a doctor or urgent care today**")
+    assert abstained.index("URGENT") < abstained.index("Not enough evidence")
+    answered = render_reply(Answer("dog bite", "Clean it [1].", [], triage=urgent))
+    assert answered.startswith("🟠 **URGENT") and "Not enough evidence" not in answered
