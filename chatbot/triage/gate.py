@@ -78,13 +78,24 @@ VETO = (
 )
 
 
+def veto_applies(meta: dict[str, Any], text: str) -> bool:
+    """Whether the "names no one" veto is checked for `text`, by the head's `needs_someone`: true (or
+    absent: files from before 2026-11-29) always, false never, a number N for messages of at most N
+    words (a search such as "warfarin INR target" or "INR 4.5")."""
+    rule = meta.get("needs_someone", True)
+    if isinstance(rule, bool):
+        return rule
+    return len(text.split()) <= int(rule)
+
+
 def names_no_one(text: str) -> bool:
     """No person, and no "now", "help" or "please", in the message ("asthma inhalers", "What are the
-    symptoms of sepsis?"): the rules' own test for a situation, applied to a classifier-only alarm when
-    the head's `needs_someone` (meta) is true, as for the frozen head: on its dev data it removed false
-    alarms and no emergency (MedQuAD sample: 82 alarms of 2,000 down to 4). The check reads English
-    only. The fine-tuned head of 2026-11-29 does without it: on hand-written dev it vetoed 13 real
-    emergencies and spared 7 false alarms, and MedQuAD sample alarms were 0 either way."""
+    symptoms of sepsis?"): the rules' own test for a situation, applied to a classifier-only alarm as
+    the head's `needs_someone` says (`veto_applies`). For the frozen head, always: on its dev data it
+    removed false alarms and no emergency (MedQuAD sample: 82 alarms of 2,000 down to 4). For the
+    fine-tuned head, messages of at most 4 words only: on hand-written dev the veto on every message
+    cost 13 real emergencies ("stabbed in the leg, theres a lot of blood") to spare 4 false alarms,
+    while searches such as "INR 4.5" or "nosebleed" were alarms without it. English only."""
     from chatbot.safety import emergency as safety
 
     return not safety._PERSONAL.search(" ".join(text.split()))
@@ -226,7 +237,7 @@ class Triage:
                 f"{fired}, but a rule's alarm needs P(emergency) ≥ {th_r:.2f} from the classifier "
                 "(chosen on dev, where such alarms were mostly false): not raised",
             ]
-        elif pe >= th_e and head.meta.get("needs_someone", True) and not language and names_no_one(text):
+        elif pe >= th_e and veto_applies(head.meta, text) and not language and names_no_one(text):
             result.reasons = [said, fired or "no rule fired", VETO]
         elif pe >= th_e:
             result.level, result.decided_by = "emergency", "classifier"
@@ -235,7 +246,8 @@ class Triage:
                 f"classifier: P(emergency) {pe:.2f} ≥ threshold {th_e:.2f}",
                 fired or "no rule fired",
             ]
-        if result.level == "routine" and pu / max(pu + probs["routine"], 1e-9) >= th_u:
+        vetoed = VETO in result.reasons  # a search or a topic is not urgent either
+        if result.level == "routine" and not vetoed and pu / max(pu + probs["routine"], 1e-9) >= th_u:
             urgent_share = pu / max(pu + probs["routine"], 1e-9)
             result.level, result.decided_by = "urgent", "classifier"
             result.category = head.nearest_category(vector, "urgent")

@@ -118,8 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--needs-someone",
-        action="store_true",
-        help="veto a classifier-only alarm for a message that names no one (gate.names_no_one)",
+        type=int,
+        default=4,
+        metavar="N",
+        help="veto a classifier-only alarm for a message of at most N words that names no one "
+        "(gate.names_no_one; 0: never, -1: every message)",
     )
     parser.add_argument(
         "--generated-fraction",
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
             "thresholds_from": f"data/triage/dev.jsonl + handwritten/dev_*.jsonl ({len(dev)} messages), "
             f"emergency recall >= {args.target_recall}",
             "base_encoder": MINILM_ID,
-            "needs_someone": args.needs_someone,
+            "needs_someone": True if args.needs_someone < 0 else args.needs_someone,
             "adapter": {
                 "rank": args.rank,
                 "alpha": args.alpha,

@@ -59,7 +59,7 @@ def test_a_phone_number_the_sources_do_not_give_is_removed_from_the_answer(chain
     from chatbot.attribution import INVENTED_NUMBER
 
     chain.engine.enqueue("For heavy bleeding call 112-480-5697 or (555) 123 4567 now. Keep INR 2.0-3.0.")
-    answer = chain.answer("warfarin bleeding")
+    answer = chain.answer("How is the bleeding risk of warfarin monitored?")
     assert answer.removed_numbers == ["112-480-5697", "(555) 123 4567"]
     assert "5697" not in answer.text and "4567" not in answer.text
     assert answer.text.count(INVENTED_NUMBER) == 2 and "2.0-3.0" in answer.text

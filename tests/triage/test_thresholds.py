@@ -102,13 +102,24 @@ def test_the_split_adds_each_authors_hand_written_file_and_names_a_bad_line(tmp_
         training.split("train")
 
 
-def test_the_names_no_one_veto_follows_the_heads_setting(tmp_path, embedder):
+@pytest.mark.parametrize(
+    "needs_someone, message, vetoed",
+    [
+        (True, "asthma inhalers", True),  # files from before: every message
+        (False, "asthma inhalers", False),
+        (4, "warfarin INR target", True),  # a search of at most 4 words
+        (4, "stabbed in the leg, theres a lot of blood", False),
+        (4, "my dad is stabbed", False),  # names someone
+    ],
+)
+def test_the_names_no_one_veto_follows_the_heads_setting(tmp_path, embedder, needs_someone, message, vetoed):
     head = Head.load(HEAD_FILE)
     head.thresholds = {**head.thresholds, "emergency": 0.0}  # every message clears it
-    for needs_someone, level in ((True, False), (False, True)):
-        head.meta = {**head.meta, "needs_someone": needs_someone}
-        path = tmp_path / f"veto-{needs_someone}.npz"
-        head.save(path)
-        r = Triage(head_path=path, embedder=embedder).assess("asthma inhalers")
-        assert r.emergency is level
-        assert ("names no one" in " ".join(r.reasons)) is needs_someone
+    head.meta = {**head.meta, "needs_someone": needs_someone}
+    path = tmp_path / "veto.npz"
+    head.save(path)
+    r = Triage(head_path=path, embedder=embedder).assess(message)
+    assert r.emergency is not vetoed
+    assert ("names no one" in " ".join(r.reasons)) is vetoed
+    if vetoed:
+        assert r.level == "routine"  # a search is not urgent either
