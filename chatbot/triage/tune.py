@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--targets", default="query,key,value,dense", help="module names that get adapters (comma-separated)"
     )
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="adapters' learning rate")
     parser.add_argument("--head-lr", type=float, default=5e-3)
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--generated-fraction",
         type=float,
-        default=1.0,
+        default=0.4,
         help="train on this share of the generated messages (whole templates, chosen by hash)",
     )
     parser.add_argument(
