@@ -137,8 +137,10 @@ def render_reply(answer: Answer) -> str:
     if answer.emergency:
         return f"🚨 **EMERGENCY**\n\n{body}"
     banner = triage_banner(answer)  # the triage advice leads, above everything else
-    if answer.abstained:
-        return f"{banner}ℹ️ **Not enough evidence**\n\n{body}\n\n_{DISCLAIMER}_"
+    if answer.abstained:  # the advice paragraphs (urgent, not English), then the one sentence
+        advice, _, sentence = answer.text.rpartition("\n\n")
+        advice = f"{markdown_text(advice)}\n\n" if advice else ""
+        return f"{banner}{advice}ℹ️ **Not enough evidence**\n\n{markdown_text(sentence)}\n\n_{DISCLAIMER}_"
     body = banner + body
     note = ""
     if answer.unsupported:

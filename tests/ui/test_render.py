@@ -65,8 +65,13 @@ def test_the_triage_advice_heads_the_reply_even_when_the_sources_fall_short():
     from chatbot.ui.app import render_reply
 
     urgent = {"level": "urgent", "category": "wound"}
-    abstained = render_reply(Answer("dog bite", "I can't answer that.", [], abstained=True, triage=urgent))
+    text = "See a doctor today.\n\nI can't answer that."  # the chain puts the advice first
+    abstained = render_reply(Answer("dog bite", text, [], abstained=True, triage=urgent))
     assert abstained.startswith("🟠 **URGENT: see a doctor or urgent care today**")
-    assert abstained.index("URGENT") < abstained.index("Not enough evidence")
+    # banner, advice, then the heading right above the sentence it heads
+    order = [abstained.index(s) for s in ("URGENT", "See a doctor", "Not enough evidence", "I can")]
+    assert order == sorted(order)
+    plain = render_reply(Answer("q", "I can't answer that.", [], abstained=True))
+    assert plain.startswith("ℹ️ **Not enough evidence**\n\nI can")
     answered = render_reply(Answer("dog bite", "Clean it [1].", [], triage=urgent))
     assert answered.startswith("🟠 **URGENT") and "Not enough evidence" not in answered
