@@ -224,7 +224,7 @@ class Triage:
         )
         th_r = head.thresholds.get("rules", 0.0)  # files from before 2026-11-29: the rules always decide
         said = f"classifier: P(emergency) {pe:.2f} (threshold {th_e:.2f}), P(urgent) {pu:.2f}"
-        fired = ""
+        fired, vetoed = "", False
         if rule is not None:
             evidence = rule_evidence(text, rule)
             fired = f"rule '{rule}' fired" + (f" on “{evidence}”" if evidence else "")
@@ -238,6 +238,7 @@ class Triage:
                 "(chosen on dev, where such alarms were mostly false): not raised",
             ]
         elif pe >= th_e and veto_applies(head.meta, text) and not language and names_no_one(text):
+            vetoed = True  # a search or a topic: not urgent either
             result.reasons = [said, fired or "no rule fired", VETO]
         elif pe >= th_e:
             result.level, result.decided_by = "emergency", "classifier"
@@ -246,9 +247,8 @@ class Triage:
                 f"classifier: P(emergency) {pe:.2f} ≥ threshold {th_e:.2f}",
                 fired or "no rule fired",
             ]
-        vetoed = VETO in result.reasons  # a search or a topic is not urgent either
-        if result.level == "routine" and not vetoed and pu / max(pu + probs["routine"], 1e-9) >= th_u:
-            urgent_share = pu / max(pu + probs["routine"], 1e-9)
+        urgent_share = pu / max(pu + probs["routine"], 1e-9)
+        if result.level == "routine" and not vetoed and urgent_share >= th_u:
             result.level, result.decided_by = "urgent", "classifier"
             result.category = head.nearest_category(vector, "urgent")
             result.reasons = [

@@ -72,7 +72,9 @@ def encode(model: Any, tok: Any, texts: list[str], size: int = 64) -> Any:
 def dev_score(
     p: Any, y: Any, rules: Any, target: float, weights: Any = None
 ) -> tuple[dict[str, float], float, float, float]:
-    """Thresholds, and emergency recall / precision and urgent F1 at them (dev, weighted)."""
+    """Thresholds, and emergency recall / precision and urgent F1 at them (dev, weighted). This F1
+    counts every urgent message, those raised as emergencies as misses (`train.urgent_f1`, which
+    chooses the urgent threshold, sees only the messages not raised)."""
     import numpy as np
 
     w = np.ones(len(y)) if weights is None else weights
