@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot.triage import LEVELS, Triage  # noqa: E402
+from chatbot.triage.train import DEV_CLOSERS  # noqa: E402
 
 HAND = ROOT / "data" / "triage" / "handwritten"
 SETS = [
@@ -137,6 +138,25 @@ def score_set(name: str, path: Path, held_out: bool, triage: Triage, show_errors
                 print(f"    {kind} [{row.get('category', '')}] p={r.probability:.2f} {row['text']}")
 
 
+def framed(triage: Triage) -> None:
+    """Dev: the hand-written English dev messages as written and with each of `DEV_CLOSERS` added.
+    A gate that reads the situation gives the same decisions; one that reads the framing does not."""
+    import numpy as np
+
+    rows = rows_of("hand dev", SETS[3][1])
+    want = np.array([level_of(r) == "emergency" for r in rows])
+    first = None
+    for closer in ("", *DEV_CLOSERS):
+        results, _ = assess_all(triage, [r["text"].rstrip() + closer for r in rows])
+        got = np.array([r.emergency for r in results])
+        first = got if first is None else first
+        recall, precision = recall_precision(got, want)
+        print(
+            f"hand dev + {closer or '(as written)':<21} recall {recall:.3f} precision {precision:.3f}; "
+            f"{int((got != first).sum())} of {len(rows)} decisions differ from the messages as written"
+        )
+
+
 def non_english(triage: Triage) -> None:
     """Held out: how many non-English messages get the emergency line (an alarm or the language note)."""
     if not NON_ENGLISH.is_file():
@@ -187,6 +207,9 @@ def main() -> None:
     parser.add_argument("--errors", action="store_true", help="list the mistakes on the dev sets")
     parser.add_argument("--no-medquad", action="store_true", help="skip the 16,407 MedQuAD questions")
     parser.add_argument("--dev-only", action="store_true", help="only the dev sets (no held-out aggregate)")
+    parser.add_argument(
+        "--no-framing", action="store_true", help="skip hand dev with the dev split's closers added"
+    )
     parser.add_argument("--medquad-sample", type=int, default=None, help="only N MedQuAD questions (seeded)")
     parser.add_argument("--cache", type=Path, default=None, help="keep the sets' vectors here between runs")
     parser.add_argument(
@@ -208,6 +231,8 @@ def main() -> None:
             print(f"{name}: skipped ({path} is absent)")
             continue
         score_set(name, path, held_out, triage, args.errors)
+    if not args.no_framing:
+        framed(triage)
     if not args.dev_only:
         non_english(triage)
     if not args.no_medquad:

@@ -43,6 +43,11 @@ def split(name: str) -> list[dict[str, Any]]:
     return rows
 
 
+DEV_CLOSERS = (". any home remedies?", ". what could it be?", "?? is that normal")
+"""Closers of the generated dev split (`make_data.FRAMES`): no training message has them, and the
+framings added in training (`tune.framings`) must not either. `bench/bench_safety.py` adds each to the
+hand-written dev messages: a framing says nothing about how ill someone is, so decisions should hold."""
+
 EMERGENCY_GRID = (*(round(0.95 - i / 100, 2) for i in range(91)), 0.04, 0.03, 0.02, 0.01, 0.005, 0.002, 0.001)
 """Emergency thresholds tried on dev, highest first (a fine-tuned encoder's probabilities are sharp:
 the low end matters)."""

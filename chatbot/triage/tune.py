@@ -36,6 +36,36 @@ def _share(template: str) -> int:
     return int(hashlib.sha256(template.encode()).hexdigest()[:8], 16)
 
 
+def framings() -> dict[str, list[str]]:
+    """Neutral openers and closers (data/triage/framings.jsonl, written by hand for this): they say
+    nothing about how ill anyone is, so a framing must not move the decision."""
+    from chatbot.triage.train import DATA, read
+
+    out: dict[str, list[str]] = {"opener": [], "closer": []}
+    path = DATA / "framings.jsonl"
+    for n, row in enumerate(read(path)):
+        if row.get("kind") not in out or not str(row.get("text", "")).strip():
+            raise ValueError(f"{path} line {n + 1}: needs a kind (opener or closer) and a text")
+        out[row["kind"]].append(" ".join(str(row["text"]).split()))
+    return out
+
+
+def reframe(texts: list[str], share: float, found: dict[str, list[str]], rng: random.Random) -> list[str]:
+    """`texts` with a random neutral framing added to about `share` of them (two in three get a
+    closer, one in three an opener). Every level gets them alike, so a framing carries no label:
+    trained without them, one more "any home remedies?" turned a clear emergency ("three seizures one
+    after the other and hasn't woken up in between", P 0.99) into P(emergency) 0.0005."""
+    out = []
+    for text in texts:
+        if share <= 0 or rng.random() >= share:
+            out.append(text)
+        elif rng.random() < 2 / 3 or not found["opener"]:
+            out.append(f"{text.rstrip()}{rng.choice(('', '.', ',', '?'))} {rng.choice(found['closer'])}")
+        else:
+            out.append(f"{rng.choice(found['opener'])} {text.lstrip()}")
+    return out
+
+
 def batches(lengths: list[int], size: int, rng: random.Random) -> list[list[int]]:
     """Shuffled batches of messages of similar token length (little padding)."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
@@ -135,6 +165,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--hand-weight", type=int, default=1, help="each hand-written training message counts this many times"
     )
+    parser.add_argument(
+        "--reframe",
+        type=float,
+        default=0.0,
+        help="add a neutral opener or closer (data/triage/framings.jsonl) to this share of the training "
+        "messages, drawn anew each epoch (0: none)",
+    )
     parser.add_argument("--out", type=Path, default=TUNED_FILE)
     parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)  # smoke runs only
     args = parser.parse_args(argv)
@@ -187,13 +224,21 @@ def main(argv: list[str] | None = None) -> None:
     total = sum(len(p) for p in plan)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.0, 1 - s / total))
     ft, yt = torch.tensor(ftr), torch.tensor(ytr)
+    found = framings() if args.reframe > 0 else {"opener": [], "closer": []}
+    reframing = random.Random(args.seed + 1)  # its own stream: --reframe 0 trains as before it existed
     best: dict[str, Any] = {"precision": -1.0}
     for epoch, chunks in enumerate(plan, 1):
         model.train()
         head.train()
+        epoch_texts = texts_tr
+        if args.reframe > 0:
+            epoch_texts = reframe(texts_tr, args.reframe, found, reframing)
+            ft = torch.tensor(
+                np.array([rule_features(t, gate.classify(t) is not None) for t in epoch_texts], np.float32)
+            )
         running = 0.0
         for n, rows in enumerate(chunks, 1):
-            v = pooled(model, tok, [texts_tr[i] for i in rows])
+            v = pooled(model, tok, [epoch_texts[i] for i in rows])
             logits = head(torch.cat([v * SCALE, ft[rows]], dim=1))
             loss = loss_fn(logits, yt[rows])
             opt.zero_grad()
@@ -247,7 +292,8 @@ def main(argv: list[str] | None = None) -> None:
         meta={
             "trained_on": f"data/triage/train.jsonl ({len(generated)} messages, a share of "
             f"{args.generated_fraction}) + handwritten/train_*.jsonl "
-            f"({len(hand)} messages x{args.hand_weight})",
+            f"({len(hand)} messages x{args.hand_weight})"
+            + (f", {args.reframe:.0%} reframed each epoch (framings.jsonl)" if args.reframe > 0 else ""),
             "thresholds_from": f"data/triage/dev.jsonl + handwritten/dev_*.jsonl ({len(dev)} messages), "
             f"emergency recall >= {args.target_recall}",
             "base_encoder": MINILM_ID,
@@ -263,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
                 "batch": args.batch,
                 "emergency_weight": args.emergency_weight,
                 "seed": args.seed,
+                "reframe": args.reframe,
             },
             "dev": {"recall": best["rec"], "precision": best["precision"], "urgent_f1": best["f1"]},
         },

@@ -123,3 +123,40 @@ def test_the_names_no_one_veto_follows_the_heads_setting(tmp_path, embedder, nee
     assert ("names no one" in " ".join(r.reasons)) is vetoed
     if vetoed:
         assert r.level == "routine"  # a search is not urgent either
+
+
+def test_reframing_adds_neutral_framings_to_a_share_of_messages_reproducibly():
+    import random
+
+    from chatbot.triage import tune
+
+    found = {"opener": ["hi all,"], "closer": ["thoughts?"]}
+    texts = [f"message {i}" for i in range(600)]
+    once = tune.reframe(texts, 0.3, found, random.Random(1))
+    assert once == tune.reframe(texts, 0.3, found, random.Random(1))  # seeded: the same run twice
+    changed = [(a, b) for a, b in zip(texts, once, strict=True) if a != b]
+    assert 130 < len(changed) < 230  # about 30%
+    assert all(b.startswith("hi all, message") or b.endswith(" thoughts?") for _, b in changed)
+    assert {b.startswith("hi all,") for _, b in changed} == {True, False}  # openers and closers
+    assert tune.reframe(texts, 0.0, found, random.Random(1)) == texts
+
+
+def test_the_shipped_framings_are_neutral_and_keep_the_dev_closers_unseen():
+    from chatbot.triage import tune
+    from chatbot.triage.train import DEV_CLOSERS
+
+    found = tune.framings()
+    assert len(found["closer"]) >= 100 and len(found["opener"]) >= 40
+    words = {w.strip("?!.,:;").lower() for t in found["opener"] + found["closer"] for w in t.split()}
+    assert not words & {"help", "emergency", "urgent", "now", "please", "pls", "ambulance", "999", "911"}
+    dev = {c.strip(" .?").lower() for c in DEV_CLOSERS}
+    assert not dev & {t.strip(" .?!").lower() for t in found["closer"]}  # dev measures unseen closers
+
+
+def test_a_bad_framing_line_is_named(tmp_path, monkeypatch):
+    from chatbot.triage import tune
+
+    (tmp_path / "framings.jsonl").write_text('{"kind": "closer", "text": "ok?"}\n{"kind": "middle"}\n')
+    monkeypatch.setattr(training, "DATA", tmp_path)
+    with pytest.raises(ValueError, match=r"framings\.jsonl line 2: needs a kind"):
+        tune.framings()
