@@ -166,8 +166,9 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             gr.Button(interactive=True),  # moving on never waits for a pair being written
         )
 
-    def finished(annotator: str, status: str) -> tuple[Any, ...]:
-        """A screen with no pair: everything judged, or a question that is not compared."""
+    def finished(annotator: str, status: str, question: Any = None) -> tuple[Any, ...]:
+        """A screen with no pair: everything judged (`question` "": the last one judged is not left
+        showing above two empty columns), or a question that is not compared (kept as typed)."""
         closed = gr.Button(interactive=False)
         return (
             "",
@@ -178,7 +179,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             gr.Button(visible=False),
             "",
             "",
-            gr.skip(),
+            gr.skip() if question is None else question,
             service.progress_markdown(annotator),
             closed,
             gr.Button(interactive=True),
@@ -203,7 +204,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
                     return
                 yield shown(p, annotator)
         except NoQuestionsLeft as e:
-            yield finished(annotator, str(e))
+            yield finished(annotator, str(e), question="")
         except NotCompared as e:
             yield finished(annotator, f"🚨 **This is an emergency, so it is not compared.** {e}")
         except MedchatError as e:

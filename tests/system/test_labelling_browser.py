@@ -164,6 +164,7 @@ def test_an_annotator_works_through_the_queue_with_the_question_on_screen(labell
     toasts = page.locator(".toast-body").count()  # the refusal above is still on screen
     page.locator("#cmp-skip").click()
     expect(page.locator("#cmp-status")).to_contain_text("All done")
+    expect(page.locator("#cmp-question textarea")).to_have_value("")  # not the skipped question
     expect(page.locator("#cmp-submit")).to_be_disabled()
     expect(page.locator("#cmp-skip")).to_be_disabled()
     for panel in ("#cmp-left", "#cmp-right", "#cmp-status"):
@@ -178,9 +179,11 @@ def test_an_annotator_works_through_the_queue_with_the_question_on_screen(labell
     assert skipped == 1 and store.pending_round("nurse_bo") is None
 
     # an emergency typed into Compare gets the guidance once, and nothing to vote on
-    page.locator("#cmp-question textarea").fill("My father's face is drooping and he cannot speak")
+    typed = "My father's face is drooping and he cannot speak"
+    page.locator("#cmp-question textarea").fill(typed)
     page.locator("#cmp-ask").click()
     expect(page.locator("#cmp-status")).to_contain_text("emergency")
+    expect(page.locator("#cmp-question textarea")).to_have_value(typed)  # kept as typed
     expect(page.locator("#cmp-submit")).to_be_disabled()
 
 

@@ -160,3 +160,25 @@ def test_a_bad_framing_line_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "DATA", tmp_path)
     with pytest.raises(ValueError, match=r"framings\.jsonl line 2: needs a kind"):
         tune.framings()
+
+
+def test_the_target_recall_must_hold_on_each_part_of_dev_not_on_average():
+    # part 0 (generated): 40 emergencies all at P 0.9; part 1 (hand-written): 40 emergencies, 4 at P 0.2;
+    # 40 routine messages at P 0.3 in part 1. Weighted alike, the average recall reaches 0.95 at 0.5
+    # while the hand-written part is at 0.90; each part at 0.95 needs the threshold down to 0.2.
+    y = np.array([0] * 80 + [2] * 40)
+    p = np.zeros((120, 3))
+    p[:80, 0], p[76:80, 0], p[80:, 0] = 0.9, 0.2, 0.3
+    p[:, 2] = 1 - p[:, 0]
+    rules = np.zeros(120, dtype=bool)
+    rows = [{"template": "gen"}] * 40 + [{"template": "hand/dev_x/1"}] * 80
+    rows.append({"template": "hand/dev_x/2", "lang": "es"})
+    part = training.parts(rows)[:120]
+    assert part[:40].tolist() == [0] * 40 and part[40:].tolist() == [1] * 80
+    assert training.parts(rows)[-1] == -1  # another language: not a part
+    averaged = training.choose_thresholds(p, y, rules, target=0.95, rule_grid=(0.0,))
+    each = training.choose_thresholds(p, y, rules, target=0.95, rule_grid=(0.0,), part=part)
+    assert averaged["emergency"] > 0.3 and each["emergency"] == 0.2
+    flagged = training.raised(p[:, 0], rules, each)
+    assert training.lowest_recall(flagged, y == 0, part) == 1.0
+    assert training.lowest_recall(training.raised(p[:, 0], rules, averaged), y == 0, part) == 0.9
