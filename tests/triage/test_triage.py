@@ -48,6 +48,35 @@ def test_the_classifier_catches_emergencies_the_rules_miss(triage, message):
 
 
 @pytest.mark.parametrize(
+    "closer",
+    [". any home remedies?", "?? is that normal", ". what could it be?", ". thx in advance x"],
+)
+@pytest.mark.parametrize(
+    "message",
+    [
+        # caught by a rule, but a rule's alarm needs the classifier's backing (the "rules" threshold):
+        # trained without neutral framings, "any home remedies?" took the first to P(emergency) 0.0005
+        "my 4 year old has had three seizures one after the other and hasn't woken up in between",
+        # the classifier's own
+        "my toddler has had the runs and been sick all day, no wet nappy since this morning "
+        "and she's really floppy",
+    ],
+)
+def test_how_a_message_is_framed_does_not_hide_an_emergency(triage, message, closer):
+    r = triage.assess(message + closer)
+    assert r.level == "emergency", r.reasons
+    assert r.probability >= min(triage.head.thresholds["emergency"], triage.head.thresholds["rules"])
+
+
+def test_a_rule_alarm_the_classifier_does_not_back_is_overruled_and_says_so(triage):
+    message = "I overdosed on Netflix this weekend, how do I fix my sleep schedule?"
+    assert triage.gate.classify(message) is not None  # the rules alone would call an ambulance
+    r = triage.assess(message)
+    assert r.level == "routine"
+    assert any("a rule's alarm needs P(emergency)" in reason for reason in r.reasons)
+
+
+@pytest.mark.parametrize(
     "message",
     [
         "What are the warning signs of a stroke?",
