@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chatbot.chain import Answer, Chain
     from chatbot.labelling.store.prefs import PreferenceStore
     from chatbot.labelling.variants import Variant
+    from chatbot.retrieval import Passage
     from chatbot.ui.auth import Users
 
 History = list[dict[str, Any]]
@@ -86,6 +87,14 @@ def asked_text(content: Any) -> str:
     return html.unescape(text_of(content)).replace("  \n", "\n").strip()
 
 
+def match_of(passage: Passage) -> str:
+    """How a passage was found: its similarity to the question, or the keyword index alone (whose
+    passages have no similarity: "score 0.00" read as "irrelevant")."""
+    if passage.dense_scored:
+        return f"score {passage.score:.2f}"
+    return "found by keywords"
+
+
 def sources_html(answer: Answer | None) -> str:
     """The sources panel for one answer, best first, each passage as text."""
     if answer is None:
@@ -105,7 +114,7 @@ def sources_html(answer: Answer | None) -> str:
         where = f" - {html.escape(p.section)}" if p.section else ""
         rows.append(
             f'<div class="src"><b>[{n}] {html.escape(p.title)}{where}</b><br>'
-            f"<code>{html.escape(p.source_name)}</code> · score {p.score:.2f} · {cited}"
+            f"<code>{html.escape(p.source_name)}</code> · {match_of(p)} · {cited}"
             f"<blockquote>{html_text(clip(p.text, 600), citations=False)}</blockquote></div>"
         )
     if answer.uncited:

@@ -75,3 +75,16 @@ def test_the_triage_advice_heads_the_reply_even_when_the_sources_fall_short():
     assert plain.startswith("ℹ️ **Not enough evidence**\n\nI can")
     answered = render_reply(Answer("dog bite", "Clean it [1].", [], triage=urgent))
     assert answered.startswith("🟠 **URGENT") and "Not enough evidence" not in answered
+
+
+def test_a_passage_only_the_keyword_index_found_says_so_instead_of_score_zero():
+    from dataclasses import replace
+
+    from chatbot.chain import Answer
+    from chatbot.retrieval import Passage
+    from chatbot.ui.app import sources_html
+
+    dense = Passage("c1", "INR 2.5", "INR test", "", "inr.md", 0.57)
+    keyword = replace(dense, id="c2", title="Warfarin", score=0.0, dense_scored=False)
+    out = sources_html(Answer("What INR?", "Aim for 2.5 [1].", [dense, keyword], cited=[1]))
+    assert "score 0.57" in out and "found by keywords" in out and "score 0.00" not in out
