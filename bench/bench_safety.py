@@ -31,13 +31,14 @@ from chatbot.triage import LEVELS, Triage  # noqa: E402
 from chatbot.triage.train import DEV_CLOSERS  # noqa: E402
 
 HAND = ROOT / "data" / "triage" / "handwritten"
+HAND_DEV = HAND / "dev_*.jsonl"
 SETS = [
     # name, path (or a glob of hand-written files), held out (never print its messages)
     ("safety dev", ROOT / "data" / "safety" / "emergency_dev.jsonl", False),
     ("safety dev2", ROOT / "data" / "safety" / "emergency_dev2.jsonl", False),
     ("triage dev", ROOT / "data" / "triage" / "dev.jsonl", False),
-    ("hand dev", HAND / "dev_*.jsonl", False),  # English only; "hand dev xx": the other languages
-    ("hand dev xx", HAND / "dev_*.jsonl", False),
+    ("hand dev", HAND_DEV, False),  # English only; "hand dev xx": the other languages
+    ("hand dev xx", HAND_DEV, False),
     ("safety heldout", ROOT / "data" / "safety" / "emergency_heldout.jsonl", True),
     ("triage test", ROOT / "data" / "triage" / "test.jsonl", True),
 ]
@@ -143,7 +144,7 @@ def framed(triage: Triage) -> None:
     A gate that reads the situation gives the same decisions; one that reads the framing does not."""
     import numpy as np
 
-    rows = rows_of("hand dev", SETS[3][1])
+    rows = rows_of("hand dev", HAND_DEV)
     want = np.array([level_of(r) == "emergency" for r in rows])
     first = None
     for closer in ("", *DEV_CLOSERS):

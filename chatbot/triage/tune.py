@@ -113,9 +113,9 @@ def dev_score(
     p: Any, y: Any, rules: Any, target: float, weights: Any = None, part: Any = None
 ) -> tuple[dict[str, float], float, float, float]:
     """Thresholds, and emergency recall (the lowest over dev's parts, `train.parts`), weighted
-    precision and urgent F1 at them. This F1
-    counts every urgent message, those raised as emergencies as misses (`train.urgent_f1`, which
-    chooses the urgent threshold, sees only the messages not raised)."""
+    precision and urgent F1 at them. This F1 counts every urgent message, those raised as emergencies
+    as misses (`train.urgent_f1`, which chooses the urgent threshold, sees only the messages not
+    raised)."""
     import numpy as np
 
     w = np.ones(len(y)) if weights is None else weights

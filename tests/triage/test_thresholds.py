@@ -164,7 +164,7 @@ def test_a_bad_framing_line_is_named(tmp_path, monkeypatch):
 
 def test_the_target_recall_must_hold_on_each_part_of_dev_not_on_average():
     # part 0 (generated): 40 emergencies all at P 0.9; part 1 (hand-written): 40 emergencies, 4 at P 0.2;
-    # 40 routine messages at P 0.3 in part 1. Weighted alike, the average recall reaches 0.95 at 0.5
+    # 40 routine messages at P 0.3 in part 1. Weighted alike, the average recall reaches 0.95 at 0.9
     # while the hand-written part is at 0.90; each part at 0.95 needs the threshold down to 0.2.
     y = np.array([0] * 80 + [2] * 40)
     p = np.zeros((120, 3))
