@@ -1,7 +1,9 @@
 """Three-level triage: the emergency rules and a trained classifier, decided together.
 
-    emergency  P(emergency) clears the threshold chosen on the dev split, or a rule fires and
-               P(emergency) clears the (lower) rules threshold, also chosen on dev
+    emergency  the emergency score clears the threshold chosen on the dev split, or a rule fires and
+               the score clears the (lower) rules threshold, also chosen on dev. The score is
+               P(emergency), blended for the default head with the share of emergencies among the
+               nearest labelled examples (`Head.emergency_score`)
     urgent     P(urgent) / (P(urgent) + P(routine)) clears the urgent threshold: see a doctor today
     routine    everything else
 
@@ -45,7 +47,8 @@ class TriageResult:
     level: str
     category: str = ""
     probability: float = 0.0
-    """The classifier's P(emergency) (0 when the classifier did not run)."""
+    """The classifier's P(emergency), or for a head with `neighbours` the emergency score it blends
+    with its nearest labelled examples (`Head.emergency_score`); 0 when the classifier did not run."""
     reasons: list[str] = field(default_factory=list)
     decided_by: str = ""
     """"rules", "classifier" or "" (routine)."""
@@ -73,7 +76,7 @@ class TriageResult:
 
 
 VETO = (
-    "P(emergency) cleared the threshold, but the message names no one and nothing happening now "
+    "The emergency score cleared the threshold, but the message names no one and nothing happening now "
     "(a topic or a search, as the rules read it): not raised"
 )
 
@@ -216,14 +219,23 @@ class Triage:
         from chatbot.triage.features import rule_features
 
         probs = head.probabilities(vector, rule_features(text, rule is not None))
-        pe, pu = probs["emergency"], probs["urgent"]
+        pu = probs["urgent"]
+        pe, share = head.emergency_score(vector, probs["emergency"])  # P(emergency), or blended
         th_e, th_u = head.thresholds["emergency"], head.thresholds["urgent"]
         nearest = head.nearest(vector, self.neighbours)
         result = TriageResult(
             "routine", probability=pe, probabilities=probs, nearest=nearest, language=language
         )
         th_r = head.thresholds.get("rules", 0.0)  # files from before 2026-11-29: the rules always decide
-        said = f"classifier: P(emergency) {pe:.2f} (threshold {th_e:.2f}), P(urgent) {pu:.2f}"
+        name = "P(emergency)" if share is None else "emergency score"
+        said = f"classifier: {name} {pe:.2f} (threshold {th_e:.2f}), P(urgent) {pu:.2f}"
+        if share is not None:
+            knn = head.meta["neighbours"]
+            said += (
+                f"; the score is {1 - knn['weight']:.2g} x P(emergency) {probs['emergency']:.2f} + "
+                f"{knn['weight']:.2g} x the emergencies' share {share:.2f} among the {knn['k']} nearest "
+                "labelled examples"
+            )
         fired, vetoed = "", False
         if rule is not None:
             evidence = rule_evidence(text, rule)
@@ -234,7 +246,7 @@ class Triage:
         elif rule is not None and pe < th_e:
             result.reasons = [
                 said,
-                f"{fired}, but a rule's alarm needs P(emergency) ≥ {th_r:.2f} from the classifier "
+                f"{fired}, but a rule's alarm needs {name} ≥ {th_r:.2f} from the classifier "
                 "(chosen on dev, where such alarms were mostly false): not raised",
             ]
         elif pe >= th_e and veto_applies(head.meta, text) and not language and names_no_one(text):
@@ -244,7 +256,7 @@ class Triage:
             result.level, result.decided_by = "emergency", "classifier"
             result.category = head.nearest_category(vector, "emergency", among=known_categories())
             result.reasons = [
-                f"classifier: P(emergency) {pe:.2f} ≥ threshold {th_e:.2f}",
+                f"classifier: {name} {pe:.2f} ≥ threshold {th_e:.2f}",
                 fired or "no rule fired",
             ]
         urgent_share = pu / max(pu + probs["routine"], 1e-9)

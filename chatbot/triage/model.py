@@ -45,6 +45,23 @@ class Neighbour:
         }
 
 
+def neighbour_share(similarities: Any, is_emergency: Any, k: int, sharpness: float) -> Any:
+    """Per row of `similarities` (messages x labelled examples): the share of emergencies among the
+    k most similar examples, each weighted by exp(sharpness x similarity)."""
+    import numpy as np
+
+    sims = np.asarray(similarities, dtype=np.float64)
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    near = np.take_along_axis(sims, top, axis=1)
+    weight = np.exp(sharpness * (near - near[:, :1]))  # shifted by the best: no overflow
+    return (weight * np.asarray(is_emergency)[top]).sum(axis=1) / weight.sum(axis=1)
+
+
+def blend(pe: Any, share: Any, weight: float) -> Any:
+    """The emergency score: (1 - weight) x P(emergency) + weight x the neighbours' share."""
+    return (1.0 - weight) * pe + weight * share
+
+
 @dataclass
 class Head:
     """Layer weights (numpy arrays), thresholds and labelled examples; inference in numpy only."""
@@ -95,6 +112,24 @@ class Head:
         # einsum, not `@`: a BLAS call hands this small product to its thread pool, which on a
         # busy CPU costs tens of milliseconds; einsum's plain loop takes about 0.1 ms
         return np.einsum("ij,j->i", self._decoded, np.asarray(vector, dtype=np.float32))
+
+    def emergency_score(self, vector: Any, pe: float) -> tuple[float, float | None]:
+        """The score the emergency thresholds apply to, and the neighbours' share (None without).
+
+        A head whose meta has `neighbours` ({"k", "weight", "sharpness"}) blends P(emergency) with
+        the similarity-weighted share of emergencies among the k nearest labelled examples
+        (`neighbour_share`); any other head's score is P(emergency) itself."""
+        knn = self.meta.get("neighbours")
+        if not knn or self.example_vectors is None or not len(self.example_levels):
+            return pe, None
+        sims = self._similarities(vector)[None, :]
+        share = float(neighbour_share(sims, self.emergency_examples(), knn["k"], knn["sharpness"])[0])
+        return float(blend(pe, share, knn["weight"])), share
+
+    def emergency_examples(self) -> Any:
+        import numpy as np
+
+        return np.asarray(self.example_levels) == "emergency"
 
     def nearest(self, vector: Any, k: int = 3) -> list[Neighbour]:
         import numpy as np

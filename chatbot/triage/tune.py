@@ -130,6 +130,60 @@ def dev_score(
     return th, recall, precision, f1
 
 
+NEIGHBOURS = {"k": 10, "weight": 0.5, "sharpness": 20.0}
+"""How the emergency score blends the nearest labelled examples with P(emergency)
+(`model.Head.emergency_score`): chosen on dev from a flat region (k 5-20, weight 0.25-0.75,
+sharpness 10-50 all gave hand-written dev precision 0.91-0.92 at recall 0.97, against 0.89 without);
+docs/benchmarks.md."""
+
+
+def add_neighbours(path: Path, knn: dict[str, float] | None, target: float = TARGET_RECALL) -> Head:
+    """Give the tuned head in `path` its neighbour blend (`knn`; None: none) and choose its
+    thresholds again on dev with the emergency score, reading dev through the same encoder the
+    runtime builds from the file. Writes the file back; returns the head."""
+    import numpy as np
+
+    from chatbot.safety.emergency import EmergencyGate
+    from chatbot.triage.features import rule_features
+    from chatbot.triage.gate import Triage
+    from chatbot.triage.model import blend, neighbour_share
+
+    triage = Triage(head_path=path).load()
+    head = triage.head
+    dev = split("dev")
+    gate = EmergencyGate()
+    fired = np.array([gate.classify(r["text"]) is not None for r in dev])
+    y = np.array([LEVELS.index(r["level"]) for r in dev])
+    vectors = np.asarray(triage.embed([r["text"] for r in dev]), dtype=np.float32)
+    p = np.array(
+        [
+            [q[level] for level in LEVELS]
+            for q in (
+                head.probabilities(v, rule_features(r["text"], f))
+                for v, r, f in zip(vectors, dev, fired, strict=True)
+            )
+        ]
+    )
+    head.meta.pop("neighbours", None)
+    if knn:
+        decoded = head.example_vectors.astype(np.float32) / 127.0
+        share = neighbour_share(
+            np.einsum("ij,kj->ik", vectors, decoded), head.emergency_examples(), int(knn["k"]), knn["sharpness"]
+        )
+        p[:, 0] = blend(p[:, 0], share, knn["weight"])
+        head.meta["neighbours"] = {"k": int(knn["k"]), "weight": knn["weight"], "sharpness": knn["sharpness"]}
+    th, rec, prec, f1 = dev_score(p, y, fired, target, balance(dev), parts(dev))
+    head.thresholds = th
+    head.meta["dev"] = {"recall": rec, "precision": prec, "urgent_f1": f1}
+    head.save(path)
+    print(
+        f"{path}: {'neighbours ' + str(head.meta['neighbours']) if knn else 'no neighbours'}; dev recall "
+        f"{rec:.3f} (lowest part) precision {prec:.3f}, urgent F1 {f1:.3f}, thresholds {th}",
+        flush=True,
+    )
+    return head
+
+
 def main(argv: list[str] | None = None) -> None:
     import numpy as np
     import torch
@@ -183,9 +237,32 @@ def main(argv: list[str] | None = None) -> None:
         help="add a neutral opener or closer (data/triage/framings.jsonl) to this share of the training "
         "messages, drawn anew each epoch (0: none)",
     )
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        default=int(NEIGHBOURS["k"]),
+        metavar="K",
+        help="blend P(emergency) with the share of emergencies among the K nearest labelled examples "
+        "(0: P(emergency) alone)",
+    )
+    parser.add_argument("--neighbour-weight", type=float, default=NEIGHBOURS["weight"])
+    parser.add_argument("--sharpness", type=float, default=NEIGHBOURS["sharpness"])
+    parser.add_argument(
+        "--rethreshold",
+        action="store_true",
+        help="do not train: give the file in --out the neighbour blend and choose its thresholds again",
+    )
     parser.add_argument("--out", type=Path, default=TUNED_FILE)
     parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)  # smoke runs only
     args = parser.parse_args(argv)
+    knn = (
+        {"k": args.neighbours, "weight": args.neighbour_weight, "sharpness": args.sharpness}
+        if args.neighbours > 0
+        else None
+    )
+    if args.rethreshold:
+        add_neighbours(args.out, knn, args.target_recall)
+        return
 
     started = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -331,6 +408,13 @@ def main(argv: list[str] | None = None) -> None:
         adapter=best["factors"],
     )
     out.save(args.out)
+    if knn:  # the thresholds are chosen again on the blended score
+        out = add_neighbours(args.out, knn, args.target_recall)
+        best["th"], best["rec"], best["precision"] = (
+            out.thresholds,
+            out.meta["dev"]["recall"],
+            out.meta["dev"]["precision"],
+        )
     print(
         f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) "
         f"in {time.perf_counter() - started:.0f} s; "

@@ -208,7 +208,11 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         except NotCompared as e:
             yield finished(annotator, f"🚨 **This is an emergency, so it is not compared.** {e}")
         except MedchatError as e:
+            log.info("compare: %s was told: %s", annotator, e)
             raise gr.Error(str(e), print_exception=False) from e
+        except Exception:  # Gradio shows a bare "Error" badge and prints nothing: say what failed
+            log.exception("compare: a pair for %s failed", annotator)
+            raise
         finally:
             stopped.set()
             if owner.get(page, (None,))[0] is token:

@@ -182,3 +182,48 @@ def test_the_target_recall_must_hold_on_each_part_of_dev_not_on_average():
     flagged = training.raised(p[:, 0], rules, each)
     assert training.lowest_recall(flagged, y == 0, part) == 1.0
     assert training.lowest_recall(training.raised(p[:, 0], rules, averaged), y == 0, part) == 0.9
+
+
+def test_the_neighbour_share_weighs_the_k_nearest_examples_by_similarity():
+    from chatbot.triage.model import blend, neighbour_share
+
+    sims = np.array([[0.9, 0.8, 0.1, 0.85], [0.2, 0.1, 0.9, 0.05]])
+    emergency = np.array([True, False, True, False])
+    got = neighbour_share(sims, emergency, k=2, sharpness=0.0)  # unweighted: a plain vote of the 2 nearest
+    assert got.tolist() == [0.5, 1.0]  # row 0: 0.9 (yes) and 0.85 (no); row 1: 0.9 and 0.2 (both yes)
+    sharp = neighbour_share(sims, emergency, k=2, sharpness=20.0)
+    assert sharp[0] == pytest.approx(1 / (1 + np.exp(-1.0)))  # the nearer (0.9) counts e^1 times the other
+    assert blend(0.2, 0.6, 0.5) == pytest.approx(0.4) and blend(0.2, 0.6, 0.0) == 0.2
+
+
+def test_a_head_with_neighbours_decides_on_the_blended_score_and_explains_it(tmp_path, embedder):
+    head = Head.load(HEAD_FILE)
+    plain = Triage(head_path=head_with(tmp_path), embedder=embedder).assess(STROKE)
+    assert head.emergency_score(embedder.embed_query(STROKE), 0.25) == (0.25, None)  # no blend in the file
+    head.meta["neighbours"] = {"k": 10, "weight": 0.5, "sharpness": 20.0}
+    head.thresholds = {**head.thresholds, "emergency": 0.9999, "rules": 0.9999}
+    path = tmp_path / "knn.npz"
+    head.save(path)
+    r = Triage(head_path=path, embedder=embedder).assess(STROKE)
+    pe = r.probabilities["emergency"]
+    assert pe == pytest.approx(plain.probabilities["emergency"])
+    share = (r.probability - 0.5 * pe) / 0.5
+    assert 0.5 < share <= 1.0  # a stroke's nearest labelled examples are mostly emergencies
+    said = " ".join(r.reasons)
+    assert f"emergency score {r.probability:.2f}" in said and "among the 10 nearest labelled examples" in said
+    assert "needs emergency score ≥ 1.00" in said and r.level != "emergency"
+
+
+def test_rethreshold_gives_a_file_its_neighbour_blend_and_thresholds_from_dev(tmp_path, monkeypatch):
+    from chatbot.triage import tune
+
+    dev = training.split("dev")
+    few = [r for r in dev if r["level"] == "emergency"][:30] + [r for r in dev if r["level"] != "emergency"][:50]
+    monkeypatch.setattr(tune, "split", lambda name: few)
+    path = head_with(tmp_path, emergency=0.5)
+    tune.main(["--rethreshold", "--out", str(path)])
+    head = Head.load(path)
+    assert head.meta["neighbours"] == tune.NEIGHBOURS
+    assert head.meta["dev"]["recall"] >= training.TARGET_RECALL  # thresholds chosen again, on the score
+    tune.main(["--rethreshold", "--neighbours", "0", "--out", str(path)])
+    assert "neighbours" not in Head.load(path).meta
