@@ -197,11 +197,17 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         owner[page] = (token, stopped)
         if before is not None:
             before[1].wait(timeout=3.0)  # one piece of the old pair; longer only if it waits for the model
+        sent = False
         try:
             for p in events:
                 if owner.get(page, (None,))[0] is not token:
                     events.close()  # type: ignore[attr-defined]  # a generator: closing frees the engine
+                    if not sent:
+                        # an event whose generator ends before its first update has Gradio empty
+                        # every output: that would blank the pair the newer event has put on screen
+                        yield tuple(gr.skip() for _ in served_outputs)
                     return
+                sent = True
                 yield shown(p, annotator)
         except NoQuestionsLeft as e:
             yield finished(annotator, str(e), question="")

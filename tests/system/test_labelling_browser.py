@@ -529,3 +529,59 @@ def test_a_pair_left_while_it_is_written_never_comes_back_over_the_next_one(
         assert j.comparison_id == queued.comparison_id
         # the abandoned free-typed pair was not stored as a pending round of this annotator
         assert store.pending_round("nurse_bo") is None
+
+
+class LateFirstWordEngine(WordyEngine):
+    """Wordy replies whose first word comes `late` s after the call (as when the model is busy with
+    someone else), once `late` is set."""
+
+    late = 0.0
+
+    def stream(self, messages, params):
+        if self.late:
+            time.sleep(self.late)
+        yield from super().stream(messages, params)
+
+
+def test_a_pair_left_before_its_first_word_does_not_blank_the_next_one(
+    few_index, settings, embedder, tmp_path, browser
+):
+    """Ask both, then Next at once: the free-typed pair is left before it has shown anything.
+
+    When its first word came (here 6 s later; with the bundled model busy, any time) that pair
+    stopped without having sent the page anything, and Gradio then emptied every output of its
+    event: the queued pair on screen lost its answers, question and status (seen walking the page:
+    a blank status under a pair, or "Error" badges on every box)."""
+    from playwright.sync_api import expect
+
+    engine = LateFirstWordEngine()
+    queued_q = "What INR should I aim for on warfarin?"
+
+    def prepared(app) -> None:
+        app.medchat_compare.prepare(10)
+        engine.late = 6.0
+
+    with running_app(settings, embedder, tmp_path, engine, [queued_q], before_launch=prepared) as (
+        url,
+        _store,
+        _app,
+    ):
+        page = login(browser, url, "nurse_bo")
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#cmp-question textarea").fill("How is asthma treated in adults?")
+        page.locator("#cmp-ask").click()
+        expect(page.locator("#cmp-status")).to_contain_text("being written")
+        page.locator("#cmp-next").click(timeout=5_000)
+        expect(page.locator("#cmp-question textarea")).to_have_value(queued_q, timeout=10_000)
+        expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=10_000)
+        left = page.locator("#cmp-left").inner_text()
+        assert "INR" in left
+        for _ in range(10):  # past the moment the left pair's first word arrives
+            page.wait_for_timeout(1000)
+            expect(page.locator("#cmp-question textarea")).to_have_value(queued_q, timeout=1)
+            expect(page.locator("#cmp-status")).to_contain_text("Both answers are in", timeout=1)
+            expect(page.locator("#cmp-left")).to_have_text(left, timeout=1)
+            expect(page.locator("#cmp-submit")).to_be_enabled(timeout=1)
+        expect(page.get_by_text("Error", exact=True)).to_have_count(0)
+        (REPO / "test-artifacts").mkdir(exist_ok=True)
+        page.screenshot(path=str(REPO / "test-artifacts" / "compare-left-before-first-word.png"))

@@ -218,7 +218,8 @@ def test_rethreshold_gives_a_file_its_neighbour_blend_and_thresholds_from_dev(tm
     from chatbot.triage import tune
 
     dev = training.split("dev")
-    few = [r for r in dev if r["level"] == "emergency"][:30] + [r for r in dev if r["level"] != "emergency"][:50]
+    few = [r for r in dev if r["level"] == "emergency"][:30]
+    few += [r for r in dev if r["level"] != "emergency"][:50]
     monkeypatch.setattr(tune, "split", lambda name: few)
     path = head_with(tmp_path, emergency=0.5)
     tune.main(["--rethreshold", "--out", str(path)])
