@@ -20,7 +20,7 @@ LEVELS = ("emergency", "urgent", "routine")
 HEAD_FILE = Path(__file__).resolve().parent / "head.npz"
 FORMAT = 1
 RETRAIN = (
-    "`python -m chatbot.triage.train --encoder tuned` (tuned.npz, the default: about 30 minutes on 2 CPU "
+    "`python -m chatbot.triage.train --encoder tuned` (tuned.npz, the default: about 40 minutes on 2 CPU "
     "cores) or `python -m chatbot.triage.train` (head.npz, the frozen encoder's head: about a minute)"
 )
 

@@ -9,7 +9,10 @@ trained with them, by cross-entropy with class weights that favour emergency rec
 compared on the dev split (data/triage/dev.jsonl and handwritten/dev_*.jsonl: emergency precision
 where the decision, `train.raised`, reaches the target recall) and the best one is kept; the
 thresholds are chosen on dev as for the frozen head. The adapters are saved as float16 factors
-beside the head (`tuned.py` merges them into the bundled encoder at load, without peft).
+beside the head (`tuned.py` merges them into the bundled encoder at load, without peft). Last, the
+head gets its neighbour blend (`--neighbours`, `add_neighbours`: the emergency score mixes
+P(emergency) with the share of emergencies among the nearest labelled examples) and its thresholds
+are chosen again on that score, reading dev through the encoder the runtime builds from the file.
 Deterministic for a given seed on one thread. The test split is never read.
 """
 

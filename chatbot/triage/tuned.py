@@ -17,7 +17,7 @@ from typing import Any
 from chatbot.triage.model import TriageModelError
 
 TUNED_FILE = Path(__file__).resolve().parent / "tuned.npz"
-TUNE = "`python -m chatbot.triage.train --encoder tuned` (about 30 minutes on 2 CPU cores)"
+TUNE = "`python -m chatbot.triage.train --encoder tuned` (about 40 minutes on 2 CPU cores)"
 SUFFIX = "+triage-lora-"
 
 
