@@ -75,6 +75,11 @@ class TriageResult:
         }
 
 
+SEARCH = (
+    "not urgent: the message names no one and nothing happening now (a search or a topic, as the "
+    "rules read it)"
+)
+
 VETO = (
     "The emergency score cleared the threshold, but the message names no one and nothing happening now "
     "(a topic or a search, as the rules read it): not raised"
@@ -237,6 +242,7 @@ class Triage:
                 "labelled examples"
             )
         fired, vetoed = "", False
+        search = veto_applies(head.meta, text) and not language and names_no_one(text)
         if rule is not None:
             evidence = rule_evidence(text, rule)
             fired = f"rule '{rule}' fired" + (f" on “{evidence}”" if evidence else "")
@@ -249,7 +255,7 @@ class Triage:
                 f"{fired}, but a rule's alarm needs {name} ≥ {th_r:.2f} from the classifier "
                 "(chosen on dev, where such alarms were mostly false): not raised",
             ]
-        elif pe >= th_e and veto_applies(head.meta, text) and not language and names_no_one(text):
+        elif pe >= th_e and search:
             vetoed = True  # a search or a topic: not urgent either
             result.reasons = [said, fired or "no rule fired", VETO]
         elif pe >= th_e:
@@ -260,7 +266,13 @@ class Triage:
                 fired or "no rule fired",
             ]
         urgent_share = pu / max(pu + probs["routine"], 1e-9)
-        if result.level == "routine" and not vetoed and urgent_share >= th_u:
+        if result.level == "routine" and not vetoed and search and urgent_share >= th_u:
+            result.reasons = [  # "warfarin INR target": no one to send to a doctor
+                said + f"; urgent rather than routine {urgent_share:.2f} ≥ {th_u:.2f}",
+                *(result.reasons[1:] or ["no rule fired"]),
+                SEARCH,
+            ]
+        elif result.level == "routine" and not vetoed and urgent_share >= th_u:
             result.level, result.decided_by = "urgent", "classifier"
             result.category = head.nearest_category(vector, "urgent")
             result.reasons = [

@@ -96,6 +96,17 @@ def test_an_urgent_message_is_urgent_not_an_emergency(triage):
     assert "urgent rather than routine" in r.reasons[0]
 
 
+@pytest.mark.parametrize("search", ["warfarin INR target", "INR 4.5", "nosebleed"])
+def test_a_short_search_that_names_no_one_is_routine_not_urgent(triage, search):
+    # the default classifier gave "warfarin INR target" an urgent share of 0.27 (threshold 0.26): the
+    # answer to a search was headed "see a doctor today"
+    r = triage.assess(search)
+    assert r.level == "routine", r.reasons
+    share = r.probabilities["urgent"] / (r.probabilities["urgent"] + r.probabilities["routine"])
+    if share >= triage.head.thresholds["urgent"]:
+        assert any("the message names no one and nothing happening now" in reason for reason in r.reasons)
+
+
 def test_the_head_costs_well_under_20_ms_beyond_the_embedding(triage):
     text = "my mum is 84 and since this morning she is confused and shivering, she has a water infection"
     vector = triage.encoder.embed_query(text)
