@@ -167,9 +167,10 @@ class Triage:
         if not head.adapter:
             return self.embedder
         if self._tuned is None:
-            from chatbot.triage.tuned import TunedEncoder
+            from chatbot.triage.tuned import shared_tuned_encoder
 
-            self._tuned = TunedEncoder(head.adapter, head.encoder, str(head.meta.get("base_encoder", "")))
+            base = str(head.meta.get("base_encoder", ""))
+            self._tuned = shared_tuned_encoder(head.adapter, head.encoder, base)
         return self._tuned
 
     @property

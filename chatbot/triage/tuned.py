@@ -67,3 +67,24 @@ class TunedEncoder:
     def embed_query(self, text: str) -> list[float]:
         with self._lock:
             return self._inner.embed_query(text)
+
+
+_shared: dict[tuple[str, str, str], TunedEncoder] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_tuned_encoder(factors: dict[str, tuple[Any, Any]], encoder_id: str, base: str) -> TunedEncoder:
+    """The process-wide tuned encoder for these adapters: the chat and each Compare variant's chain
+    share one merged copy of MiniLM (~90 MB), not one each. Keyed by the factors themselves, so a
+    file with other adapters under the same name still gets (and is checked as) its own."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(factors):
+        a, b = factors[name]
+        digest.update(name.encode() + a.tobytes() + b.tobytes())
+    key = (encoder_id, base, digest.hexdigest())
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = TunedEncoder(factors, encoder_id, base)
+        return _shared[key]

@@ -310,6 +310,16 @@ def test_a_head_with_adapters_reads_vectors_from_its_own_merged_encoder(tmp_path
     assert tuned.assess(text).level == "emergency"
 
 
+def test_chains_share_one_tuned_encoder_for_the_same_file(tmp_path, triage):
+    """Chat and each Compare variant build their own Triage; before, each loaded its own merged MiniLM
+    (`medchat -v serve` logged "loading embedder" four times)."""
+    path = _adapted_head(tmp_path)
+    first = Triage(head_path=path, embedder=triage.embedder).load()
+    second = Triage(head_path=path, embedder=triage.embedder).load()
+    assert first.encoder is second.encoder
+    assert Triage(embedder=triage.embedder).load().encoder is triage.encoder  # the default file too
+
+
 def test_adapters_that_do_not_fit_the_encoder_are_a_clear_error(tmp_path, triage):
     path = _adapted_head(tmp_path, a_shape=(1, 100))
     fix = r"adapters do not fit the bundled encoder.*chatbot\.triage\.train --encoder tuned"
