@@ -226,9 +226,10 @@ class Triage:
 
         probs = head.probabilities(vector, rule_features(text, rule is not None))
         pu = probs["urgent"]
-        pe, share = head.emergency_score(vector, probs["emergency"])  # P(emergency), or blended
+        sims = head.similarities(vector)  # to the labelled examples: once per decision
+        pe, share = head.emergency_score(sims, probs["emergency"])  # P(emergency), or blended
         th_e, th_u = head.thresholds["emergency"], head.thresholds["urgent"]
-        nearest = head.nearest(vector, self.neighbours)
+        nearest = head.nearest(sims, self.neighbours)
         result = TriageResult(
             "routine", probability=pe, probabilities=probs, nearest=nearest, language=language
         )
@@ -261,25 +262,22 @@ class Triage:
             result.reasons = [said, fired or "no rule fired", VETO]
         elif pe >= th_e:
             result.level, result.decided_by = "emergency", "classifier"
-            result.category = head.nearest_category(vector, "emergency", among=known_categories())
+            result.category = head.nearest_category(sims, "emergency", among=known_categories())
             result.reasons = [
                 f"classifier: {name} {pe:.2f} ≥ threshold {th_e:.2f}",
                 fired or "no rule fired",
             ]
         urgent_share = pu / max(pu + probs["routine"], 1e-9)
-        if result.level == "routine" and not vetoed and search and urgent_share >= th_u:
-            result.reasons = [  # "warfarin INR target": no one to send to a doctor
-                said + f"; urgent rather than routine {urgent_share:.2f} ≥ {th_u:.2f}",
-                *(result.reasons[1:] or ["no rule fired"]),
-                SEARCH,
-            ]
-        elif result.level == "routine" and not vetoed and urgent_share >= th_u:
-            result.level, result.decided_by = "urgent", "classifier"
-            result.category = head.nearest_category(vector, "urgent")
+        if result.level == "routine" and not vetoed and urgent_share >= th_u:
             result.reasons = [
                 said + f"; urgent rather than routine {urgent_share:.2f} ≥ {th_u:.2f}",
                 *(result.reasons[1:] or ["no rule fired"]),
             ]
+            if search:  # "warfarin INR target": no one to send to a doctor
+                result.reasons.append(SEARCH)
+            else:
+                result.level, result.decided_by = "urgent", "classifier"
+                result.category = head.nearest_category(sims, "urgent")
         elif result.level == "routine" and not result.reasons:
             result.reasons = [said, "no rule fired"]
         if nearest:

@@ -81,6 +81,7 @@ class Head:
     """Low-rank factors (A, B) per adapted encoder layer, for a head trained on a fine-tuned encoder
     (`tune.py`); empty for a head on the plain encoder's vectors."""
     _decoded: Any = field(default=None, repr=False, compare=False)
+    _levels: Any = field(default=None, repr=False, compare=False)
 
     # -- inference -------------------------------------------------------------------------
 
@@ -103,18 +104,31 @@ class Head:
         p = np.exp(z) / np.exp(z).sum()
         return {level: float(p[i]) for i, level in enumerate(LEVELS)}
 
-    def _similarities(self, vector: Any) -> Any:
-        """Cosine similarity of `vector` to every stored example (vectors decoded once, then cached)."""
+    def similarities(self, vectors: Any) -> Any:
+        """Cosine similarity of a vector (or each row of a matrix) to every stored example (the
+        examples decoded once, then cached). One decision computes it once and hands it to
+        `emergency_score`, `nearest` and `nearest_category`."""
         import numpy as np
 
+        if self.example_vectors is None:  # a file without examples: nothing is near
+            return np.zeros((*np.shape(vectors)[:-1], 0), dtype=np.float32)
         if self._decoded is None:
             self._decoded = self.example_vectors.astype(np.float32) / 127.0
         # einsum, not `@`: a BLAS call hands this small product to its thread pool, which on a
-        # busy CPU costs tens of milliseconds; einsum's plain loop takes about 0.1 ms
-        return np.einsum("ij,j->i", self._decoded, np.asarray(vector, dtype=np.float32))
+        # busy CPU costs tens of milliseconds; einsum's plain loop takes about 0.5 ms
+        return np.einsum("ij,...j->...i", self._decoded, np.asarray(vectors, dtype=np.float32))
 
-    def emergency_score(self, vector: Any, pe: float) -> tuple[float, float | None]:
-        """The score the emergency thresholds apply to, and the neighbours' share (None without).
+    def levels(self) -> Any:
+        """The examples' levels as an array (built once)."""
+        import numpy as np
+
+        if self._levels is None:
+            self._levels = np.asarray(self.example_levels)
+        return self._levels
+
+    def emergency_score(self, sims: Any, pe: float) -> tuple[float, float | None]:
+        """The score the emergency thresholds apply to, and the neighbours' share (None without),
+        given the message's `similarities`.
 
         A head whose meta has `neighbours` ({"k", "weight", "sharpness"}) blends P(emergency) with
         the similarity-weighted share of emergencies among the k nearest labelled examples
@@ -122,21 +136,17 @@ class Head:
         knn = self.meta.get("neighbours")
         if not knn or self.example_vectors is None or not len(self.example_levels):
             return pe, None
-        sims = self._similarities(vector)[None, :]
-        share = float(neighbour_share(sims, self.emergency_examples(), knn["k"], knn["sharpness"])[0])
+        share = float(
+            neighbour_share(sims[None, :], self.levels() == "emergency", knn["k"], knn["sharpness"])[0]
+        )
         return float(blend(pe, share, knn["weight"])), share
 
-    def emergency_examples(self) -> Any:
-        import numpy as np
-
-        return np.asarray(self.example_levels) == "emergency"
-
-    def nearest(self, vector: Any, k: int = 3) -> list[Neighbour]:
+    def nearest(self, sims: Any, k: int = 3) -> list[Neighbour]:
+        """The k labelled examples nearest the message, given its `similarities`."""
         import numpy as np
 
         if self.example_vectors is None or not len(self.example_texts):
             return []
-        sims = self._similarities(vector)
         top = np.argsort(-sims)[:k]
         return [
             Neighbour(
@@ -145,21 +155,21 @@ class Head:
             for i in top
         ]
 
-    def nearest_category(self, vector: Any, level: str, k: int = 5, among: Collection[str] = ()) -> str:
+    def nearest_category(self, sims: Any, level: str, k: int = 5, among: Collection[str] = ()) -> str:
         """The most common category among the k nearest labelled examples of `level` (with `among`,
-        only examples whose category is one of those: hand-written examples name their own)."""
+        only examples whose category is one of those: hand-written examples name their own), given
+        the message's `similarities`."""
         import numpy as np
 
         if self.example_vectors is None:
             return ""
-        keep = np.asarray(self.example_levels) == level
+        keep = self.levels() == level
         if among:
             keep &= np.isin(np.asarray(self.example_categories), list(among))
         idx = np.flatnonzero(keep)
         if not len(idx):
             return ""
-        sims = self._similarities(vector)[idx]
-        top = idx[np.argsort(-sims)[:k]]
+        top = idx[np.argsort(-sims[idx])[:k]]
         cats = [self.example_categories[i] for i in top]
         return max(cats, key=lambda c: (cats.count(c), -cats.index(c)))
 

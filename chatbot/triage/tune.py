@@ -169,9 +169,8 @@ def add_neighbours(path: Path, knn: dict[str, float] | None, target: float = TAR
     )
     head.meta.pop("neighbours", None)
     if knn:
-        decoded = head.example_vectors.astype(np.float32) / 127.0
-        sims = np.einsum("ij,kj->ik", vectors, decoded)
-        share = neighbour_share(sims, head.emergency_examples(), int(knn["k"]), knn["sharpness"])
+        sims = head.similarities(vectors)
+        share = neighbour_share(sims, head.levels() == "emergency", int(knn["k"]), knn["sharpness"])
         p[:, 0] = blend(p[:, 0], share, knn["weight"])
         head.meta["neighbours"] = {"k": int(knn["k"]), "weight": knn["weight"], "sharpness": knn["sharpness"]}
     th, rec, prec, f1 = dev_score(p, y, fired, target, balance(dev), parts(dev))

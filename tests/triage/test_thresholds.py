@@ -199,7 +199,8 @@ def test_the_neighbour_share_weighs_the_k_nearest_examples_by_similarity():
 def test_a_head_with_neighbours_decides_on_the_blended_score_and_explains_it(tmp_path, embedder):
     head = Head.load(HEAD_FILE)
     plain = Triage(head_path=head_with(tmp_path), embedder=embedder).assess(STROKE)
-    assert head.emergency_score(embedder.embed_query(STROKE), 0.25) == (0.25, None)  # no blend in the file
+    sims = head.similarities(embedder.embed_query(STROKE))
+    assert head.emergency_score(sims, 0.25) == (0.25, None)  # no blend in the file
     head.meta["neighbours"] = {"k": 10, "weight": 0.5, "sharpness": 20.0}
     head.thresholds = {**head.thresholds, "emergency": 0.9999, "rules": 0.9999}
     path = tmp_path / "knn.npz"

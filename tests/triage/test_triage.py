@@ -312,7 +312,7 @@ def test_a_head_with_adapters_reads_vectors_from_its_own_merged_encoder(tmp_path
 
 def test_chains_share_one_tuned_encoder_for_the_same_file(tmp_path, triage):
     """Chat and each Compare variant build their own Triage; before, each loaded its own merged MiniLM
-    (`medchat -v serve` logged "loading embedder" four times)."""
+    (`medchat -v serve` logged "loading embedder" five times: retrieval, then triage once per chain)."""
     path = _adapted_head(tmp_path)
     first = Triage(head_path=path, embedder=triage.embedder).load()
     second = Triage(head_path=path, embedder=triage.embedder).load()
