@@ -248,7 +248,7 @@ class Triage:
         if rule is not None:
             evidence = rule_evidence(text, rule)
             fired = f"rule '{rule}' fired" + (f" on “{evidence}”" if evidence else "")
-        if rule is not None and pe >= th_r:
+        if rule is not None and pe >= min(th_r, th_e):  # raised: the rule names the kind
             result.level, result.category, result.decided_by = "emergency", rule, "rules"
             result.reasons = [fired, said]
         elif rule is not None and pe < th_e:

@@ -12,7 +12,8 @@ thresholds are chosen on dev as for the frozen head. The adapters are saved as f
 beside the head (`tuned.py` merges them into the bundled encoder at load, without peft). Last, the
 head gets its neighbour blend (`--neighbours`, `add_neighbours`: the emergency score mixes
 P(emergency) with the share of emergencies among the nearest labelled examples) and its thresholds
-are chosen again on that score, reading dev through the encoder the runtime builds from the file.
+are chosen again on that score, reading dev through the encoder the runtime builds from the file,
+with the most room above the target recall and precision (`train.margin`).
 Deterministic for a given seed on one thread. The test split is never read.
 """
 
@@ -27,11 +28,13 @@ from typing import Any
 
 from chatbot.triage.model import LEVELS, Head
 from chatbot.triage.train import (
+    TARGET_PRECISION,
     TARGET_RECALL,
     balance,
     choose_thresholds,
     examples,
     lowest_recall,
+    margin,
     parts,
     raised,
     rates,
@@ -113,16 +116,16 @@ def encode(model: Any, tok: Any, texts: list[str], size: int = 64) -> Any:
 
 
 def dev_score(
-    p: Any, y: Any, rules: Any, target: float, weights: Any = None, part: Any = None
+    p: Any, y: Any, rules: Any, target: float, weights: Any = None, part: Any = None, select: str = "recall"
 ) -> tuple[dict[str, float], float, float, float]:
-    """Thresholds, and emergency recall (the lowest over dev's parts, `train.parts`), weighted
-    precision and urgent F1 at them. This F1 counts every urgent message, those raised as emergencies
-    as misses (`train.urgent_f1`, which chooses the urgent threshold, sees only the messages not
-    raised)."""
+    """Thresholds (`train.choose_thresholds`, by the rule `select`), and emergency recall (the lowest
+    over dev's parts, `train.parts`), weighted precision and urgent F1 at them. This F1 counts every
+    urgent message, those raised as emergencies as misses (`train.urgent_f1`, which chooses the urgent
+    threshold, sees only the messages not raised)."""
     import numpy as np
 
     w = np.ones(len(y)) if weights is None else weights
-    th = choose_thresholds(p, y, rules, target, weights=w, part=part)
+    th = choose_thresholds(p, y, rules, target, weights=w, part=part, select=select)
     flagged = raised(p[:, 0], rules, th)
     recall, precision = lowest_recall(flagged, y == 0, part), rates(flagged, y == 0, w)[1]
     rest = ~flagged
@@ -143,7 +146,9 @@ docs/benchmarks.md."""
 def add_neighbours(path: Path, knn: dict[str, float] | None, target: float = TARGET_RECALL) -> Head:
     """Give the tuned head in `path` its neighbour blend (`knn`; None: none) and choose its
     thresholds again on dev with the emergency score, reading dev through the same encoder the
-    runtime builds from the file. Writes the file back; returns the head."""
+    runtime builds from the file, by the margin rule (`train.margin`: the most room above the target
+    recall and `TARGET_PRECISION` on each part of dev, in standard errors; the epochs were compared
+    at the target recall itself). Writes the file back; returns the head."""
     import numpy as np
 
     from chatbot.safety.emergency import EmergencyGate
@@ -173,13 +178,19 @@ def add_neighbours(path: Path, knn: dict[str, float] | None, target: float = TAR
         share = neighbour_share(sims, head.levels() == "emergency", int(knn["k"]), knn["sharpness"])
         p[:, 0] = blend(p[:, 0], share, knn["weight"])
         head.meta["neighbours"] = {"k": int(knn["k"]), "weight": knn["weight"], "sharpness": knn["sharpness"]}
-    th, rec, prec, f1 = dev_score(p, y, fired, target, balance(dev), parts(dev))
+    th, rec, prec, f1 = dev_score(p, y, fired, target, balance(dev), parts(dev), select="margin")
+    room = margin(raised(p[:, 0], fired, th), y == 0, parts(dev), target, TARGET_PRECISION)
     head.thresholds = th
-    head.meta["dev"] = {"recall": rec, "precision": prec, "urgent_f1": f1}
+    head.meta["thresholds_from"] = (
+        f"data/triage/dev.jsonl + handwritten/dev_*.jsonl ({len(dev)} messages), the most room above "
+        f"emergency recall {target} and precision {TARGET_PRECISION} on each part, in standard errors"
+    )
+    head.meta["dev"] = {"recall": rec, "precision": prec, "urgent_f1": f1, "margin_se": round(room, 3)}
     head.save(path)
     print(
         f"{path}: {'neighbours ' + str(head.meta['neighbours']) if knn else 'no neighbours'}; dev recall "
-        f"{rec:.3f} (lowest part) precision {prec:.3f}, urgent F1 {f1:.3f}, thresholds {th}",
+        f"{rec:.3f} (lowest part) precision {prec:.3f}, urgent F1 {f1:.3f}, {room:.2f} standard errors "
+        f"above both targets, thresholds {th}",
         flush=True,
     )
     return head

@@ -229,3 +229,34 @@ def test_rethreshold_gives_a_file_its_neighbour_blend_and_thresholds_from_dev(tm
     assert head.meta["dev"]["recall"] >= training.TARGET_RECALL  # thresholds chosen again, on the score
     tune.main(["--rethreshold", "--neighbours", "0", "--out", str(path)])
     assert "neighbours" not in Head.load(path).meta
+
+
+def test_the_margin_rule_keeps_room_above_both_targets_not_just_the_recall():
+    # 200 emergencies: 194 sure (0.8), 4 at 0.3, 2 at 0.1; 200 routine: 10 at 0.5, 10 at 0.2, the rest 0.01.
+    # The recall rule stops at 0.8, exactly at recall 0.97; going down to 0.1 reaches recall 1.0 but
+    # brings precision to 0.909, just above 0.90; 0.3 keeps the most room above both.
+    y = np.array([0] * 200 + [2] * 200)
+    p = np.zeros((400, 3))
+    p[:194, 0], p[194:198, 0], p[198:200, 0] = 0.8, 0.3, 0.1
+    p[200:210, 0], p[210:220, 0], p[220:, 0] = 0.5, 0.2, 0.01
+    p[:, 2] = 1 - p[:, 0]
+    rules = np.zeros(400, dtype=bool)
+    assert training.choose_thresholds(p, y, rules, target=0.97)["emergency"] == 0.8
+    th = training.choose_thresholds(p, y, rules, target=0.97, select="margin")
+    assert (th["emergency"], th["rules"]) == (0.3, 0.0)  # of the tied 0.21-0.3, the higher; rules: the lower
+    room = {
+        t: training.margin(training.raised(p[:, 0], rules, {"emergency": t}), y == 0, None, 0.97, 0.90)
+        for t in (0.8, 0.3, 0.1)
+    }
+    assert room[0.8] == pytest.approx(0.0, abs=1e-9)  # recall exactly at the target: no room
+    assert room[0.3] == pytest.approx(0.02 / (0.97 * 0.03 / 200) ** 0.5)  # recall 0.99 limits it
+    assert room[0.1] == pytest.approx((200 / 220 - 0.9) / (0.09 / 220) ** 0.5)  # precision limits it
+    assert room[0.3] > room[0.1] > room[0.8]
+    with pytest.raises(ValueError, match="select must be"):
+        training.choose_thresholds(p, y, rules, select="best")
+
+
+def test_a_raised_message_a_rule_fired_on_takes_the_rules_category(tmp_path, embedder):
+    # the rules threshold above the classifier's: a rule's alarm adds nothing, but it still names the kind
+    r = Triage(head_path=head_with(tmp_path, emergency=0.0, rules=0.9999), embedder=embedder).assess(STROKE)
+    assert (r.level, r.category, r.decided_by) == ("emergency", "stroke", "rules")
