@@ -25,7 +25,9 @@ EMERGENCY_GUIDANCE: dict[str, str] = {
     "anaphylaxis": "This can be anaphylaxis, a severe allergic reaction. Use an adrenaline auto-injector "
     "(EpiPen) now if there is one, into the outer thigh; a second dose can be given after 5 minutes if there "
     "is no improvement. Lie down with legs raised, or sit up if breathing is hard. Do not stand up suddenly.",
-    "overdose_poisoning": "Do not make the person sick. Keep the packet, bottle or container to show the "
+    "overdose_poisoning": "If gas or fumes may be the cause (a boiler, heater, fire or engine), get "
+    "everyone into fresh air and do not go back in. If something was swallowed, do not make the person "
+    "sick. Keep the packet, bottle or container to show the "
     "paramedics. If they become drowsy, lay them on their side. In the UK you can also call NHS 111; in the "
     "US, Poison Control is 1-800-222-1222, but call emergency services first if they are unwell.",
     "suicidal": "You deserve help right now. If you are in danger of acting on these thoughts, call "

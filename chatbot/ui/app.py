@@ -41,10 +41,15 @@ CSS = """
 #cmp-vote fieldset { padding: 4px 8px !important; }
 #cmp-status p, #cmp-reveal p { margin: 2px 0 !important; }
 #res-annotators { overflow-x: auto; }
+.triage-mark { padding: 6px 10px; border-radius: 4px; border-left: 6px solid; margin-bottom: 4px; }
+.triage-emergency { background: #fde0dc; border-color: #b71c1c; color: #7f0000; font-size: 1.15em; }
+.triage-urgent { background: #fff0d9; border-color: #e65100; color: #6d2c00; }
+.triage-routine { background: #e8f5e9; border-color: #2e7d32; color: #1b4d1f; font-size: 0.9em; }
 """
 
 # keyboard shortcuts of the Compare tab (shown on the page): 1-4 pick the choice, Ctrl+Enter submits,
-# Alt+N next, Alt+S skip. Digits are left alone while typing in a text field.
+# Alt+N next, Alt+S skip. Digits are left alone while typing in a text field. Also: the chat's copy
+# buttons copy the text as shown (Gradio's copy the escaped Markdown: "now&#46;").
 SHORTCUTS_JS = """
 () => {
   if (window.__medchatKeys) return;
@@ -65,6 +70,17 @@ SHORTCUTS_JS = """
     const inputs = choice.querySelectorAll('input[type=radio]');
     if (inputs[n] && !inputs[n].disabled) { e.preventDefault(); inputs[n].click(); }
   });
+  // the chat's copy buttons copy what the page shows, not the escaped Markdown behind it
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest && e.target.closest('#chat button');
+    const label = b ? (b.getAttribute('aria-label') || b.title || '') : '';
+    if (!/^copy (message|conversation)/i.test(label) || !navigator.clipboard) return;
+    const rows = /conversation/i.test(label)
+      ? [...document.querySelectorAll('#chat .message-row')]
+      : [b.closest('.message-buttons') && b.closest('.message-buttons').previousElementSibling];
+    const text = rows.filter(Boolean).map((r) => r.innerText.trim()).join('\\n\\n');
+    if (text) setTimeout(() => navigator.clipboard.writeText(text).catch(() => {}), 150);
+  }, true);
 }
 """
 
@@ -134,17 +150,23 @@ def triage_banner(answer: Answer) -> str:
         language = html.escape(str(triage["language"]))
         marks.append(f"🌐 **Not English ({language})**: the emergency check reads English only")
     if triage.get("level") == "urgent":
-        marks.append("🟠 **URGENT: see a doctor or urgent care today**")
+        marks.append(level_mark("urgent", "🟠 <strong>URGENT: see a doctor or urgent care today</strong>"))
     elif triage.get("level") == "routine":
-        marks.append("🟢 _Triage: routine_")
+        marks.append(level_mark("routine", "🟢 <em>Triage: routine</em>"))
     return "".join(f"{m}\n\n" for m in marks)
+
+
+def level_mark(level: str, inner: str) -> str:
+    """A triage level's banner: its own colours (`CSS`), so the levels differ without the emoji font."""
+    return f'<div class="triage-mark triage-{level}">{inner}</div>'
+
 
 
 def render_reply(answer: Answer) -> str:
     """The finished answer as shown in the chat: the model's words as text, medchat's marks around them."""
     body = markdown_text(answer.text)
     if answer.emergency:
-        return f"🚨 **EMERGENCY**\n\n{body}"
+        return f"{level_mark('emergency', '🚨 <strong>EMERGENCY</strong>')}\n\n{body}"
     banner = triage_banner(answer)  # the triage advice leads, above everything else
     if answer.abstained:  # the advice paragraphs (urgent, not English), then the one sentence
         advice, _, sentence = answer.text.rpartition("\n\n")

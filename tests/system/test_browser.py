@@ -180,3 +180,49 @@ def test_log_in_ask_vote_and_the_vote_is_stored(served, browser):
     page.locator("#res-refresh").click()
     expect(page.locator("#res-summary")).to_contain_text("1")
     shot(page, "tab-results")
+
+
+def test_each_triage_level_has_its_own_coloured_banner_in_the_chat(served, browser):
+    # the real triage classifier decides; the levels must differ on the page without the emoji font
+    from playwright.sync_api import expect
+
+    url, _store = served
+    browser.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = browser.new_page()
+    page.set_default_timeout(90_000)
+    page.goto(url)
+    page.get_by_label("username").fill("nurse_bo")
+    page.get_by_label("password").fill("secret")
+    page.get_by_role("button", name="Login").click()
+    cases = [
+        ("my dad's face has dropped on one side and he can't lift his arm", "emergency", "EMERGENCY"),
+        (
+            "got bitten by my neighbours dog on the hand this morning, it broke the skin and its getting red",
+            "urgent",
+            "URGENT: see a doctor or urgent care today",
+        ),
+        ("What is a normal INR on warfarin?", "routine", "Triage: routine"),
+    ]
+    colours = {}
+    for text, level, words in cases:
+        page.locator("#clear").click()
+        page.locator("#question textarea").fill(text)
+        page.locator("#ask").click()
+        banner = page.locator(f"#chat .triage-{level}")
+        expect(banner).to_be_visible(timeout=120_000)  # the first message loads the triage encoder
+        expect(banner).to_contain_text(words)
+        expect(page.locator("#stop")).to_be_disabled(timeout=120_000)  # the answer is finished
+        assert page.locator("#chat .triage-mark").count() == 1  # one banner, this level's
+        colours[level] = banner.evaluate("el => getComputedStyle(el).backgroundColor")
+        shot(page, f"triage-{level}")
+        if level == "emergency":  # the copy button copies the words as shown, not escaped Markdown
+            page.locator("#chat button[aria-label='Copy message']").last.click()
+            copied = ""
+            for _ in range(50):
+                copied = page.evaluate("navigator.clipboard.readText()")
+                if copied.startswith("🚨 EMERGENCY"):
+                    break
+                page.wait_for_timeout(100)
+            assert copied.startswith("🚨 EMERGENCY\n\nThis may be an emergency. Call 112 or 911 (your local")
+            assert "&#" not in copied and "<" not in copied
+    assert len(set(colours.values())) == 3, colours

@@ -67,14 +67,21 @@ def test_the_triage_advice_heads_the_reply_even_when_the_sources_fall_short():
     urgent = {"level": "urgent", "category": "wound"}
     text = "See a doctor today.\n\nI can't answer that."  # the chain puts the advice first
     abstained = render_reply(Answer("dog bite", text, [], abstained=True, triage=urgent))
-    assert abstained.startswith("🟠 **URGENT: see a doctor or urgent care today**")
+    assert abstained.startswith(
+        '<div class="triage-mark triage-urgent">🟠 <strong>URGENT: see a doctor or urgent care today</strong></div>'
+    )
     # banner, advice, then the heading right above the sentence it heads
     order = [abstained.index(s) for s in ("URGENT", "See a doctor", "Not enough evidence", "I can")]
     assert order == sorted(order)
     plain = render_reply(Answer("q", "I can't answer that.", [], abstained=True))
     assert plain.startswith("ℹ️ **Not enough evidence**\n\nI can")
     answered = render_reply(Answer("dog bite", "Clean it [1].", [], triage=urgent))
-    assert answered.startswith("🟠 **URGENT") and "Not enough evidence" not in answered
+    assert answered.startswith('<div class="triage-mark triage-urgent">🟠 <strong>URGENT')
+    assert "Not enough evidence" not in answered
+    emergency = render_reply(Answer("q", "Call 112 now.", [], emergency=True, triage={"level": "emergency"}))
+    routine = render_reply(Answer("q", "Rest [1].", [], triage={"level": "routine"}))
+    assert emergency.startswith('<div class="triage-mark triage-emergency">🚨 <strong>EMERGENCY')
+    assert routine.startswith('<div class="triage-mark triage-routine">')
 
 
 def test_a_passage_only_the_keyword_index_found_says_so_instead_of_score_zero():
