@@ -161,7 +161,6 @@ def level_mark(level: str, inner: str) -> str:
     return f'<div class="triage-mark triage-{level}">{inner}</div>'
 
 
-
 def render_reply(answer: Answer) -> str:
     """The finished answer as shown in the chat: the model's words as text, medchat's marks around them."""
     body = markdown_text(answer.text)

@@ -67,9 +67,8 @@ def test_the_triage_advice_heads_the_reply_even_when_the_sources_fall_short():
     urgent = {"level": "urgent", "category": "wound"}
     text = "See a doctor today.\n\nI can't answer that."  # the chain puts the advice first
     abstained = render_reply(Answer("dog bite", text, [], abstained=True, triage=urgent))
-    assert abstained.startswith(
-        '<div class="triage-mark triage-urgent">🟠 <strong>URGENT: see a doctor or urgent care today</strong></div>'
-    )
+    urgent_mark = '<div class="triage-mark triage-urgent">🟠 <strong>URGENT: see a doctor or urgent care'
+    assert abstained.startswith(urgent_mark + " today</strong></div>")
     # banner, advice, then the heading right above the sentence it heads
     order = [abstained.index(s) for s in ("URGENT", "See a doctor", "Not enough evidence", "I can")]
     assert order == sorted(order)
