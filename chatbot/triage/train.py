@@ -257,9 +257,10 @@ def choose_thresholds(
                 flagged = raised(p[:, 0], rules, th)
                 found = lowest_recall(flagged, emergency, part)
                 room = margin(flagged, emergency, part, target, precision_target)
-                key = (found >= target, round(room if found >= target else found, 6), -th_r, t)
-                if best is None or key > best[0]:
-                    best = (key, th)
+                reached = found >= target  # then the most room; short of it, the most recall
+                rank: tuple[Any, ...] = (reached, round(room if reached else found, 6), -th_r, t)
+                if best is None or rank > best[0]:
+                    best = (rank, th)
             continue
         th = {"emergency": EMERGENCY_GRID[-1], "rules": float(th_r)}  # the lowest, when none reaches it
         for t in EMERGENCY_GRID:
@@ -269,7 +270,7 @@ def choose_thresholds(
                 break
         flagged = raised(p[:, 0], rules, th)
         recall, precision = lowest_recall(flagged, emergency, part), rates(flagged, emergency, w)[1]
-        key = (recall >= target, round(precision, 6))
+        key: tuple[Any, ...] = (recall >= target, round(precision, 6))
         if best is None or key > best[0]:
             best = (key, th)
     assert best is not None
