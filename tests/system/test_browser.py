@@ -102,16 +102,22 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def signed_in(browser, url: str, user: str, timeout: int = 60_000):
+    """A new page of `browser`, logged in to `url` as `user` (password "secret")."""
+    page = browser.new_page()
+    page.set_default_timeout(timeout)
+    page.goto(url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill("secret")
+    page.get_by_role("button", name="Login").click()
+    return page
+
+
 def test_log_in_ask_vote_and_the_vote_is_stored(served, browser):
     from playwright.sync_api import expect
 
     url, store = served
-    page = browser.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.get_by_label("username").fill("dr_ada")
-    page.get_by_label("password").fill("secret")
-    page.get_by_role("button", name="Login").click()
+    page = signed_in(browser, url, "dr_ada")
 
     # chat tab
     page.locator("#question textarea").fill("What is a normal INR on warfarin?")
@@ -188,12 +194,7 @@ def test_each_triage_level_has_its_own_coloured_banner_in_the_chat(served, brows
 
     url, _store = served
     browser.grant_permissions(["clipboard-read", "clipboard-write"])
-    page = browser.new_page()
-    page.set_default_timeout(90_000)
-    page.goto(url)
-    page.get_by_label("username").fill("nurse_bo")
-    page.get_by_label("password").fill("secret")
-    page.get_by_role("button", name="Login").click()
+    page = signed_in(browser, url, "nurse_bo", timeout=90_000)
     cases = [
         ("my dad's face has dropped on one side and he can't lift his arm", "emergency", "EMERGENCY"),
         (
