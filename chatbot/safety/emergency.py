@@ -284,6 +284,21 @@ class EmergencyVerdict:
     message: str
 
 
+_SPEECH_LOST = _rx(
+    r"\b(can ?n?o?'?t|cannot|unable to|not able to|is not|isn'?t|not)\s+(speak|talk|get (his|her|the) words)"
+)
+_AIRWAY = _rx(r"\b(asthma\w*|wheez\w*|inhaler|puffer|nebuli[sz]er|breath\w*|choking)\b")
+
+
+def _breathless_not_stroke(category: str, findings: str) -> str:
+    """ "ASTHMA ATTACK CANT TALK" matches the stroke rule's lost speech; with an airway word and no other
+    stroke sign it is too breathless to talk, and gets the breathing guidance. Only the category
+    changes: whether the rules fire, and the classifier's inputs, stay as they were."""
+    if category != "stroke" or not _AIRWAY.search(findings):
+        return category
+    return category if _RED_FLAGS["stroke"].search(_SPEECH_LOST.sub(" ", findings)) else "breathing"
+
+
 class EmergencyGate:
     """Recognises messages that describe an emergency happening now."""
 
@@ -318,7 +333,7 @@ class EmergencyGate:
         about = bool(_ABOUT.search(flat))
         if about and not personal:
             return None
-        return hits[0] if personal or not about else None
+        return _breathless_not_stroke(hits[0], findings) if personal or not about else None
 
     def check(self, text: str) -> EmergencyVerdict | None:
         category = self.classify(text)

@@ -40,6 +40,11 @@ def _recall_precision(rows: list[dict]) -> tuple[float, float]:
         ("my flatmate is unresponsive and not breathing", "unconscious"),
         ("he's been having a seizure for 7 minutes and it won't stop", "seizure"),
         ("fever and a purple rash that doesn't fade under a glass", "meningitis"),
+        # too breathless to talk is not a stroke; lost speech with another stroke sign still is
+        ("ASTHMA ATTACK CANT TALK", "breathing"),
+        ("my son is having an asthma attack and can't talk, inhaler not working", "breathing"),
+        ("my dad can't talk and his face has dropped, he is breathing ok", "stroke"),
+        ("my mum suddenly can't talk properly", "stroke"),
     ],
 )
 def test_emergencies_are_recognised_by_category(text, category):
