@@ -118,11 +118,16 @@ def known_categories() -> tuple[str, ...]:
 
 
 def rule_evidence(text: str, category: str) -> str:
-    """The words in `text` that the rule for `category` matched (for explanations only)."""
+    """The words in `text` that the rule for `category` matched (for explanations only); for a
+    category the rules chose from another one's words ("CANT TALK" in an asthma attack: breathing),
+    those words."""
     try:
-        from chatbot.safety.emergency import _RED_FLAGS
+        from chatbot.safety.emergency import _PRIORITY, _RED_FLAGS
 
-        match = _RED_FLAGS[category].search(" ".join(text.split()))
+        flat = " ".join(text.split())
+        match = _RED_FLAGS[category].search(flat) or next(
+            (m for m in (_RED_FLAGS[c].search(flat) for c in _PRIORITY) if m), None
+        )
     except (ImportError, KeyError):
         return ""
     return match.group(0).strip() if match else ""
