@@ -47,6 +47,14 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and (len(w) > 2 or w.isdigit())}
 
 
+_NAME = re.compile(r"(?<=[\s:(\"'])[A-Z][A-Za-z]*[a-z][A-Za-z]*")
+
+
+def named(sentence: str) -> set[str]:
+    """Capitalised words after a sentence's first word (names of drugs, tests, bodies), as content words."""
+    return {stem(w.lower()) for w in _NAME.findall(sentence.strip()) if w.lower() not in _STOP}
+
+
 @dataclass(frozen=True)
 class Attribution:
     text: str
@@ -73,7 +81,9 @@ def attribute(answer: str, passages: Sequence[str], min_support: float = 0.6) ->
             if numbers and not numbers <= given:
                 unsupported.append(sentence.strip())
             return sentence
-        if len(words) < 3:
+        if len(words) < 3:  # "I hope this helps." says nothing to check; "The answer is: Doxywhise." does
+            if any(not any(w in v for v in vocab) for w in numbers | named(sentence)):
+                unsupported.append(sentence.strip())
             return sentence
         best, share = 0, 0.0
         for n, v in enumerate(vocab, start=1):

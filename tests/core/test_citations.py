@@ -48,3 +48,13 @@ def test_a_cited_sentence_with_figures_its_sources_lack_is_unsupported():
     result = attribute(text, passages)
     assert result.unsupported == ["Hypertension starts at 180/200 mmHg [1].", "Take 75 mg when advised [1]."]
     assert result.text == text  # the model's own citations are left as they are
+
+
+def test_a_short_sentence_is_unsupported_when_it_names_or_numbers_what_no_passage_has():
+    from chatbot.attribution import attribute
+
+    passages = ["Rest, drink fluids and use paracetamol or ibuprofen. NICE advises against antibiotics."]
+    flagged = attribute("The answer is: Doxywhise. Take 500 mg. I hope this helps.", passages).unsupported
+    assert flagged == ["The answer is: Doxywhise.", "Take 500 mg."]  # an invented drug and dose
+    kept = attribute("Try Paracetamol. Ask NICE. See your GP. I hope this helps.", passages)
+    assert kept.unsupported == [] and kept.added == []  # too short to cite, nothing to doubt
