@@ -47,12 +47,13 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and (len(w) > 2 or w.isdigit())}
 
 
-_NAME = re.compile(r"(?<=[\s:(\"'])[A-Z][A-Za-z]*[a-z][A-Za-z]*")
+_NAME = re.compile(r"(?<=[\s:(\"'*_])[A-Z][A-Za-z]*[a-z][A-Za-z]*")
 
 
 def named(sentence: str) -> set[str]:
     """Capitalised words after a sentence's first word (names of drugs, tests, bodies), as content words."""
-    return {stem(w.lower()) for w in _NAME.findall(sentence.strip()) if w.lower() not in _STOP}
+    first = sentence.strip().lstrip("*_#>-\"'( ")  # "**Summary**" starts the sentence: not a name
+    return {stem(w.lower()) for w in _NAME.findall(first) if w.lower() not in _STOP}
 
 
 @dataclass(frozen=True)

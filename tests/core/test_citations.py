@@ -58,3 +58,5 @@ def test_a_short_sentence_is_unsupported_when_it_names_or_numbers_what_no_passag
     assert flagged == ["The answer is: Doxywhise.", "Take 500 mg."]  # an invented drug and dose
     kept = attribute("Try Paracetamol. Ask NICE. See your GP. I hope this helps.", passages)
     assert kept.unsupported == [] and kept.added == []  # too short to cite, nothing to doubt
+    bold = attribute("The answer is: **Doxywhise**\n\n**Summary**", passages).unsupported
+    assert bold == ["The answer is: **Doxywhise**"]  # a name in bold counts; a bold first word is not a name
