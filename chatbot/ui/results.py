@@ -24,6 +24,15 @@ ANNOTATOR_COLUMNS = {
 ADMINS_ONLY = "The results and exports are shown to admins only (`medchat prefs add-user NAME --admin`)."
 
 
+def plot_title(ratings: list[float]) -> str:
+    """The leaderboard chart's title; when every variant is at the average the chart has no bars,
+    and the title says why instead of leaving an empty frame."""
+    title = "Rating above or below the average (1000)"
+    if ratings and all(abs(x - 1000) < 0.5 for x in ratings):
+        title += ": every variant is at 1000 so far, so there are no bars"
+    return title
+
+
 def build_results_tab(
     app: "gr.Blocks", tab: "gr.Tab", store: "PreferenceStore", users: "Users", *, rounds: int = 200
 ) -> None:
@@ -73,7 +82,8 @@ def build_results_tab(
             f"Fleiss' kappa {fleiss}; Cohen's kappa per pair: {cohen}. "
             "A left rate far from 0.5 suggests position bias."
         )
-        return summary, board, gr.BarPlot(value=plot, y_lim=[-reach, reach]), annotators, left
+        title = plot_title([x.rating for x in r.ratings])
+        return summary, board, gr.BarPlot(value=plot, y_lim=[-reach, reach], title=title), annotators, left
 
     def download(fmt: str, aggregate: str, request: gr.Request) -> tuple[str, str]:
         # links, not files: Gradio would serve a returned file to anyone signed in who has its URL;
@@ -93,7 +103,7 @@ def build_results_tab(
         plot = gr.BarPlot(
             x="variant",
             y="vs average",
-            title="Rating above or below the average (1000)",
+            title=plot_title([]),
             y_title="rating points vs. average",
             elem_id="res-plot",
         )

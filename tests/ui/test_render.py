@@ -94,3 +94,12 @@ def test_a_passage_only_the_keyword_index_found_says_so_instead_of_score_zero():
     keyword = replace(dense, id="c2", title="Warfarin", score=0.0, dense_scored=False)
     out = sources_html(Answer("What INR?", "Aim for 2.5 [1].", [dense, keyword], cited=[1]))
     assert "score 0.57" in out and "found by keywords" in out and "score 0.00" not in out
+
+
+def test_the_leaderboard_chart_says_why_it_has_no_bars_when_every_variant_is_level():
+    from chatbot.ui.results import plot_title
+
+    level = plot_title([1000.0, 1000.2, 999.8])
+    assert level.endswith("every variant is at 1000 so far, so there are no bars")
+    assert plot_title([1040.0, 960.0]) == "Rating above or below the average (1000)"
+    assert plot_title([]) == "Rating above or below the average (1000)"  # nothing rated yet
