@@ -361,8 +361,11 @@ def build_app(
             events.append(answering)
 
         def on_stop(request: gr.Request) -> tuple[Any, ...]:
+            # everything stays closed until the answer has really ended (its next piece, then the
+            # `idle` step after it): Gradio drops a question asked while the stopped answer's event is
+            # still open, which left Ask closed and Stop open with nothing running
             stop_answer(request)
-            return idle()
+            return gr.Button(interactive=False), gr.Textbox(interactive=False), gr.Button(interactive=False)
 
         def on_clear(request: gr.Request) -> tuple[Any, ...]:
             stop_answer(request)

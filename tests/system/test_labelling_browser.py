@@ -340,12 +340,20 @@ def test_chat_follow_ups_keep_their_topic_and_ask_is_locked_while_streaming(chat
     assert "hypertension" in sources.lower() and "No source was relevant" not in sources
     expect(page.locator("#chat")).not_to_contain_text("Not enough evidence")
 
-    # Stop mid-answer unlocks Ask at once
+    # Stop mid-answer unlocks Ask as soon as the answer has stopped, and a question asked at that
+    # moment is answered (Ask used to reopen before the old answer ended; Gradio then dropped the
+    # new question and left Ask closed and Stop open, with nothing running)
     page.locator("#question textarea").fill("What is a normal INR on warfarin?")
     page.locator("#ask").click()
     expect(page.locator("#stop")).to_be_enabled()
     page.locator("#stop").click()
     expect(page.locator("#ask")).to_be_enabled()
+    page.locator("#question textarea").fill("Which foods affect warfarin?")
+    page.locator("#ask").click()
+    expect(page.locator("#chat")).to_contain_text("Which foods affect warfarin?")
+    expect(page.locator("#ask")).to_be_enabled(timeout=180_000)
+    expect(page.locator("#stop")).to_be_disabled()
+    assert page.locator("#chat").inner_text().rstrip().endswith("emergency.")  # answered, disclaimer last
 
 
 def test_documents_and_answers_are_text_and_remote_images_are_never_requested(chat_app, browser):
