@@ -8,6 +8,7 @@ that was being judged. The form's labels map to the stored values here (`CHOICE_
 import html
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -195,24 +196,32 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         token, stopped = object(), threading.Event()
         before = owner.get(page)
         owner[page] = (token, stopped)
-        if before is not None:
-            before[1].wait(timeout=3.0)  # one piece of the old pair; longer only if it waits for the model
-        sent = False
+        if before is not None and before[1].wait(timeout=3.0):
+            # the old pair stopped (at its next piece; longer only if it waits for the model): let its
+            # "ended" message go out before anything of the new pair
+            time.sleep(0.2)
+        # Gradio's message that an event has ended carries its last update again (None for every
+        # output if there was none): a pair left for a newer one ends on "no change", or that
+        # message would repaint the left pair (or blank everything) over the newer one
+        left_alone = tuple(gr.skip() for _ in served_outputs)
         try:
-            for p in events:
-                if owner.get(page, (None,))[0] is not token:
-                    events.close()  # type: ignore[attr-defined]  # a generator: closing frees the engine
-                    if not sent:
-                        # an event whose generator ends before its first update has Gradio empty
-                        # every output: that would blank the pair the newer event has put on screen
-                        yield tuple(gr.skip() for _ in served_outputs)
-                    return
-                sent = True
-                yield shown(p, annotator)
-        except NoQuestionsLeft as e:
-            yield finished(annotator, str(e), question="")
-        except NotCompared as e:
-            yield finished(annotator, f"🚨 **This is an emergency, so it is not compared.** {e}")
+            ours = False  # the last update sent is this event's own, still on screen
+            try:
+                for p in events:
+                    if owner.get(page, (None,))[0] is not token:
+                        events.close()  # type: ignore[attr-defined]  # a generator: closing frees the engine
+                        ours = False
+                        break
+                    ours = True
+                    yield shown(p, annotator)
+            except NoQuestionsLeft as e:
+                ours = True
+                yield finished(annotator, str(e), question="")
+            except NotCompared as e:
+                ours = True
+                yield finished(annotator, f"🚨 **This is an emergency, so it is not compared.** {e}")
+            if not ours:
+                yield left_alone
         except MedchatError as e:
             log.info("compare: %s was told: %s", annotator, e)
             raise gr.Error(str(e), print_exception=False) from e

@@ -593,3 +593,46 @@ def test_a_pair_left_before_its_first_word_does_not_blank_the_next_one(
         expect(page.get_by_text("Error", exact=True)).to_have_count(0)
         (REPO / "test-artifacts").mkdir(exist_ok=True)
         page.screenshot(path=str(REPO / "test-artifacts" / "compare-left-before-first-word.png"))
+
+
+def test_a_pair_left_mid_answer_ends_on_no_change_so_its_ended_message_cannot_repaint(
+    few_index, settings, embedder, tmp_path
+):
+    """Gradio's "event ended" message carries the event's last update again. A pair left for Next
+    while its answers were written ended on its last half-written update, so that message, when it
+    reached the page after Next's pair, put the left pair back ("Answers are being written…" under
+    half an answer, Submit closed; seen walking the real server). Driven here through the handlers
+    themselves, so the order is not left to chance: the left pair's last update must be no change."""
+    import types
+
+    import gradio as gr
+
+    from chatbot.labelling.store.prefs import PreferenceStore
+    from chatbot.retrieval import open_retriever
+    from chatbot.ui.app import build_app
+    from tests.labelling.test_compare import VARIANTS
+
+    engine = SlowWhenToldEngine()
+    store = PreferenceStore(f"sqlite:///{tmp_path / 'prefs.sqlite3'}")
+    store.add_queue_items([{"question": "What INR should I aim for on warfarin?"}], batch="t")
+    chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=engine)
+    app = build_app(chain, store=store, variants=VARIANTS, users=accounts())
+    app.medchat_compare.prepare(10)
+    engine.slow = True  # the free-typed pair takes seconds: it is left mid-answer
+    fns = {f.api_name: f.fn for f in app.fns.values() if f.api_name}
+    page = types.SimpleNamespace(username="nurse_bo", session_hash="page-1")
+    asked = fns["compare_ask"]("How is asthma treated in adults?", None, page)
+    assert "being written" in next(asked)[4]  # status: the free-typed pair is on screen
+    nxt = fns["compare_next"](None, page)
+    got: list = []
+    mover = threading.Thread(target=lambda: got.append(next(nxt)))  # Next waits for the left pair
+    mover.start()
+    time.sleep(0.5)  # Next now owns the page
+    rest = list(asked)  # the left pair's next piece sees it, and the pair ends
+    mover.join(timeout=10)
+    assert rest and rest[-1] == tuple(gr.skip() for _ in rest[-1])  # its last update: no change
+    assert all("Both answers are in" not in str(u[4]) for u in rest)  # it never finished
+    assert got and "Both answers are in" in got[0][4]
+    assert got[0][8] == "What INR should I aim for on warfarin?"  # Next's pair
+    list(nxt)
+    store.close()
