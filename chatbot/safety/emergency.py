@@ -30,14 +30,19 @@ _INFANT = (
 )
 _FEVER = r"(fever|feverish|high temp\w*|hot|burning up|3[89]([.,]\d)?( ?°?c)?|10[0-5]([.,]\d)?( ?°?f)?)"
 
+# lost speech: a stroke sign, unless the person is too breathless to talk (`_breathless_not_stroke`)
+_SPEECH_LOST = (
+    r"\b(can ?n?o?'?t|cannot|unable to|not able to|is not|isn'?t|not)\s+"
+    r"(speak|talk|get (his|her|the) words)"
+)
+
 # red-flag descriptions, by category (lay words, common misspellings)
 _RED_FLAGS: dict[str, re.Pattern[str]] = {
     "stroke": _rx(
         r"\bface\b.{0,40}\b(droop\w*|drop\w*|fall\w*|fallen|fell|slump\w*|lopsided|uneven|crooked|numb)",
         r"\b(droop\w*|drooping|lopsided|crooked)\b.{0,30}\b(face|mouth|smile)\b",
         r"\bslurr?\w*\b.{0,20}\b(speech|words|talk\w*)\b|\b(speech|words|talk\w*)\b.{0,20}\bslurr?\w*",
-        r"\b(can ?n?o?'?t|cannot|unable to|not able to|is not|isn'?t|not)\s+"
-        r"(speak|talk|get (his|her|the) words)",
+        _SPEECH_LOST,
         r"\b(arm|leg|side)\b.{0,30}\b(gone )?(weak|numb|dead|limp|heavy|won'?t move|can'?t (lift|move))",
         r"\b(stro+ke?|stroak|stroek|strok)\b.{0,40}\b(now|right now|having|happening|think|i think)",
         r"\b(having|has|had) a (stro+ke|stroak)\b",
@@ -284,9 +289,6 @@ class EmergencyVerdict:
     message: str
 
 
-_SPEECH_LOST = _rx(
-    r"\b(can ?n?o?'?t|cannot|unable to|not able to|is not|isn'?t|not)\s+(speak|talk|get (his|her|the) words)"
-)
 _AIRWAY = _rx(r"\b(asthma\w*|wheez\w*|inhaler|puffer|nebuli[sz]er|breath\w*|choking)\b")
 
 
@@ -296,7 +298,8 @@ def _breathless_not_stroke(category: str, findings: str) -> str:
     changes: whether the rules fire, and the classifier's inputs, stay as they were."""
     if category != "stroke" or not _AIRWAY.search(findings):
         return category
-    return category if _RED_FLAGS["stroke"].search(_SPEECH_LOST.sub(" ", findings)) else "breathing"
+    without_speech = re.sub(_SPEECH_LOST, " ", findings, flags=re.IGNORECASE)
+    return category if _RED_FLAGS["stroke"].search(without_speech) else "breathing"
 
 
 class EmergencyGate:

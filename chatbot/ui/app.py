@@ -351,6 +351,11 @@ def build_app(
         def idle() -> tuple[Any, ...]:
             return gr.Button(interactive=True), gr.Textbox(interactive=True), gr.Button(interactive=False)
 
+        def stopping() -> tuple[Any, ...]:
+            # all closed until the stopped answer has ended (its next piece, then `idle`): Gradio drops
+            # a question asked while that event is still open, leaving Ask closed with nothing running
+            return gr.Button(interactive=False), gr.Textbox(interactive=False), gr.Button(interactive=False)
+
         controls = [send, question, stop]
         events = []
         triggers = ((send.click, {"api_name": "ask"}), (question.submit, {"api_visibility": "private"}))
@@ -361,11 +366,8 @@ def build_app(
             events.append(answering)
 
         def on_stop(request: gr.Request) -> tuple[Any, ...]:
-            # everything stays closed until the answer has really ended (its next piece, then the
-            # `idle` step after it): Gradio drops a question asked while the stopped answer's event is
-            # still open, which left Ask closed and Stop open with nothing running
             stop_answer(request)
-            return gr.Button(interactive=False), gr.Textbox(interactive=False), gr.Button(interactive=False)
+            return stopping()
 
         def on_clear(request: gr.Request) -> tuple[Any, ...]:
             stop_answer(request)
