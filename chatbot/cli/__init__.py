@@ -124,4 +124,4 @@ def main(ctx: click.Context, verbose: bool) -> None:
 
 
 # the commands register themselves on `main` when imported; one module per command, named as the command
-from chatbot.cli import ask, batch, config, eval, export, ingest, prefs, serve, train, triage  # noqa: E402, F401
+from chatbot.cli import ask, batch, config, eval, export, ingest, prefs, serve, train, triage, verify  # noqa: E402, F401
