@@ -12,16 +12,27 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from chatbot.attribution import attribute, content_words, remove_invented_numbers
+from chatbot.attribution import content_words, remove_invented_numbers
 from chatbot.citations import check_citations
 from chatbot.conversation import standalone
 from chatbot.engines.base import GenerationParams, fit_passages
 from chatbot.errors import EmptyQuestionError
+from chatbot.grounding import (
+    SUPPORTED,
+    Presented,
+    SentenceStream,
+    check_answer,
+    extract,
+    extractive_text,
+    present,
+    source_says_of,
+    units,
+)
 from chatbot.limits import check_question
 from chatbot.ranking import edges_first, mmr
 from chatbot.retrieval import RetrievalParams
 from chatbot.safety.emergency import EmergencyGate
-from chatbot.safety.wording import DISCLAIMER, INSUFFICIENT_EVIDENCE
+from chatbot.safety.wording import DISCLAIMER, EXTRACTIVE_LEAD, INSUFFICIENT_EVIDENCE
 from chatbot.textnorm import normalise
 from prompts import BuiltPrompt, PromptVariant, build_prompt
 
@@ -62,6 +73,18 @@ class Answer:
     variant: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     disclaimer: str = DISCLAIMER
+    grounding: str = ""
+    """How the shown text was made: `extractive`, `checked` or `free` (see `chatbot.grounding`)."""
+    raw_text: str = ""
+    """What the model wrote, before the grounding check; `text` is what the user is shown."""
+    sentences: list[dict[str, Any]] = field(default_factory=list)
+    """The grounding check's verdict on each sentence of `raw_text` (`SentenceCheck.as_dict`)."""
+    withheld: list[str] = field(default_factory=list)
+    """Sentences of the model's that no passage supports: kept out of `text`, listed apart."""
+    corrected: list[dict[str, Any]] = field(default_factory=list)
+    """Sentences a passage contradicts, each shown as what the source says instead."""
+    stopped: bool = False
+    """The answer was cut short (Stop, or the token limit): `text` is what was written by then."""
 
     @property
     def uncited(self) -> bool:
@@ -94,6 +117,12 @@ class Answer:
             "variant": self.variant,
             "timings": self.timings,
             "disclaimer": self.disclaimer,
+            "grounding": self.grounding,
+            "raw_answer": self.raw_text,
+            "sentences": self.sentences,
+            "withheld": self.withheld,
+            "corrected": self.corrected,
+            "stopped": self.stopped,
         }
 
 
@@ -150,6 +179,8 @@ class Turn:
     """Advice shown above an answer that is still given (urgent level, or not English)."""
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
+    stopped: bool = False
+    """Generation was cut short by the caller (Stop): the answer is what was written by then."""
 
     @property
     def done(self) -> bool:
@@ -315,7 +346,13 @@ class Chain:
             return
         if turn.header:
             yield turn.header + "\n\n"
-        yield from self.generate_step(turn)
+        try:
+            yield from self.generate_step(turn)
+        except GeneratorExit:  # the caller stopped reading (Stop): the answer is what was written
+            turn.stopped = True
+            self.check_step(turn)
+            holder.answer = turn.finish()
+            raise
         self.check_step(turn)
         holder.answer = turn.finish()
 
@@ -440,37 +477,102 @@ class Chain:
         turn.prompt = build_prompt(turn.answer.query, turn.answer.passages, self.variant)
         turn.answer.prompt_hash = turn.prompt.hash
 
+    def grounding_of(self, turn: Turn) -> str:
+        params = turn.params or GenerationParams.from_settings(self.settings.generation)
+        return params.grounding or self.settings.generation.grounding
+
     def generate_step(self, turn: Turn) -> Iterator[str]:
+        """The model's answer, streamed as the grounding mode allows: `free` streams the model's words
+        as they come; `checked` shows each sentence once it is complete and checked; `extractive`
+        does not call the model at all."""
         assert turn.answer is not None and turn.prompt is not None
+        mode = self.grounding_of(turn)
+        turn.answer.grounding = mode
+        t = time.perf_counter()
+        if mode == "extractive":
+            turn.answer.model, turn.answer.quantization = "extractive", "none"
+            text = self.extractive(turn)
+            turn.pieces.append(text)
+            turn.timings["first_token_s"] = turn.timings["generate_s"] = time.perf_counter() - t
+            yield text
+            return
         engine = self.engine
         turn.answer.model, turn.answer.quantization = engine.name, engine.quantization
         params = turn.params or GenerationParams.from_settings(self.settings.generation)
-        t = time.perf_counter()
+        checker = SentenceStream([p.text for p in turn.answer.passages]) if mode == "checked" else None
         for piece in engine.stream(turn.prompt.messages, params):
-            if "first_token_s" not in turn.timings:
-                turn.timings["first_token_s"] = time.perf_counter() - t
+            if "model_first_token_s" not in turn.timings:
+                turn.timings["model_first_token_s"] = time.perf_counter() - t
             turn.pieces.append(piece)
-            yield piece
+            shown = checker.feed(piece) if checker else piece
+            if shown:
+                turn.timings.setdefault("first_token_s", time.perf_counter() - t)
+                yield shown
+        if checker:
+            rest = checker.finish()
+            if rest:
+                turn.timings.setdefault("first_token_s", time.perf_counter() - t)
+                yield rest
         turn.timings.setdefault("first_token_s", time.perf_counter() - t)
         turn.timings["generate_s"] = time.perf_counter() - t
 
+    def extractive(self, turn: Turn, max_sentences: int | None = None) -> str:
+        """The passage sentences that answer the question, each cited, under their passage's title."""
+        assert turn.answer is not None
+        passages = turn.answer.passages
+        texts = [p.text for p in passages]
+        titles = [" - ".join(x for x in (p.title, p.section) if x) for p in passages]
+        found = units(texts)
+        query = turn.answer.query or turn.question
+        similarity = None
+        if found:
+            try:
+                import numpy as np
+
+                q = np.asarray(self.embedder.embed_query(query), dtype=float)
+                # each sentence read with its passage's title: "Take it ..." is about what the title names
+                docs = [f"{titles[u.passage - 1]}: {u.text}" for u in found]
+                vectors = np.asarray(self.embedder.embed_documents(docs), dtype=float)
+                norms = np.linalg.norm(vectors, axis=1) * (np.linalg.norm(q) or 1.0)
+                similarity = list(vectors @ q / np.where(norms == 0, 1.0, norms))
+            except Exception as e:  # the lexical score alone still picks sentences
+                log.warning("extractive answer without sentence similarity: %s", e)
+        limit = max_sentences or self.settings.generation.extractive_sentences
+        chosen = extract(
+            query, texts, similarity=similarity, all_units=found, titles=titles, max_sentences=limit
+        )
+        return extractive_text(chosen, titles)
+
     def check_step(self, turn: Turn) -> None:
-        """Invalid citations removed; uncited sentences attributed or reported as unsupported."""
+        """Invalid citations removed; every sentence checked against the passages (`chatbot.grounding`):
+        the shown text keeps what they support, says what they say instead of what they contradict,
+        and withholds (`checked`) or marks (`free`) what they do not say."""
         answer = turn.answer
         assert answer is not None
         n = len(answer.passages)
-        check = check_citations("".join(turn.pieces), n)
+        texts = [p.text for p in answer.passages]
+        raw = "".join(turn.pieces)
+        answer.raw_text = raw
+        mode = answer.grounding or self.grounding_of(turn)
+        check = check_citations(raw, n)
         if check.invalid:
             log.info("removed citations to missing passages: %s", check.invalid)
-        attributed = attribute(
-            check.text, [p.text for p in answer.passages], self.settings.retrieval.min_support
-        )
-        final = check_citations(attributed.text, n)
+        if mode == "extractive":
+            shown = Presented(check.text, checks=check_answer(check.text, texts))
+        else:
+            shown = present(check.text, texts, inline=mode == "free")
+            if mode == "checked" and not shown.supported and not turn.stopped:
+                # nothing of the model's own survived: what the sources say answers instead (its
+                # corrections kept, its claim-free lines such as "consult your doctor" dropped)
+                lead = "\n".join(dict.fromkeys(source_says_of(c) for c in shown.corrected))
+                shown.text = "\n\n".join(x for x in (lead, EXTRACTIVE_LEAD + self.extractive(turn)) if x)
+        final = check_citations(shown.text, n)
         answer.text, answer.cited, answer.invalid_citations = final.text, final.cited, check.invalid
-        answer.attributed = [c for c in attributed.added if c not in check.cited]
-        answer.unsupported = attributed.unsupported
-        answer.text, answer.removed_numbers = remove_invented_numbers(
-            answer.text, [p.text for p in answer.passages]
-        )
+        answer.sentences = [c.as_dict() for c in shown.checks]
+        answer.withheld, answer.corrected = shown.withheld, shown.corrected
+        answer.unsupported = [c.sentence for c in shown.checks if c.verdict != SUPPORTED]
+        answer.attributed = [c for c in final.cited if c not in check.cited]
+        answer.stopped = turn.stopped
+        answer.text, answer.removed_numbers = remove_invented_numbers(answer.text, texts)
         if answer.removed_numbers:
             log.warning("removed phone numbers the sources do not give: %s", answer.removed_numbers)

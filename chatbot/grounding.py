@@ -537,6 +537,12 @@ def source_says(check: SentenceCheck) -> str:
     return f"Your source says otherwise: “{span}.” [{check.passage}]"
 
 
+def source_says_of(corrected: dict[str, Any]) -> str:
+    """`source_says` for an entry of `Presented.corrected`."""
+    check = SentenceCheck(corrected["sentence"], CONTRADICTED, corrected["passage"], corrected["source"], 0.0)
+    return source_says(check)
+
+
 def shown_sentence(check: SentenceCheck) -> str:
     """A supported sentence with its citation set to the passage that supports it."""
     bare = _CITE.sub("", check.sentence).rstrip()
@@ -553,6 +559,7 @@ def present(answer: str, passages: Sequence[str], *, inline: bool = False, **kw:
     all_units = units(passages)
     out = Presented("")
     lines = []
+    seen: set[str] = set()
     for line in answer.split("\n"):
         prefix = re.match(r"\s*(?:[-*•]|\d+[.)])\s+", line)
         lead = prefix.group(0) if prefix else ""
@@ -561,7 +568,11 @@ def present(answer: str, passages: Sequence[str], *, inline: bool = False, **kw:
             c = check_sentence(s, passages, all_units, **kw)
             out.checks.append(c)
             if c.verdict == SUPPORTED:
-                kept.append(shown_sentence(c))
+                said = shown_sentence(c)
+                if said in seen:  # small models repeat themselves; a sentence is shown once
+                    continue
+                seen.add(said)
+                kept.append(said)
             elif c.verdict == CONTRADICTED:
                 out.corrected.append(
                     {"sentence": c.sentence, "source": c.span, "passage": c.passage, "reason": c.reason}
@@ -623,7 +634,7 @@ def extract(
     all_units: list[Unit] | None = None,
     titles: Sequence[str] = (),
     max_sentences: int = 3,
-    keep: float = 0.65,
+    keep: float = 0.8,
 ) -> list[Unit]:
     """The passage sentences that best answer `question`, in reading order within each passage.
 

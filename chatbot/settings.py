@@ -231,6 +231,19 @@ class GenerationSettings(_Section):
             "turn off for servers that reject unknown fields)."
         ),
     )
+    grounding: Literal["extractive", "checked", "free"] = Field(
+        "free",
+        description=(
+            "What the user reads (`chatbot/grounding.py`, measured in docs/benchmarks.md): `extractive`, "
+            "the passages' own sentences that answer the question, each cited (no model call); `checked`, "
+            "the model's sentences that the passages support, contradicted ones replaced by what the "
+            "source says and the rest withheld; `free`, the model's answer with the same replacements "
+            "and unsupported sentences marked in place (for labelling)."
+        ),
+    )
+    extractive_sentences: int = Field(
+        3, ge=1, le=12, description="Most passage sentences an extractive answer quotes."
+    )
     max_new_tokens: int = Field(256, ge=1, le=8192, description="Largest answer, in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
     top_p: float = Field(0.95, gt=0.0, le=1.0)

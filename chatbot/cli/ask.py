@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from chatbot.cli import _settings, _setup_logging, _user_errors, main
+from chatbot.safety.wording import STOPPED_NOTE
 
 if TYPE_CHECKING:
     from chatbot.chain import Answer
@@ -17,6 +18,13 @@ if TYPE_CHECKING:
 
 def render_answer(answer: Answer, *, with_text: bool = True) -> str:
     lines = [answer.text, ""] if with_text else [""]
+    if answer.withheld and answer.grounding != "free":
+        lines.append(f"Not in your sources ({len(answer.withheld)}), not shown as part of the answer:")
+        lines.extend(f"  - {s}" for s in answer.withheld)
+        lines.append("")
+    if answer.stopped:
+        lines.append(STOPPED_NOTE)
+        lines.append("")
     if answer.invalid_citations:
         numbers = ", ".join(str(n) for n in answer.invalid_citations)
         lines.insert(1, f"(removed citations to sources that were not given: {numbers})")

@@ -51,6 +51,9 @@ class GenerationParams:
     repeat_penalty: float = 1.1
     seed: int = 0
     stop: tuple[str, ...] = field(default_factory=tuple)
+    grounding: str = ""
+    """What the user reads: `extractive`, `checked` or `free` (`GenerationSettings.grounding`);
+    empty: the settings'. Engines ignore it; the chain acts on it."""
 
     @classmethod
     def from_settings(cls, gen: GenerationSettings) -> GenerationParams:
@@ -61,6 +64,7 @@ class GenerationParams:
             top_k=gen.top_k,
             repeat_penalty=gen.repeat_penalty,
             seed=gen.seed,
+            grounding=gen.grounding,
         )
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_GENERATION_KEYS = {"temperature", "top_p", "top_k", "max_new_tokens", "repeat_penalty", "seed"}
+_GENERATION_KEYS = {"temperature", "top_p", "top_k", "max_new_tokens", "repeat_penalty", "seed", "grounding"}
 
 
 @dataclass(frozen=True)

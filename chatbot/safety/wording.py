@@ -67,3 +67,9 @@ def emergency_message(guidance: str, emergency_number: str, crisis_line: str) ->
         f"While you wait: {guidance.format(crisis_line=crisis_line)}\n\n"
         "medchat cannot assess emergencies; the emergency services can."
     )
+
+# put above the sources' own sentences when a checked answer kept none of the model's
+EXTRACTIVE_LEAD = "Your sources say:\n\n"
+# the end of an answer cut short by Stop or by the length limit
+STOPPED_NOTE = "(Stopped: this answer is incomplete. Check the sources below.)"
+CUT_NOTE = "(This answer reached its length limit and may be incomplete. Check the sources below.)"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from chatbot.safety.wording import DISCLAIMER
-from chatbot.ui.render import clip, html_text, markdown_text
+from chatbot.safety.wording import CUT_NOTE, DISCLAIMER, STOPPED_NOTE
+from chatbot.ui.render import highlighted, markdown_text
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -41,6 +41,16 @@ CSS = """
 #cmp-vote fieldset { padding: 4px 8px !important; }
 #cmp-status p, #cmp-reveal p { margin: 2px 0 !important; }
 #res-annotators { overflow-x: auto; }
+a.cite { text-decoration: none; cursor: pointer; }
+a.cite:hover, a.cite:focus { text-decoration: underline; }
+.not-in-sources { font-size: 0.8em; background: #fff3cd; color: #6d4c00; border: 1px solid #e0c36a;
+  border-radius: 3px; padding: 0 4px; white-space: nowrap; }
+details.withheld { margin-top: 6px; font-size: 0.9em; color: var(--body-text-color-subdued); }
+details.src { margin-bottom: 6px; }
+details.src summary { cursor: pointer; }
+.src-meta { font-size: 0.85em; color: var(--body-text-color-subdued); }
+.src mark { background: #fff59d; color: inherit; }
+details.src.flash { outline: 3px solid var(--color-accent); border-radius: 4px; }
 .triage-mark { padding: 6px 10px; border-radius: 4px; border-left: 6px solid; margin-bottom: 4px; }
 .triage-emergency { background: #fde0dc; border-color: #b71c1c; color: #7f0000; font-size: 1.15em; }
 .triage-urgent { background: #fff0d9; border-color: #e65100; color: #6d2c00; }
@@ -70,6 +80,20 @@ SHORTCUTS_JS = """
     const inputs = choice.querySelectorAll('input[type=radio]');
     if (inputs[n] && !inputs[n].disabled) { e.preventDefault(); inputs[n].click(); }
   });
+  // a citation [n] in an answer opens source n in the Sources panel and scrolls to it
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest && e.target.closest('a.cite');
+    if (!a) return;
+    const n = (a.textContent.match(/\\d+/) || [])[0];
+    const src = n && document.querySelector('#sources #src-' + n);
+    e.preventDefault();
+    e.stopPropagation();
+    if (!src) return;
+    src.open = true;
+    src.scrollIntoView({behavior: 'smooth', block: 'start'});
+    src.classList.add('flash');
+    setTimeout(() => src.classList.remove('flash'), 1500);
+  }, true);
   // the chat's copy buttons copy what the page shows, not the escaped Markdown behind it
   document.addEventListener('click', (e) => {
     const b = e.target.closest && e.target.closest('#chat button');
@@ -112,7 +136,8 @@ def match_of(passage: Passage) -> str:
 
 
 def sources_html(answer: Answer | None) -> str:
-    """The sources panel for one answer, best first, each passage as text."""
+    """The sources panel for one answer, in the order of their numbers, each passage whole, with the
+    words that decided a sentence's verdict highlighted; `[n]` in the answer opens passage n."""
     if answer is None:
         return ""
     if answer.emergency:
@@ -122,16 +147,20 @@ def sources_html(answer: Answer | None) -> str:
             "<p><i>No source was relevant enough to answer from. Searched for: "
             f"{html.escape(answer.query)}</i></p>"
         )
+    spans: dict[int, list[str]] = {}
+    for s in answer.sentences:
+        if s.get("passage") and s.get("span") and s.get("verdict") in ("supported", "contradicted"):
+            spans.setdefault(int(s["passage"]), []).append(str(s["span"]))
     rows = []
-    # numbered as in the answer, listed by score (the prompt puts the best at both ends)
-    ranked = sorted(enumerate(answer.passages, start=1), key=lambda np: -np[1].score)
-    for n, p in ranked:
-        cited = "cited" if n in answer.cited else "not cited"
+    for n, p in enumerate(answer.passages, start=1):
+        cited = n in answer.cited
         where = f" - {html.escape(p.section)}" if p.section else ""
+        used = "quoted or cited in the answer" if cited else "found, not used in the answer"
         rows.append(
-            f'<div class="src"><b>[{n}] {html.escape(p.title)}{where}</b><br>'
-            f"<code>{html.escape(p.source_name)}</code> · {match_of(p)} · {cited}"
-            f"<blockquote>{html_text(clip(p.text, 600), citations=False)}</blockquote></div>"
+            f'<details class="src" id="src-{n}"{" open" if cited else ""}>'
+            f"<summary><b>[{n}] {html.escape(p.title)}{where}</b></summary>"
+            f'<div class="src-meta">{html.escape(p.source_name)} · {used}</div>'
+            f"<blockquote>{highlighted(p.text, spans.get(n, []))}</blockquote></details>"
         )
     if answer.uncited:
         rows.append("<p><i>The answer cites none of these sources: check it against them.</i></p>")
@@ -161,21 +190,43 @@ def level_mark(level: str, inner: str) -> str:
     return f'<div class="triage-mark triage-{level}">{inner}</div>'
 
 
+def withheld_html(sentences: list[str]) -> str:
+    """The model's sentences that no source supports, under a collapsed "Not in your sources"."""
+    if not sentences:
+        return ""
+    items = "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
+    return (
+        f'<details class="withheld"><summary>Not in your sources ({len(sentences)}): '
+        f"not shown as part of the answer</summary><ul>{items}</ul></details>"
+    )
+
+
 def render_reply(answer: Answer) -> str:
-    """The finished answer as shown in the chat: the model's words as text, medchat's marks around them."""
-    body = markdown_text(answer.text)
+    """The finished answer as shown in the chat: the checked text, cited sentences linked to their
+    sources, what the check withheld under "Not in your sources", a note when it was cut short."""
+    body = markdown_text(answer.text, links=True)
     if answer.emergency:
-        return f"{level_mark('emergency', '🚨 <strong>EMERGENCY</strong>')}\n\n{body}"
+        return f"{level_mark('emergency', '🚨 <strong>EMERGENCY</strong>')}\n\n{markdown_text(answer.text)}"
     banner = triage_banner(answer)  # the triage advice leads, above everything else
     if answer.abstained:  # the advice paragraphs (urgent, not English), then the one sentence
         advice, _, sentence = answer.text.rpartition("\n\n")
         advice = f"{markdown_text(advice)}\n\n" if advice else ""
         return f"{banner}{advice}ℹ️ **Not enough evidence**\n\n{markdown_text(sentence)}\n\n_{DISCLAIMER}_"
-    body = banner + body
-    note = ""
-    if answer.unsupported:
-        note = f"\n\n⚠️ {len(answer.unsupported)} sentence(s) above are not supported by the sources."
-    return f"{body}{note}\n\n_{DISCLAIMER}_"
+    if not answer.text.strip() and not answer.stopped:
+        body = "_The sources given do not support any sentence of the model's answer._"
+    parts = [banner + body]
+    if answer.withheld and answer.grounding != "free":
+        parts.append(withheld_html(answer.withheld))
+    if answer.stopped:
+        parts.append(f"_{STOPPED_NOTE}_")
+    elif (
+        answer.raw_text
+        and answer.grounding != "extractive"
+        and not answer.raw_text.rstrip().endswith((".", "!", "?", "]", ")"))
+    ):
+        parts.append(f"_{CUT_NOTE}_")
+    parts.append(f"_{DISCLAIMER}_")
+    return "\n\n".join(parts)
 
 
 def build_app(
@@ -269,7 +320,7 @@ def build_app(
                 if stopped.is_set():
                     break
                 text += piece
-                history[-1] = {"role": "assistant", "content": markdown_text(text)}
+                history[-1] = {"role": "assistant", "content": markdown_text(text, links=True)}
                 yield "", history, ""
         except MedchatError as e:
             raise gr.Error(str(e), print_exception=False) from e
@@ -277,11 +328,11 @@ def build_app(
             stream.close()  # Stop (or a closed tab) must not leave the engine held
             if stop_flags.get(key) is stopped:
                 del stop_flags[key]
-        if stopped.is_set():
-            history[-1] = {"role": "assistant", "content": f"{markdown_text(text)}\n\n_(stopped)_"}
+        answer = stream.answer
+        if answer is None:  # stopped before the answer had begun
+            history[-1] = {"role": "assistant", "content": f"_{STOPPED_NOTE}_\n\n_{DISCLAIMER}_"}
             yield "", history, ""
             return
-        answer = stream.answer
         assert answer is not None
         history[-1] = {"role": "assistant", "content": render_reply(answer)}
         yield "", history, sources_html(answer)

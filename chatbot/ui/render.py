@@ -13,6 +13,8 @@ from __future__ import annotations
 import html
 import re
 
+from chatbot.grounding import NOT_IN_SOURCES_MARK
+
 # no remote images, frames, objects or form targets; scripts and styles from the app itself
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; "
@@ -35,21 +37,60 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _BOLD = re.compile(r"\*\*(?=\S)([^*\n]{1,200}?)(?<=\S)\*\*")
 
 
-def markdown_text(text: str) -> str:
+def markdown_text(text: str, *, links: bool = False) -> str:
     """`text` as Markdown that renders exactly as the characters given, with nothing live.
 
     Newlines stay (paragraphs and line breaks read as the model wrote them); a URL stays visible
-    but is not a link, an image is not fetched, `<b>` is shown as the four characters.
+    but is not a link, an image is not fetched, `<b>` is shown as the four characters. With `links`,
+    each citation mark `[n]` is medchat's own link to source n (`cite_link`), and the grounding
+    check's inline mark is shown as a label.
     """
     out = []
     for b, piece in enumerate(_BOLD.split(text)):  # odd pieces were between ** and **
         parts = _CITATION.split(piece)  # citation marks stay readable: "[2]" alone can form no link
         inner = "".join(
-            f"[{part}]" if n % 2 else _MARKDOWN_SYNTAX.sub(lambda m: f"&#{ord(m.group())};", part)
+            (cite_link(int(part)) if links else f"[{part}]")
+            if n % 2
+            else _MARKDOWN_SYNTAX.sub(lambda m: f"&#{ord(m.group())};", part)
             for n, part in enumerate(parts)
         )
         out.append(f"**{inner}**" if b % 2 else inner)
-    return "".join(out).replace("\n", "  \n")
+    text = "".join(out)
+    if links:
+        text = text.replace(_ESCAPED_MARK, NOT_IN_SOURCES_HTML)
+    return text.replace("\n", "  \n")
+
+
+def cite_link(n: int) -> str:
+    """A citation mark that opens source n in the Sources panel (the page script `CITE_JS` does it)."""
+    return f'<a class="cite" href="#src-{n}" title="Show source {n}">[{n}]</a>'
+
+
+_ESCAPED_MARK = "".join(f"&#{ord(ch)};" if _MARKDOWN_SYNTAX.match(ch) else ch for ch in NOT_IN_SOURCES_MARK)
+NOT_IN_SOURCES_HTML = '<span class="not-in-sources">not in your sources</span>'
+
+
+def highlighted(text: str, spans: list[str]) -> str:
+    """`text` as escaped HTML with each of `spans` (verbatim pieces of it) in a `<mark>`."""
+    marks: list[tuple[int, int]] = []
+    for span in spans:
+        at = text.find(span) if span else -1
+        if at >= 0:
+            marks.append((at, at + len(span)))
+    marks.sort()
+    out, pos = [], 0
+    for a, b in marks:
+        if a < pos:
+            a = pos
+        if a >= b:
+            continue
+        out.append(html.escape(text[pos:a]))
+        out.append(f"<mark>{html.escape(text[a:b])}</mark>")
+        pos = b
+    out.append(html.escape(text[pos:]))
+    escaped = "".join(out)
+    paragraphs = [p.replace("\n", "<br>") for p in re.split(r"\n\s*\n", escaped.strip())]
+    return "".join(f"<p>{p}</p>" for p in paragraphs if p)
 
 
 def html_text(text: str, *, citations: bool = True) -> str:
@@ -57,6 +98,7 @@ def html_text(text: str, *, citations: bool = True) -> str:
     escaped = _BOLD.sub(r"<strong>\1</strong>", html.escape(text, quote=True))  # no tag survives escape
     if citations:
         escaped = _CITATION.sub(r'<span class="cite">[\1]</span>', escaped)
+    escaped = escaped.replace(html.escape(NOT_IN_SOURCES_MARK), NOT_IN_SOURCES_HTML)
     paragraphs = [p.replace("\n", "<br>") for p in re.split(r"\n\s*\n", escaped.strip())]
     return "".join(f"<p>{p}</p>" for p in paragraphs if p)
 

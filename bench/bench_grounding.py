@@ -1,0 +1,228 @@
+"""Grounded answers, measured (issue #26).
+
+Two parts:
+
+`check`: the grounding check (`chatbot.grounding`) against sentences labelled by hand
+(`bench/grounding/labelled.jsonl`, guide in `bench/grounding/GUIDE.md`), beside the overlap check it
+replaces (`chatbot.attribution`): recall and precision of "not supported" (not_found or contradicted)
+with Wilson 95% intervals, contradicted sentences let through, and the cost per answer.
+
+`answers`: the three ways of making the shown answer (`extractive`, `checked`, `free`) on held-out
+questions (`bench/grounding/questions_test.txt`) through the real chain on the bundled model and the
+sample notes. Resumable: each answer is appended to `--out` as it is made, and a rerun skips the
+questions already there. `checked` and `free` share one generation (same prompt, seed and greedy
+decoding): `free` is the same raw text shown with inline marks, its first shown text the model's
+first token.
+
+    python bench/bench_grounding.py check [--split test]
+    python bench/bench_grounding.py answers --out bench/grounding/answers.jsonl
+    python bench/bench_grounding.py report --out bench/grounding/answers.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chatbot.attribution import attribute  # noqa: E402
+from chatbot.grounding import CONTRADICTED, NOT_FOUND, SUPPORTED, check_sentence, present, units  # noqa: E402
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of k successes in n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def rate(k: int, n: int) -> str:
+    lo, hi = wilson(k, n)
+    return f"{k / n if n else 0:.3f} [{lo:.2f}-{hi:.2f}] ({k}/{n})"
+
+
+def overlap_flags(sentence: str, passages: list[str]) -> bool:
+    """Today's check: the sentence is reported unsupported by `attribute`."""
+    return bool(attribute(sentence, passages).unsupported)
+
+
+def grounding_flags(sentence: str, passages: list[str], found: Any) -> tuple[bool, str]:
+    c = check_sentence(sentence, passages, found)
+    return c.verdict != SUPPORTED, c.verdict
+
+
+def run_check(split: str | None) -> dict[str, Any]:
+    from bench.grounding_data import load_labelled
+
+    answers = [a for a in load_labelled() if split in (None, "all", a["split"])]
+    rows = []
+    seconds = []
+    for a in answers:
+        passages = a["passages"]
+        t = time.perf_counter()
+        found = units(passages)
+        verdicts = []
+        for s in a["sentences"]:
+            verdicts.append(grounding_flags(s["sentence"], passages, found))
+        seconds.append(time.perf_counter() - t)
+        for s, (flag, verdict) in zip(a["sentences"], verdicts, strict=True):
+            if not s.get("claim", True):
+                continue
+            rows.append(
+                {
+                    "gold": s["label"],
+                    "new": flag,
+                    "verdict": verdict,
+                    "old": overlap_flags(s["sentence"], passages),
+                    "sentence": s["sentence"],
+                    "id": a["id"],
+                }
+            )
+    bad = [r for r in rows if r["gold"] != SUPPORTED]
+    out: dict[str, Any] = {"split": split or "all", "answers": len(answers), "claims": len(rows)}
+    out["labels"] = {k: sum(1 for r in rows if r["gold"] == k) for k in (SUPPORTED, NOT_FOUND, CONTRADICTED)}
+    for name in ("new", "old"):
+        tp = sum(1 for r in bad if r[name])
+        flagged = sum(1 for r in rows if r[name])
+        through = [r for r in rows if r["gold"] == CONTRADICTED and not r[name]]
+        out[name] = {
+            "recall": rate(tp, len(bad)),
+            "precision": rate(tp, flagged),
+            "contradicted_let_through": len(through),
+            "let_through": [r["sentence"] for r in through],
+        }
+    contra = [r for r in rows if r["gold"] == CONTRADICTED]
+    out["new"]["contradicted_called_contradicted"] = rate(
+        sum(1 for r in contra if r["verdict"] == CONTRADICTED), len(contra)
+    )
+    out["new"]["false_alarms"] = [r["sentence"] for r in rows if r["gold"] == SUPPORTED and r["new"]][:40]
+    out["ms_per_answer"] = {
+        "median": round(1000 * statistics.median(seconds), 2) if seconds else None,
+        "max": round(1000 * max(seconds), 2) if seconds else None,
+    }
+    return out
+
+
+# -- the three answer modes on held-out questions ---------------------------------------------
+
+
+def run_answers(questions: Path, out: Path, limit: int | None) -> None:
+    from chatbot.chain import Chain
+    from chatbot.settings import Settings
+
+    asked = [q.strip() for q in questions.read_text(encoding="utf-8").splitlines() if q.strip()][:limit]
+    done = set()
+    if out.exists():
+        done = {(r["question"], r["mode"]) for r in map(json.loads, out.read_text().splitlines())}
+    settings = Settings()
+    chains = {}
+    for mode in ("extractive", "checked"):
+        s = settings.model_copy(deep=True)
+        s.generation.grounding = mode
+        chains[mode] = Chain(s)
+    chains["checked"]._retriever = chains["extractive"].retriever  # one index, one embedder
+    chains["checked"]._embedder = chains["extractive"].embedder
+    chains["checked"]._triage = chains["extractive"].triage
+    with out.open("a", encoding="utf-8") as f:
+        for i, q in enumerate(asked, start=1):
+            for mode in ("extractive", "checked"):
+                if (q, mode) in done:
+                    continue
+                t = time.perf_counter()
+                answer = chains[mode].answer(q)
+                seconds = time.perf_counter() - t
+                row = answer.as_dict()
+                row["mode"], row["seconds"] = mode, round(seconds, 3)
+                row["passages_text"] = [p.text for p in answer.passages]
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.flush()
+                if mode == "checked" and not answer.emergency and not answer.abstained:
+                    free = present(answer.raw_text, [p.text for p in answer.passages], inline=True)
+                    frow = dict(row, mode="free", answer=free.text, withheld=[], corrected=free.corrected)
+                    frow["sentences"] = [c.as_dict() for c in free.checks]
+                    frow["timings"] = dict(row["timings"], first_token_s=row["timings"].get("model_first_token_s"))
+                    f.write(json.dumps(frow, ensure_ascii=False) + "\n")
+                    f.flush()
+                print(f"[{i}/{len(asked)}] {mode} {seconds:.1f}s {q[:60]}", flush=True)
+
+
+def shown_checks(row: dict[str, Any]) -> list[Any]:
+    """The verdicts of the sentences a user reads as answer text (not withheld, not marked)."""
+    from chatbot.grounding import NOT_IN_SOURCES_MARK, check_answer
+
+    text = row["answer"]
+    passages = row["passages_text"]
+    checks = check_answer(text, passages)
+    return [c for c in checks if c.claim and NOT_IN_SOURCES_MARK not in c.sentence]
+
+
+def report(out: Path) -> dict[str, Any]:
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    result: dict[str, Any] = {}
+    for mode in ("extractive", "checked", "free"):
+        mine = [r for r in rows if r["mode"] == mode and not r["emergency"] and not r["abstained"]]
+        if not mine:
+            continue
+        shown = [shown_checks(r) for r in mine]
+        n_sent = sum(len(s) for s in shown)
+        n_sup = sum(1 for s in shown for c in s if c.verdict == SUPPORTED)
+        contra = sum(1 for s in shown if any(c.verdict == CONTRADICTED for c in s))
+        ttft = [r["timings"].get("first_token_s") for r in mine if r["timings"].get("first_token_s") is not None]
+        words = [len(r["answer"].split()) for r in mine]
+        result[mode] = {
+            "answers": len(mine),
+            "shown_sentences_supported_by_check": rate(n_sup, n_sent),
+            "answers_showing_a_contradicted_sentence_by_check": contra,
+            "answers_with_nothing_shown": sum(1 for r in mine if not r["answer"].strip()),
+            "median_words": statistics.median(words),
+            "median_first_shown_text_s": round(statistics.median(ttft), 3) if ttft else None,
+            "withheld_sentences": sum(len(r.get("withheld") or []) for r in mine),
+            "corrected_sentences": sum(len(r.get("corrected") or []) for r in mine),
+        }
+    result["emergencies_or_abstentions"] = sum(
+        1 for r in rows if r["mode"] == "extractive" and (r["emergency"] or r["abstained"])
+    )
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check", help="the check against hand labels")
+    c.add_argument("--split", default="test", choices=["dev", "test", "all"])
+    c.add_argument("--full", action="store_true", help="also print the sentences let through")
+    a = sub.add_parser("answers", help="answer held-out questions in each mode (resumable)")
+    a.add_argument("--questions", type=Path, default=ROOT / "bench/grounding/questions_test.txt")
+    a.add_argument("--out", type=Path, default=ROOT / "bench/grounding/answers.jsonl")
+    a.add_argument("--limit", type=int, default=None)
+    r = sub.add_parser("report", help="figures from an answers file")
+    r.add_argument("--out", type=Path, default=ROOT / "bench/grounding/answers.jsonl")
+    args = ap.parse_args()
+    if args.cmd == "check":
+        result = run_check(args.split)
+        if not args.full:
+            for name in ("new", "old"):
+                result[name].pop("let_through")
+            result["new"].pop("false_alarms")
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    elif args.cmd == "answers":
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        run_answers(args.questions, args.out, args.limit)
+    else:
+        print(json.dumps(report(args.out), indent=2))
+
+
+if __name__ == "__main__":
+    main()
