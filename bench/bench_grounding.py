@@ -152,7 +152,9 @@ def run_answers(questions: Path, out: Path, limit: int | None) -> None:
                     free = present(answer.raw_text, [p.text for p in answer.passages], inline=True)
                     frow = dict(row, mode="free", answer=free.text, withheld=[], corrected=free.corrected)
                     frow["sentences"] = [c.as_dict() for c in free.checks]
-                    frow["timings"] = dict(row["timings"], first_token_s=row["timings"].get("model_first_token_s"))
+                    frow["timings"] = dict(
+                        row["timings"], first_token_s=row["timings"].get("model_first_token_s")
+                    )
                     f.write(json.dumps(frow, ensure_ascii=False) + "\n")
                     f.flush()
                 print(f"[{i}/{len(asked)}] {mode} {seconds:.1f}s {q[:60]}", flush=True)
@@ -179,7 +181,9 @@ def report(out: Path) -> dict[str, Any]:
         n_sent = sum(len(s) for s in shown)
         n_sup = sum(1 for s in shown for c in s if c.verdict == SUPPORTED)
         contra = sum(1 for s in shown if any(c.verdict == CONTRADICTED for c in s))
-        ttft = [r["timings"].get("first_token_s") for r in mine if r["timings"].get("first_token_s") is not None]
+        ttft = [
+            r["timings"].get("first_token_s") for r in mine if r["timings"].get("first_token_s") is not None
+        ]
         words = [len(r["answer"].split()) for r in mine]
         result[mode] = {
             "answers": len(mine),

@@ -20,11 +20,12 @@ from chatbot.errors import EmptyQuestionError
 from chatbot.grounding import (
     SUPPORTED,
     Presented,
+    SentenceCheck,
     SentenceStream,
-    check_answer,
     extract,
     extractive_text,
     present,
+    quoted,
     source_says_of,
     units,
 )
@@ -181,6 +182,8 @@ class Turn:
     timings: dict[str, float] = field(default_factory=dict)
     stopped: bool = False
     """Generation was cut short by the caller (Stop): the answer is what was written by then."""
+    quoted: list[SentenceCheck] = field(default_factory=list)
+    """The passage sentences an extractive answer quotes, as verdicts."""
 
     @property
     def done(self) -> bool:
@@ -541,6 +544,7 @@ class Chain:
         chosen = extract(
             query, texts, similarity=similarity, all_units=found, titles=titles, max_sentences=limit
         )
+        turn.quoted.extend(quoted(u) for u in chosen)
         return extractive_text(chosen, titles)
 
     def check_step(self, turn: Turn) -> None:
@@ -558,7 +562,7 @@ class Chain:
         if check.invalid:
             log.info("removed citations to missing passages: %s", check.invalid)
         if mode == "extractive":
-            shown = Presented(check.text, checks=check_answer(check.text, texts))
+            shown = Presented(check.text, checks=list(turn.quoted))
         else:
             shown = present(check.text, texts, inline=mode == "free")
             if mode == "checked" and not shown.supported and not turn.stopped:
@@ -566,6 +570,7 @@ class Chain:
                 # corrections kept, its claim-free lines such as "consult your doctor" dropped)
                 lead = "\n".join(dict.fromkeys(source_says_of(c) for c in shown.corrected))
                 shown.text = "\n\n".join(x for x in (lead, EXTRACTIVE_LEAD + self.extractive(turn)) if x)
+                shown.checks.extend(turn.quoted)
         final = check_citations(shown.text, n)
         answer.text, answer.cited, answer.invalid_citations = final.text, final.cited, check.invalid
         answer.sentences = [c.as_dict() for c in shown.checks]

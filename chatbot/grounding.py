@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from chatbot.attribution import _SENTENCE, content_words, named
@@ -208,7 +209,9 @@ def units(passages: Sequence[str]) -> list[Unit]:
                 continue
             words = words_of(body)
             if "#" in piece[: lead.end() if lead else 0] or (
-                not body.endswith((".", "!", "?", ":")) and len(words) < 6 and "\n" in text[m.end() : m.end() + 1]
+                not body.endswith((".", "!", "?", ":"))
+                and len(words) < 6
+                and "\n" in text[m.end() : m.end() + 1]
             ):
                 continue  # a heading: context for the sentences under it (`check_sentence`), no claim
             out.append(Unit(n, start, start + len(body), body, words))
@@ -327,7 +330,17 @@ _BOUND_BEFORE = re.compile(
     r"\b(above|over|more than|greater than|at least|higher than|below|under|less than|fewer than|"
     r"at most|lower than)\s+(\d+(?:[./]\d+)?)"
 )
-_UPWARD = {"higher", "more", "above", "over", "greater", "more than", "greater than", "at least", "higher than"}
+_UPWARD = {
+    "higher",
+    "more",
+    "above",
+    "over",
+    "greater",
+    "more than",
+    "greater than",
+    "at least",
+    "higher than",
+}
 
 
 def _bounds(text: str) -> dict[str, str]:
@@ -350,10 +363,8 @@ def conflict(sentence: str, span: str, passage: str = "") -> tuple[str, str] | N
     s_units, p_units = _units(s_low), _units(p_low)
     for value, kinds in s_units.items():
         if value in p_units and not kinds & p_units[value]:
-            return (
-                "unit",
-                f"{value} {'/'.join(sorted(kinds))} where the source gives {value} {'/'.join(sorted(p_units[value]))}",
-            )
+            theirs = "/".join(sorted(p_units[value]))
+            return "unit", f"{value} {'/'.join(sorted(kinds))} where the source gives {value} {theirs}"
     s_num, p_num = _numbers(s_low), _numbers(p_low)
     extra = s_num - p_num
     if extra and p_num:
@@ -414,7 +425,7 @@ def _any_negated(text: str, words: set[str]) -> bool:
 def _windows(all_units: list[Unit]) -> list[tuple[Unit, frozenset[str]]]:
     """Each unit alone and joined with the next one of the same passage (models merge two sentences)."""
     out = [(u, u.words) for u in all_units]
-    for a, b in zip(all_units, all_units[1:], strict=False):
+    for a, b in pairwise(all_units):
         if a.passage == b.passage:
             joined = Unit(a.passage, a.start, b.end, "", a.words | b.words)
             out.append((joined, joined.words))
@@ -466,9 +477,9 @@ def check_sentence(
     text = passages[unit.passage - 1]
     span = text[unit.start : unit.end]
     missing_numbers = numbers - _numbers(span.lower())
-    if share >= min_support and not missing_numbers and not conflict(bare, span, text):
-        if not _missing_names(bare, span):
-            return SentenceCheck(sentence, SUPPORTED, unit.passage, span, round(share, 3))
+    supports = share >= min_support and not missing_numbers
+    if supports and not conflict(bare, span, text) and not _missing_names(bare, span):
+        return SentenceCheck(sentence, SUPPORTED, unit.passage, span, round(share, 3))
     # a span on the same point that says otherwise decides
     for other_share, _, _, other in scored[:6]:
         if other_share < min_topic:
@@ -544,7 +555,11 @@ def source_says_of(corrected: dict[str, Any]) -> str:
 
 
 def shown_sentence(check: SentenceCheck) -> str:
-    """A supported sentence with its citation set to the passage that supports it."""
+    """A supported sentence with its citation set to the passage that supports it (as written when
+    the sentence already cites that passage alone)."""
+    marks = re.findall(r"\[([\d,;\s]+)\]", check.sentence)
+    if [m.strip() for m in marks] == [str(check.passage)]:
+        return check.sentence.strip()
     bare = _CITE.sub("", check.sentence).rstrip()
     if check.passage is None:
         return bare

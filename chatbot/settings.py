@@ -232,7 +232,7 @@ class GenerationSettings(_Section):
         ),
     )
     grounding: Literal["extractive", "checked", "free"] = Field(
-        "free",
+        "extractive",
         description=(
             "What the user reads (`chatbot/grounding.py`, measured in docs/benchmarks.md): `extractive`, "
             "the passages' own sentences that answer the question, each cited (no model call); `checked`, "

@@ -70,6 +70,10 @@ _ESCAPED_MARK = "".join(f"&#{ord(ch)};" if _MARKDOWN_SYNTAX.match(ch) else ch fo
 NOT_IN_SOURCES_HTML = '<span class="not-in-sources">not in your sources</span>'
 
 
+def _escaped(text: str) -> str:
+    return _BOLD.sub(r"<strong>\1</strong>", html.escape(text, quote=True))
+
+
 def highlighted(text: str, spans: list[str]) -> str:
     """`text` as escaped HTML with each of `spans` (verbatim pieces of it) in a `<mark>`."""
     marks: list[tuple[int, int]] = []
@@ -84,10 +88,10 @@ def highlighted(text: str, spans: list[str]) -> str:
             a = pos
         if a >= b:
             continue
-        out.append(html.escape(text[pos:a]))
-        out.append(f"<mark>{html.escape(text[a:b])}</mark>")
+        out.append(_escaped(text[pos:a]))
+        out.append(f"<mark>{_escaped(text[a:b])}</mark>")
         pos = b
-    out.append(html.escape(text[pos:]))
+    out.append(_escaped(text[pos:]))
     escaped = "".join(out)
     paragraphs = [p.replace("\n", "<br>") for p in re.split(r"\n\s*\n", escaped.strip())]
     return "".join(f"<p>{p}</p>" for p in paragraphs if p)

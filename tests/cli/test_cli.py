@@ -46,9 +46,12 @@ def test_ingest_then_ask_json(runner, few_notes, monkeypatch):
     result = runner.invoke(main, ["ask", "--json", "How is type 2 diabetes diagnosed?"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["cited"] == [1]
+    assert data["grounding"] == "extractive" and data["model"] == "extractive"  # the sources' own words
+    assert 1 in data["cited"]
     assert data["sources"][0]["path"].endswith("type-2-diabetes.md")
-    assert data["answer"].endswith("[1]")
+    assert data["sources"][0]["text"].find(data["answer"].splitlines()[1][2:].split(" [1]")[0]) >= 0
+    claims = [s for s in data["sentences"] if s["claim"]]
+    assert claims and {s["verdict"] for s in claims} == {"supported"}
     assert "not medical advice" in data["disclaimer"]
     assert data["timings"]["total_s"] > 0
 
@@ -59,7 +62,8 @@ def test_ask_prints_answer_sources_and_disclaimer(runner, few_notes, monkeypatch
     monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
     out = runner.invoke(main, ["ask", "-k", "3", "What is the INR target on warfarin?"]).stdout
     lines = out.splitlines()
-    assert lines[0].endswith("[1]")
+    assert lines[0].startswith("**") and "Warfarin" in lines[0]  # the title of the quoted source
+    assert lines[1].startswith("- ") and lines[1].endswith("].")
     assert "Sources:" in lines
     assert any(line.startswith(" *[1] ") and "warfarin.md" in line for line in lines)
     assert sum(1 for line in lines if line.strip().startswith(("*[", "["))) == 3

@@ -13,7 +13,11 @@ SOURCE = "Take it on an empty stomach, 30-60 minutes before breakfast. Do not st
 
 
 def test_verify_writes_verdicts_per_sentence_and_names_each_bad_line(tmp_path):
-    good = {"id": "a", "answer": "Take it with breakfast. Take it 30-60 minutes before breakfast.", "passages": [SOURCE]}
+    good = {
+        "id": "a",
+        "answer": "Take it with breakfast. Take it 30-60 minutes before breakfast.",
+        "passages": [SOURCE],
+    }
     lines = [
         json.dumps(good),
         "{not json",
@@ -31,13 +35,17 @@ def test_verify_writes_verdicts_per_sentence_and_names_each_bad_line(tmp_path):
     assert [r["id"] for r in rows] == ["a", "b"]  # the rest of the file went on
     first = rows[0]["sentences"]
     assert [(s["verdict"], s["passage"]) for s in first] == [("contradicted", 1), ("supported", 1)]
-    assert first[0]["span"].startswith("Take it on an empty stomach") and first[0]["reason"].startswith("timing")
+    assert first[0]["span"].startswith("Take it on an empty stomach") and first[0]["reason"].startswith(
+        "timing"
+    )
     assert rows[1]["sentences"][0]["verdict"] == "not_found" and rows[1]["sentences"][0]["passage"] is None
     err = result.stderr
     assert "line 2: skipped: not valid JSON" in err
     assert 'line 3: skipped: "passages" is missing or empty' in err
     assert 'line 4: skipped: "passages" is missing or empty' in err
-    assert "verified 2 answer(s): 1 supported, 1 not found, 1 contradicted sentence(s); 3 line(s) skipped" in err
+    assert (
+        "verified 2 answer(s): 1 supported, 1 not found, 1 contradicted sentence(s); 3 line(s) skipped" in err
+    )
 
 
 def test_a_ten_megabyte_line_is_skipped_without_reading_it_whole(tmp_path):

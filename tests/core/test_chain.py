@@ -13,6 +13,9 @@ from chatbot.safety.wording import DISCLAIMER, INSUFFICIENT_EVIDENCE
 
 @pytest.fixture
 def chain(few_index, settings, embedder):
+    """The model's own answer, checked and marked in place (`free`): these tests are about what the
+    chain does with what a model writes (the default quotes the sources: test_grounded_chain.py)."""
+    settings.generation.grounding = "free"
     return Chain(settings, retriever=open_retriever(settings, embedder), engine=FakeEngine())
 
 
@@ -20,7 +23,7 @@ def test_answer_cites_a_retrieved_passage(chain):
     answer = chain.answer("What blood pressure counts as hypertension?")
     assert answer.cited == [1]
     assert answer.cited_passages[0].source.endswith("hypertension.md")
-    assert answer.text.endswith("[1]")
+    assert answer.text.endswith(("[1]", "[1]."))
     assert answer.disclaimer == DISCLAIMER
     assert not answer.abstained and not answer.uncited
     assert answer.model == "fake" and len(answer.prompt_hash) == 16
@@ -42,16 +45,18 @@ def test_streaming_yields_pieces_then_the_answer(chain):
     pieces = list(stream)
     assert len(pieces) > 1
     assert stream.answer is not None
-    assert "".join(pieces).strip() == stream.answer.text
+    assert "".join(pieces).strip() == stream.answer.raw_text.strip()  # free streams the model's words
+    assert stream.answer.sentences[0]["verdict"] == "supported"
 
 
 def test_invalid_citations_are_removed_and_uncited_answers_flagged(chain):
     chain.engine.enqueue("Warfarin is best taken with grapefruit juice at midnight [9].")
     answer = chain.answer("warfarin monitoring")
     assert answer.invalid_citations == [9]
-    assert answer.text == "Warfarin is best taken with grapefruit juice at midnight."
+    assert answer.raw_text == "Warfarin is best taken with grapefruit juice at midnight [9]."
+    assert answer.text == "[not in your sources] Warfarin is best taken with grapefruit juice at midnight."
     assert answer.uncited
-    assert answer.unsupported == [answer.text]
+    assert answer.unsupported == ["Warfarin is best taken with grapefruit juice at midnight."]
 
 
 def test_a_phone_number_the_sources_do_not_give_is_removed_from_the_answer(chain):

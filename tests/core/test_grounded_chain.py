@@ -3,8 +3,8 @@
 import pytest
 
 from chatbot.chain import Chain
-from chatbot.engines.fake import FakeEngine
 from chatbot.engines.base import GenerationParams
+from chatbot.engines.fake import FakeEngine
 from chatbot.grounding import NOT_IN_SOURCES_MARK, SUPPORTED
 from chatbot.retrieval import open_retriever
 from chatbot.safety.wording import EXTRACTIVE_LEAD

@@ -133,7 +133,10 @@ def test_the_answer_shown_keeps_what_is_supported_and_replaces_what_is_contradic
 
 def test_free_answers_keep_unsupported_sentences_in_place_behind_a_mark():
     shown = present("Levothyroxine replaces the missing hormone. It cures obesity.", [LEVO], inline=True)
-    assert shown.text == f"Levothyroxine replaces the missing hormone [1]. {NOT_IN_SOURCES_MARK} It cures obesity."
+    assert (
+        shown.text
+        == f"Levothyroxine replaces the missing hormone [1]. {NOT_IN_SOURCES_MARK} It cures obesity."
+    )
 
 
 def test_list_items_keep_their_lines_and_a_withheld_item_leaves_no_empty_bullet():
@@ -143,7 +146,9 @@ def test_list_items_keep_their_lines_and_a_withheld_item_leaves_no_empty_bullet(
 
 def test_streamed_sentences_are_shown_only_once_complete_and_checked():
     stream = SentenceStream([LEVO])
-    shown = [stream.feed(p) for p in ("Levothyroxine replaces ", "the missing hormone. It cu", "res obesity. ")]
+    shown = [
+        stream.feed(p) for p in ("Levothyroxine replaces ", "the missing hormone. It cu", "res obesity. ")
+    ]
     shown.append(stream.feed("Take it with breakfast."))
     shown.append(stream.finish())
     assert shown[0] == ""  # half a sentence is never shown
@@ -172,7 +177,9 @@ def test_sentences_split_at_sentence_ends_not_inside_figures_or_urls():
 
 
 def test_verify_record_reports_each_sentence_with_its_verdict():
-    out = verify_record({"id": 7, "answer": "SSRIs can be stopped abruptly. Do not stop suddenly.", "passages": [SSRI]})
+    out = verify_record(
+        {"id": 7, "answer": "SSRIs can be stopped abruptly. Do not stop suddenly.", "passages": [SSRI]}
+    )
     assert out["id"] == 7
     assert [(s["verdict"], s["passage"]) for s in out["sentences"]] == [(CONTRADICTED, 1), (SUPPORTED, 1)]
     assert set(out["sentences"][0]) == {"sentence", "verdict", "passage", "span", "score", "reason"}

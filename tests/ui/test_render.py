@@ -83,17 +83,23 @@ def test_the_triage_advice_heads_the_reply_even_when_the_sources_fall_short():
     assert routine.startswith('<div class="triage-mark triage-routine">')
 
 
-def test_a_passage_only_the_keyword_index_found_says_so_instead_of_score_zero():
-    from dataclasses import replace
-
+def test_sources_are_listed_in_number_order_in_plain_words_with_the_deciding_words_marked():
     from chatbot.chain import Answer
     from chatbot.retrieval import Passage
     from chatbot.ui.app import sources_html
 
-    dense = Passage("c1", "INR 2.5", "INR test", "", "inr.md", 0.57)
-    keyword = replace(dense, id="c2", title="Warfarin", score=0.0, dense_scored=False)
-    out = sources_html(Answer("What INR?", "Aim for 2.5 [1].", [dense, keyword], cited=[1]))
-    assert "score 0.57" in out and "found by keywords" in out and "score 0.00" not in out
+    low = Passage("c1", "Check INR weekly.", "INR test", "", "inr.md", 0.41)
+    high = Passage(
+        "c2", "Intro.\n- Aim for INR 2.5 (range 2.0-3.0) in AF.\n- Other.", "Warfarin", "", "w.md", 0.7
+    )
+    span = {"verdict": "supported", "passage": 2, "span": "Aim for INR 2.5 (range 2.0-3.0) in AF."}
+    out = sources_html(Answer("What INR?", "Aim for 2.5 [2].", [low, high], cited=[2], sentences=[span]))
+    assert out.index('id="src-1"') < out.index('id="src-2"')  # in number order, not by score
+    assert "score" not in out and "cited" not in out.replace("quoted or cited in the answer", "")
+    assert "found, not used in the answer" in out and "quoted or cited in the answer" in out
+    assert "<mark>Aim for INR 2.5 (range 2.0-3.0) in AF.</mark>" in out
+    assert "Intro.<br>- <mark>" in out  # list lines keep their breaks
+    assert '<details class="src" id="src-2" open>' in out and '<details class="src" id="src-1">' in out
 
 
 def test_the_leaderboard_chart_says_why_it_has_no_bars_when_every_variant_is_level():
