@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,11 @@ CSS = """
 #cmp-vote fieldset { padding: 4px 8px !important; }
 #cmp-status p, #cmp-reveal p { margin: 2px 0 !important; }
 #res-annotators { overflow-x: auto; }
+#chat-status p { margin: 0 !important; font-size: 0.9em; color: var(--body-text-color-subdued); }
+@media (max-width: 640px) {
+  #chat { height: calc(100dvh - 330px) !important; min-height: 260px; }
+  #page-title p { display: none; }
+}
 a.cite { text-decoration: none; cursor: pointer; }
 a.cite:hover, a.cite:focus { text-decoration: underline; }
 .not-in-sources { font-size: 0.8em; background: #fff3cd; color: #6d4c00; border: 1px solid #e0c36a;
@@ -54,6 +60,7 @@ details.src.flash { outline: 3px solid var(--color-accent); border-radius: 4px; 
 .triage-mark { padding: 6px 10px; border-radius: 4px; border-left: 6px solid; margin-bottom: 4px; }
 .triage-emergency { background: #fde0dc; border-color: #b71c1c; color: #7f0000; font-size: 1.15em; }
 .triage-urgent { background: #fff0d9; border-color: #e65100; color: #6d2c00; }
+.triage-foreign { background: #e3f2fd; border-color: #1565c0; color: #0d3c61; }
 .triage-routine { background: #e8f5e9; border-color: #2e7d32; color: #1b4d1f; font-size: 0.9em; }
 """
 
@@ -171,16 +178,41 @@ def sources_html(answer: Answer | None) -> str:
 sources_markdown = sources_html
 
 
+# "medchat reads English only" in the languages the language check names (chatbot/triage/language.py)
+NOT_ENGLISH_NOTICE = {
+    "Spanish": "medchat solo lee y responde en inglés, a partir de fuentes en inglés. La comprobación de "
+    "emergencias puede no entender su mensaje: si es una emergencia, llame al 112 o al 911 ahora.",
+    "French": "medchat ne lit et ne répond qu'en anglais, à partir de sources en anglais. Le contrôle des "
+    "urgences peut ne pas comprendre votre message : en cas d'urgence, appelez le 112 maintenant.",
+    "German": "medchat liest und antwortet nur auf Englisch, aus englischen Quellen. Die Notfallprüfung "
+    "versteht Ihre Nachricht womöglich nicht: Rufen Sie im Notfall sofort 112 an.",
+    "Portuguese": "O medchat só lê e responde em inglês, a partir de fontes em inglês. A verificação de "
+    "emergência pode não entender a sua mensagem: numa emergência, ligue já para o 112.",
+    "Italian": "medchat legge e risponde solo in inglese, da fonti in inglese. Il controllo delle emergenze "
+    "potrebbe non capire il messaggio: in caso di emergenza chiami subito il 112.",
+}
+
+
 def triage_banner(answer: Answer) -> str:
-    """A line above a non-emergency answer, distinct per triage level (and for non-English messages)."""
+    """A line above a non-emergency answer, distinct per triage level. A message not in English gets
+    the notice in its own language (where medchat has it) instead of a level: the English-only check
+    cannot call it routine."""
     triage = answer.triage or {}
     marks = []
     if triage.get("language"):
-        language = html.escape(str(triage["language"]))
-        marks.append(f"🌐 **Not English ({language})**: the emergency check reads English only")
+        language = str(triage["language"])
+        notice = NOT_ENGLISH_NOTICE.get(language, "")
+        own = f"<br>{html.escape(notice)}" if notice else ""
+        marks.append(
+            level_mark(
+                "foreign",
+                f"🌐 <strong>Not English ({html.escape(language)})</strong>: medchat reads and answers "
+                f"English only, and its emergency check may not understand this message.{own}",
+            )
+        )
     if triage.get("level") == "urgent":
         marks.append(level_mark("urgent", "🟠 <strong>URGENT: see a doctor or urgent care today</strong>"))
-    elif triage.get("level") == "routine":
+    elif triage.get("level") == "routine" and not triage.get("language"):
         marks.append(level_mark("routine", "🟢 <em>Triage: routine</em>"))
     return "".join(f"{m}\n\n" for m in marks)
 
@@ -227,6 +259,20 @@ def render_reply(answer: Answer) -> str:
         parts.append(f"_{CUT_NOTE}_")
     parts.append(f"_{DISCLAIMER}_")
     return "\n\n".join(parts)
+
+
+def status_line(answer: Answer, seconds: float) -> str:
+    """What the status line says once an answer is in: how it was made and what was held back."""
+    if answer.emergency:
+        return "Emergency guidance shown: no sources were searched."
+    if answer.abstained:
+        return f"No source was relevant enough ({seconds:.1f} s)."
+    parts = ["Stopped" if answer.stopped else f"Answered in {seconds:.1f} s"]
+    if answer.withheld:
+        parts.append(f"{len(answer.withheld)} sentence(s) not in your sources held back")
+    if answer.corrected:
+        parts.append(f"{len(answer.corrected)} replaced by what the source says")
+    return "; ".join(parts) + "."
 
 
 def build_app(
@@ -279,15 +325,22 @@ def build_app(
         k: int | None = None,
         temperature: float | None = None,
         request: gr.Request = None,  # type: ignore[assignment]
-    ) -> Iterator[tuple[str, History, str]]:
-        question = (question or "").strip()
+    ) -> Iterator[tuple[str, History, str, str]]:
+        """Streams (question box, conversation, sources, status line). Nothing the person typed is
+        lost: an empty question only says so, and an error keeps the question in its box and says
+        what happened in the conversation and the status line, where it stays."""
+        typed = question or ""
+        question = typed.strip()
+        history = list(history or [])
         if not question:
-            raise gr.Error("Type a medical question first.", print_exception=False)
-        earlier = [asked_text(m.get("content")) for m in history or [] if m.get("role") == "user"]
+            yield typed, history, gr.skip(), "Type a medical question first, then press Ask."
+            return
+        earlier = [asked_text(m.get("content")) for m in history if m.get("role") == "user"]
         earlier = [q for q in earlier if q]
         shown_question = markdown_text(question)
+        before = list(history)
         history = [
-            *(history or []),
+            *history,
             {"role": "user", "content": shown_question},
             {"role": "assistant", "content": ""},
         ]
@@ -305,25 +358,43 @@ def build_app(
             params = replace(
                 params, temperature=max(0.0, min(float(temperature), settings.ui.max_temperature))
             )
+
+        def failed(e: Exception) -> tuple[str, History, Any, str]:
+            note = f"⚠️ {markdown_text(str(e))}"
+            return (
+                typed,
+                [
+                    *before,
+                    {"role": "user", "content": shown_question},
+                    {"role": "assistant", "content": note},
+                ],
+                gr.skip(),
+                f"Not answered: {e}",
+            )
+
         try:
             stream = active.stream(question, history=earlier, params=params, retrieval=RetrievalParams(k))
         except MedchatError as e:
-            raise gr.Error(str(e), print_exception=False) from e
+            yield failed(e)
+            return
         # Stop sets this session's flag; the loop then closes the stream itself, which frees the
         # model at once (a stream cancelled from outside is left unclosed and holds it for a while)
         key = getattr(request, "session_hash", None) or ""
         stopped = threading.Event()
         stop_flags[key] = stopped
+        started = time.perf_counter()
         try:
             text = ""
+            yield "", history, "", "Finding the sources…"
             for piece in stream:
                 if stopped.is_set():
                     break
                 text += piece
                 history[-1] = {"role": "assistant", "content": markdown_text(text, links=True)}
-                yield "", history, ""
+                yield "", history, "", "Writing the answer… (Stop ends it)"
         except MedchatError as e:
-            raise gr.Error(str(e), print_exception=False) from e
+            yield failed(e)
+            return
         finally:
             stream.close()  # Stop (or a closed tab) must not leave the engine held
             if stop_flags.get(key) is stopped:
@@ -331,11 +402,11 @@ def build_app(
         answer = stream.answer
         if answer is None:  # stopped before the answer had begun
             history[-1] = {"role": "assistant", "content": f"_{STOPPED_NOTE}_\n\n_{DISCLAIMER}_"}
-            yield "", history, ""
+            yield "", history, "", "Stopped before the answer began."
             return
-        assert answer is not None
         history[-1] = {"role": "assistant", "content": render_reply(answer)}
-        yield "", history, sources_html(answer)
+        took = time.perf_counter() - started
+        yield "", history, sources_html(answer), status_line(answer, took)
 
     # with `from __future__ import annotations` the hint is a string Gradio cannot resolve here (gr is
     # imported in this function); it must be the class before an event is registered, or Gradio counts
@@ -349,7 +420,9 @@ def build_app(
         )
         with gr.Tab("Chat", elem_id="tab-chat"), gr.Row():
             with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Conversation", height=480, elem_id="chat")
+                # tall enough to read, short enough that the question box and Ask stay on a phone's
+                # screen (CSS: #chat)
+                chat = gr.Chatbot(label="Conversation", height="60vh", elem_id="chat")
                 question = gr.Textbox(
                     label="Your question",
                     placeholder="e.g. What blood pressure counts as high?",
@@ -360,6 +433,7 @@ def build_app(
                     send = gr.Button("Ask", variant="primary", elem_id="ask")
                     stop = gr.Button("Stop", elem_id="stop", interactive=False)
                     clear = gr.Button("New conversation", elem_id="clear")
+                status = gr.Markdown("", elem_id="chat-status")
                 with gr.Accordion("Answer settings", open=False):
                     # admins only (set on load): annotators must not choose the variants they judge
                     variant = gr.Dropdown(
@@ -391,7 +465,7 @@ def build_app(
         ask_args: dict[str, Any] = {
             "fn": respond,
             "inputs": [question, chat, variant, k_slider, temp],
-            "outputs": [question, chat, sources],
+            "outputs": [question, chat, sources, status],
         }
 
         # while an answer streams: Ask and the question box are closed and Stop is open, so a second
@@ -422,14 +496,14 @@ def build_app(
 
         def on_clear(request: gr.Request) -> tuple[Any, ...]:
             stop_answer(request)
-            return ([], "", *idle())
+            return ([], "", "", *idle())
 
         on_stop.__annotations__["request"] = on_clear.__annotations__["request"] = gr.Request
         stop.click(on_stop, None, controls, api_visibility="private", queue=False)
         clear.click(
             on_clear,
             None,
-            [chat, sources, *controls],
+            [chat, sources, status, *controls],
             cancels=events,
             api_visibility="private",
             queue=False,

@@ -41,11 +41,19 @@ def test_a_real_server_streams_an_answer_with_sources(chain):
     app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        textbox, history, sources = client.predict("What is a normal INR on warfarin?", [], api_name="/ask")
+        textbox, history, sources, status = client.predict(
+            "What is a normal INR on warfarin?", [], api_name="/ask"
+        )
         assert textbox == ""
         reply = history[-1]["content"]
         reply = reply if isinstance(reply, str) else str(reply)
-        assert "[1]" in reply and "not medical advice" in reply
+        assert '<a class="cite" href="#src-1"' in reply and "not medical advice" in reply
         assert "[1] " in sources and "warfarin.md" in sources
+        assert status.startswith("Answered in")
+
+        # an empty question only says so: the conversation and the box are as they were
+        textbox, history, _sources, status = client.predict("   ", history, api_name="/ask")
+        assert textbox == "   " and status == "Type a medical question first, then press Ask."
+        assert len(history) == 2
     finally:
         app.close()
