@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from chatbot.errors import MedchatError, storage_failure
-from chatbot.labelling.store.prefs import JudgmentIn, ResponseIn, Round
+from chatbot.labelling.store.prefs import JudgmentError, JudgmentIn, ResponseIn, Round
 from chatbot.limits import check_question, check_rationale
 from chatbot.textnorm import normalise
 
@@ -234,6 +234,9 @@ class CompareService:
 
     def submit(self, judgment: JudgmentIn) -> Judgment:
         check_rationale(judgment.rationale, self.settings.limits)
+        refusal = contradiction(judgment)
+        if refusal:
+            raise JudgmentError(refusal)
         judgment.guideline_version = judgment.guideline_version or self.settings.prefs.guideline_version
         try:
             return self.store.submit(judgment)
@@ -254,3 +257,21 @@ class CompareService:
 
 def _other(slot: str) -> str:
     return "b" if slot == "a" else "a"
+
+
+def contradiction(j: JudgmentIn) -> str | None:
+    """Why a vote contradicts itself in a way no rationale can mend, in words that say what to change;
+    None when it does not.
+
+    Preferring an answer one marked unsafe to one marked safe is such a vote: training never uses it
+    (Llama 2), so saving it would cost the annotator's time and leave the pair with no usable vote. The
+    store keeps accepting such rows (older databases hold some, and exports leave them out); the Compare
+    tab and scripts submit through here."""
+    if j.choice in ("A", "B") and j.safety_bin == "one_unsafe" and j.unsafe_side == j.choice:
+        other = "B" if j.choice == "A" else "A"
+        return (
+            f"You chose {j.choice} as more helpful but marked {j.choice} unsafe and {other} safe, and an "
+            f"unsafe answer cannot be the better one: pick {other}, Tie or Both are bad, or change the "
+            "safety verdict."
+        )
+    return None

@@ -192,6 +192,58 @@ def test_contradictory_votes_are_refused_in_plain_words(service):
     assert j.harm_flag and j.unsafe_response_id == r.right.id
 
 
+def test_preferring_the_answer_you_marked_unsafe_is_refused_whatever_the_rationale(service, store):
+    """Issue 27 item 12: "A is better" with A unsafe and B safe was saved once a rationale was typed."""
+    r = finish(service.ask("ann", "What is a normal INR?", rng=random.Random(1)))[-1].round
+    cid = r.comparison_id
+    for choice, other in (("A", "B"), ("B", "A")):
+        for rationale in ("", "the dose is wrong"):
+            vote = JudgmentIn(
+                cid, "ann", choice, "better", "one_unsafe", unsafe_side=choice, rationale=rationale
+            )
+            with pytest.raises(JudgmentError) as e:
+                service.submit(vote)
+            said = str(e.value)
+            assert f"marked {choice} unsafe and {other} safe" in said
+            assert f"pick {other}, Tie or Both are bad, or change the safety verdict" in said
+    assert store.count_judgments() == 0
+    # what the message offers is accepted
+    j = service.submit(
+        JudgmentIn(cid, "ann", "B", "better", "one_unsafe", unsafe_side="A", rationale="wrong dose")
+    )
+    assert j.winner_response_id == r.right.id and j.unsafe_response_id == r.left.id
+
+
+def test_the_compare_tab_shows_why_a_contradictory_vote_is_refused(store, settings):
+    """The refusal reaches the annotator through the tab's own vote event, and nothing is saved."""
+    from gradio_client import Client
+
+    from chatbot.engines.fake import FakeEngine
+    from chatbot.labelling.store.prefs import ResponseIn
+    from chatbot.ui.app import build_app
+    from chatbot.ui.auth import User, Users, hash_password
+    from chatbot.ui.serve import launch_local
+
+    users = Users({"ann": User("ann", "gp", hash_password("a", iterations=1000))})
+    variants = [Variant("v1", k=2), Variant("v2", k=3)]
+    app = build_app(Chain(settings, engine=FakeEngine()), store=store, variants=variants, users=users)
+    url = launch_local(app, users)
+    try:
+        c = store.create_comparison(
+            "What is a normal INR?", ResponseIn("v1", "2 to 3. [1]"), ResponseIn("v2", "1."), created_by="x"
+        )
+        store.assign(c.id, "ann", "a")
+        client = Client(url, auth=("ann", "a"), verbose=False)
+        client.predict(api_name="/compare_resume")  # the pair comes back to this session
+        form = ("A is better", "Better", "A is unsafe", None, False, "", "none", "", [], "", "none", "", [])
+        with pytest.raises(Exception, match="marked A unsafe and B safe") as e:
+            client.predict(*form, "the dose is wrong", api_name="/vote")
+        assert "change the safety verdict" in str(e.value)
+        assert store.count_judgments() == 0
+    finally:
+        app.close()
+
+
 def test_skip_returns_the_item_to_the_pool_and_progress_counts(service, store):
     store.add_queue_items([{"question": "What is a normal INR?"}, {"question": "What is HbA1c?"}], batch="t")
     assert store.progress("x") == (0, 2)

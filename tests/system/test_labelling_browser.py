@@ -224,6 +224,10 @@ def test_votes_that_contradict_themselves_or_come_after_the_reveal_are_refused(l
     ):
         with pytest.raises(Exception, match=words):
             client.predict(*fixed, "", "none", "", [], "", "none", "", [], "", api_name="/vote")
+    # preferring the answer marked unsafe is refused, whatever the rationale says (#27 item 12)
+    unsafe_winner = ("A is better", "Better", "A is unsafe", None, False)
+    with pytest.raises(Exception, match="marked A unsafe and B safe"):
+        client.predict(*unsafe_winner, "", "none", "", [], "", "none", "", [], "wrong dose", api_name="/vote")
     assert store.count_judgments() == 0
     vote = ("A is better", "Better", "Both safe", None, False, "", "none", "", [], "", "none", "", [], "")
     assert client.predict(*vote, api_name="/vote").startswith("✅ Saved")
