@@ -76,15 +76,33 @@ class User:
 
 
 class Users:
-    def __init__(self, users: dict[str, User]) -> None:
+    """The accounts, read again from their file whenever it changes, so that a user added with
+    `medchat prefs add-user` while `serve` runs can sign in at once (`add_user` replaces the file
+    whole, so a reader never sees half of it).
+
+    A file that is damaged or removed meanwhile keeps the accounts last read (and says so in the log):
+    a half-edited file must not sign everybody out, nor make the app open. Whether logins are on at
+    all is settled when the app starts (`open`): a user added to an app started without any does not
+    lock its one local user out of the admin pages."""
+
+    def __init__(self, users: dict[str, User], path: Path | None = None) -> None:
         self.users = users
+        self.path = path
+        self.open = not users
+        """No accounts when the app started: the one local user is admin (see `is_admin`)."""
+        self._seen = _file_stamp(path)
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, path: Path) -> Users:
+        return cls(cls._read(path), path)
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, User]:
         import yaml
 
         if not path.is_file():
-            return cls({})
+            return {}
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
@@ -106,13 +124,39 @@ class Users:
             )
         if users and path.stat().st_mode & 0o077:
             log.warning("users file %s can be read by other accounts: `chmod 600 %s`", path, path)
-        return cls(users)
+        return users
+
+    def _current(self) -> dict[str, User]:
+        """The accounts, read again first if the file changed since it was last read."""
+        if self.path is None:
+            return self.users
+        with self._lock:
+            stamp = _file_stamp(self.path)
+            if stamp == self._seen:
+                return self.users
+            self._seen = stamp  # a bad file is reported once, not at every sign-in
+            if stamp is None:
+                log.error(
+                    "users file %s is gone: keeping the %d accounts read before", self.path, len(self.users)
+                )
+                return self.users
+            try:
+                self.users = self._read(self.path)
+            except (ConfigError, OSError) as e:
+                log.error(
+                    "users file %s changed but cannot be read (%s): keeping the accounts read before",
+                    self.path,
+                    e,
+                )
+                return self.users
+            log.info("users file %s read again: %d accounts", self.path, len(self.users))
+            return self.users
 
     def __bool__(self) -> bool:
-        return bool(self.users)
+        return bool(self._current())
 
     def check(self, name: str, password: str) -> bool:
-        user = self.users.get(name)
+        user = self._current().get(name)
         # an unknown name costs one hash too: a fast "no" would tell who has an account
         stored = user.password_hash if user is not None else _dummy_hash()
         ok = verify_password(password, stored) and user is not None
@@ -122,14 +166,25 @@ class Users:
 
     def is_admin(self, name: str | None) -> bool:
         """Admins see results and exports; without any users (no logins) the one local user is admin."""
-        if not self.users:
+        if self.open:
             return True
-        user = self.users.get(name or "")
+        user = self._current().get(name or "")
         return bool(user and user.admin)
 
     def role(self, name: str) -> str:
-        user = self.users.get(name)
+        user = self._current().get(name)
         return user.role if user else "annotator"
+
+
+def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
+    """What changes when the file is replaced or written: inode, size, modification time (ns)."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def add_user(path: Path, name: str, password: str, *, role: str = "annotator", admin: bool = False) -> None:
