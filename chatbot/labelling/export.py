@@ -3,10 +3,19 @@
 Formats:
 - `dpo`: TRL preference rows, conversational: `prompt` is the list of messages the model saw (system,
   exemplar turn, the numbered passages and the question), `chosen` / `rejected` one assistant message each.
+  Both answers were written from that very prompt: a pair whose answers saw different prompts (another
+  persona, other passages, an abstention) would teach the model to prefer text it was never asked for.
 - `reward`: the same plus `margin`, the mean of Llama 2's "small" margins of the votes for the chosen answer.
+- `mixed-prompt`: the pairs left out of dpo/reward because their answers saw different prompts, each
+  answer with its own prompt (`chosen_prompt`, `rejected_prompt`; no `prompt` key, so no trainer takes
+  the file for preference rows).
 - `kto`: TRL unpaired rows: prompt / completion / label (True desirable); both bad -> two negatives.
 - `battles`: one arena-style row per vote (model_a = left, model_b = right, winner).
-- `jsonl`: every judgment, superseded ones included, with both responses and their provenance.
+- `jsonl`: every vote as it stands, with both responses and their provenance; the votes a changed vote
+  replaced travel inside its row (`earlier`), so nothing is lost and nothing is counted twice.
+
+A changed vote ("Change my vote") counts as the annotator's vote in every format; the one it replaced
+does not. Such votes carry `after_reveal` (the names were on screen) in `battles` and `jsonl`.
 
 The dpo, reward and kto rows are aggregated per pair (one comparison, its two responses) over all the
 annotators who judged it, so two opposite votes never become two contradictory rows: `majority` counts
@@ -39,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("dpo", "reward", "kto", "battles", "jsonl")
+FORMATS = ("dpo", "reward", "kto", "battles", "jsonl", "mixed-prompt")
 AGGREGATIONS = ("majority", "strength")
 # Llama 2's "small" margins for significantly better, better, slightly better, negligibly better/unsure
 SMALL_MARGIN = {"significantly": 1.0, "better": 2 / 3, "slightly": 1 / 3, "negligibly": 0.0}
@@ -149,10 +158,12 @@ class SelectOptions:
     aggregate: str = "majority"
     """`majority` (one vote per annotator) or `strength` (votes weighted by their grade)."""
     same_prompt_only: bool = False
-    """Keep only pairs whose two answers were written from the same prompt (same variant parts and
-    passages); otherwise the pair's prompt is the chosen answer's (`prompt_from`, `same_prompt`)."""
+    """Kept for callers of the earlier API: every dpo/reward pair is a one-prompt pair now, whatever
+    this says (a pair whose answers saw different prompts goes to the `mixed-prompt` export)."""
     include_after_reveal: bool = False
-    """Votes changed after the variant names were shown are left out unless this is set."""
+    """Kept for callers of the earlier API: a changed vote always counts now, as the annotator's vote.
+    Leaving it out left the pair with no vote of that annotator at all (the one it replaced is
+    superseded), which is what issue 27 found."""
 
     def __post_init__(self) -> None:
         if self.aggregate not in AGGREGATIONS:
@@ -166,14 +177,35 @@ class Pair:
     comparison_id: str
     question: str
     prompt: Messages
+    """The prompt both answers were written from."""
     prompt_from: str
-    """Whose prompt `prompt` is: `chosen`, or `rejected` when the chosen text had none (an abstention)."""
+    """`chosen` (kept for readers of older files, where it could be `rejected`)."""
     same_prompt: bool
+    """Always True: a pair whose answers saw different prompts is a `MixedPromptPair`."""
     chosen: Response
     rejected: Response
     margin: float
     votes: dict[str, float]
     """Score of each outcome: chosen, rejected, tie, both_bad."""
+    judgment_ids: list[str]
+    annotators: list[str]
+
+
+@dataclass
+class MixedPromptPair:
+    """An aggregated preference between answers written from different prompts: not a dpo/reward row."""
+
+    comparison_id: str
+    question: str
+    chosen: Response
+    rejected: Response
+    chosen_prompt: Messages | None
+    """None: the model did not write this text from a prompt (the abstention, emergency guidance)."""
+    rejected_prompt: Messages | None
+    difference: str
+    """How the two prompts differ, in words."""
+    margin: float
+    votes: dict[str, float]
     judgment_ids: list[str]
     annotators: list[str]
 
@@ -201,6 +233,8 @@ class Selection:
     options: SelectOptions
     pairs: list[Pair] = field(default_factory=list)
     examples: list[Example] = field(default_factory=list)
+    mixed_prompt: list[MixedPromptPair] = field(default_factory=list)
+    """Pairs left out of `pairs` because their answers saw different prompts (also in `excluded`)."""
     excluded: list[dict[str, str]] = field(default_factory=list)
     """One entry per judgment left out: judgment_id, comparison_id, annotator, kind, reason."""
 
@@ -230,15 +264,18 @@ class Selection:
         kept = f"{len(self.pairs)} pairs" if self.pairs or not self.examples else f"{len(self.examples)} rows"
         used = len(self.used_judgments)
         left = "; ".join(f"{k}: {n}" for k, n in sorted(self.counts.items())) or "none"
-        return f"{kept} from {used} judgments ({self.options.aggregate} per pair); judgments left out: {left}"
+        mixed = f" ({len(self.mixed_prompt)} pairs in the mixed-prompt export)" if self.mixed_prompt else ""
+        return (
+            f"{kept} from {used} judgments ({self.options.aggregate} per pair); "
+            f"judgments left out: {left}{mixed}"
+        )
 
 
-def _judgment_exclusion(rec: Record, options: SelectOptions) -> tuple[str, str] | None:
+def _judgment_exclusion(rec: Record) -> tuple[str, str] | None:
+    # a vote changed after the reveal is the annotator's vote: it counts (it carries `after_reveal`)
     j = rec.judgment
     if j.status != "submitted":
-        return "superseded", "superseded by a later judgment of the same annotator"
-    if getattr(j, "after_reveal", False) and not options.include_after_reveal:
-        return "after reveal", "changed after the variant names were shown: the vote was no longer blind"
+        return "superseded", "superseded by a later judgment of the same annotator: that one counts"
     if rec.comparison.is_gold:
         return "gold", "gold item: a quality check of the annotator, not model output"
     for r in (rec.left, rec.right):
@@ -297,7 +334,7 @@ def _weight(rec: Record, aggregate: str) -> float:
 def _groups(store: PreferenceStore, options: SelectOptions, sel: Selection) -> list[_Group]:
     by_pair: dict[str, list[Record]] = defaultdict(list)
     for rec in records(store):
-        why = _judgment_exclusion(rec, options)
+        why = _judgment_exclusion(rec)
         if why:
             sel.exclude(rec, *why)
         else:
@@ -377,31 +414,80 @@ def select_pairs(store: PreferenceStore, options: SelectOptions | None = None) -
         if lost:
             _drop(sel, g, "no prompt", _no_prompt(*lost))
             continue
-        if options.same_prompt_only and (mine is None or mine != theirs):
-            _drop(sel, g, "different prompts", "the two answers were written from different prompts")
-            continue
-        # an answer the model did not write (the abstention) takes the prompt of the one it was judged with
-        prompt, source = (mine, "chosen") if mine is not None else (theirs, "rejected")
-        if prompt is None:
+        if mine is None and theirs is None:
             _drop(sel, g, "no prompt", "neither answer was written by the model: there is no prompt")
             continue
         winners = [r for r in g.recs if r.outcome == g.outcome]
+        margin = sum(SMALL_MARGIN.get(r.judgment.strength, 0.0) for r in winners) / len(winners)
+        difference = _prompt_difference(chosen, mine, rejected, theirs)
+        if difference:
+            sel.mixed_prompt.append(
+                MixedPromptPair(
+                    comparison_id=rec.comparison.id,
+                    question=rec.comparison.question,
+                    chosen=chosen,
+                    rejected=rejected,
+                    chosen_prompt=mine,
+                    rejected_prompt=theirs,
+                    difference=difference,
+                    margin=margin,
+                    votes=_votes(g, chosen.id, rejected.id),
+                    judgment_ids=g.judgment_ids,
+                    annotators=g.annotators,
+                )
+            )
+            _drop(
+                sel,
+                g,
+                "different prompts",
+                f"the two answers were written from different prompts ({difference}): a dpo/reward row "
+                "holds the one prompt both answers saw; the pair is in the mixed-prompt export",
+            )
+            continue
+        assert mine is not None
         sel.pairs.append(
             Pair(
                 comparison_id=rec.comparison.id,
                 question=rec.comparison.question,
-                prompt=prompt,
-                prompt_from=source,
-                same_prompt=mine is not None and mine == theirs,
+                prompt=mine,
+                prompt_from="chosen",
+                same_prompt=True,
                 chosen=chosen,
                 rejected=rejected,
-                margin=sum(SMALL_MARGIN.get(r.judgment.strength, 0.0) for r in winners) / len(winners),
+                margin=margin,
                 votes=_votes(g, chosen.id, rejected.id),
                 judgment_ids=g.judgment_ids,
                 annotators=g.annotators,
             )
         )
     return sel
+
+
+def _prompt_difference(a: Response, mine: Messages | None, b: Response, theirs: Messages | None) -> str:
+    """How the prompts two answers were written from differ, in words; "" when they are one prompt
+    (the same messages, and the same hash where both answers have one).
+
+    An extractive answer quotes the passages without calling the model: it carries the prompt its
+    variant would have sent, but no model wrote it from that prompt."""
+    for r, m in ((a, mine), (b, theirs)):
+        if m is None:
+            return f"response {r.id} was not written by the model from a prompt (an abstention or guidance)"
+        if (r.answer or {}).get("grounding") == "extractive":
+            return f"response {r.id} was not written by the model from a prompt (it quotes the passages)"
+    assert mine is not None and theirs is not None
+    if mine == theirs and (not a.prompt_hash or not b.prompt_hash or a.prompt_hash == b.prompt_hash):
+        return ""
+    # build_prompt's layout: the system message, the worked example turn, then passages and question
+    parts = [
+        name
+        for name, where in (
+            ("system prompt", slice(0, 1)),
+            ("worked example", slice(1, -1)),
+            ("passages or question", slice(-1, None)),
+        )
+        if mine[where] != theirs[where]
+    ]
+    return "they differ in the " + " and the ".join(parts) if parts else "their prompt hashes differ"
 
 
 def _no_prompt(*responses: Response) -> str:
@@ -505,6 +591,29 @@ def _pair_row(p: Pair, fmt: str, aggregate: str) -> dict[str, Any]:
     }
 
 
+def _mixed_prompt_row(m: MixedPromptPair, aggregate: str) -> dict[str, Any]:
+    return {
+        "question": m.question,
+        "comparison_id": m.comparison_id,
+        "chosen_prompt": m.chosen_prompt,
+        "chosen": _assistant(m.chosen.text),
+        "rejected_prompt": m.rejected_prompt,
+        "rejected": _assistant(m.rejected.text),
+        "difference": m.difference,
+        "margin": m.margin,
+        "chosen_response_id": m.chosen.id,
+        "rejected_response_id": m.rejected.id,
+        "chosen_variant": m.chosen.variant,
+        "rejected_variant": m.rejected.variant,
+        "chosen_prompt_hash": m.chosen.prompt_hash,
+        "rejected_prompt_hash": m.rejected.prompt_hash,
+        "aggregate": aggregate,
+        "votes": m.votes,
+        "judgment_ids": m.judgment_ids,
+        "annotators": m.annotators,
+    }
+
+
 def _example_row(x: Example, aggregate: str) -> dict[str, Any]:
     return {
         "prompt": x.prompt,
@@ -530,15 +639,32 @@ def export(store: PreferenceStore, fmt: str, options: SelectOptions | None = Non
     if fmt in ("dpo", "reward"):
         sel = select_pairs(store, options)
         result.rows = [_pair_row(p, fmt, options.aggregate) for p in sel.pairs]
+    elif fmt == "mixed-prompt":
+        sel = select_pairs(store, options)
+        result.rows = [_mixed_prompt_row(m, options.aggregate) for m in sel.mixed_prompt]
+        result.excluded = [e for e in sel.excluded if e["kind"] != "different prompts"]
+        for p in sel.pairs:
+            for judgment_id, annotator in zip(p.judgment_ids, p.annotators, strict=True):
+                result.excluded.append(
+                    {
+                        "judgment_id": judgment_id,
+                        "comparison_id": p.comparison_id,
+                        "annotator": annotator,
+                        "kind": "same prompt",
+                        "reason": "both answers were written from one prompt: the pair is in the dpo and "
+                        "reward exports",
+                    }
+                )
+        return _logged(result)
     elif fmt == "kto":
         sel = select_examples(store, options)
         result.rows = [_example_row(x, options.aggregate) for x in sel.examples]
+    elif fmt == "jsonl":
+        result.rows = _raw_rows(list(records(store)))
+        return _logged(result)
     else:
         for rec in records(store):
-            if fmt == "jsonl":
-                result.rows.append(_raw(rec))
-                continue
-            why = _judgment_exclusion(rec, options)
+            why = _judgment_exclusion(rec)
             if why and why[0] != "unsafe preferred":  # a battle is a vote, whatever its safety bins
                 result.excluded.append(
                     {
@@ -575,6 +701,7 @@ def _battle(rec: Record) -> dict[str, Any]:
         "safety_bin": j.safety_bin,
         "tstamp": _utc(j.submitted_at).timestamp(),
         "anony": True,
+        "after_reveal": bool(getattr(j, "after_reveal", False)),
     }
 
 
@@ -594,10 +721,32 @@ def _response_dict(r: Response) -> dict[str, Any]:
         "prompt_hash": r.prompt_hash,
         "prompt_messages": response_prompt(r),
         "text": r.text,
+        "raw_text": getattr(r, "raw_text", None),
         "finished": r.finished,
         "error": r.error,
         "seconds": r.seconds,
     }
+
+
+def _raw_rows(recs: list[Record]) -> list[dict[str, Any]]:
+    """One row per vote as it stands (a submitted judgment), the votes it replaced inside it under
+    `earlier`, newest first; a superseded judgment whose successor is missing gets a row of its own,
+    so nothing stored is left out."""
+    by_id = {rec.judgment.id: rec for rec in recs}
+    nested: set[str] = set()
+    rows = []
+    for rec in recs:
+        if rec.judgment.status != "submitted":
+            continue
+        earlier = []
+        previous = by_id.get(rec.judgment.supersedes_id or "")
+        while previous is not None and previous.judgment.id not in nested:
+            nested.add(previous.judgment.id)
+            earlier.append(_vote(previous))
+            previous = by_id.get(previous.judgment.supersedes_id or "")
+        rows.append({**_raw(rec), "earlier": earlier})
+    orphans = [rec for rec in recs if rec.judgment.status != "submitted" and rec.judgment.id not in nested]
+    return rows + [{**_raw(rec), "earlier": []} for rec in orphans]
 
 
 def _raw(rec: Record) -> dict[str, Any]:
@@ -608,11 +757,22 @@ def _raw(rec: Record) -> dict[str, Any]:
         "question": rec.comparison.question,
         "is_gold": rec.comparison.is_gold,
         "queue_item_id": rec.comparison.queue_item_id,
+        "left": _response_dict(rec.left),
+        "right": _response_dict(rec.right),
+        **_vote(rec),
+    }
+
+
+def _vote(rec: Record) -> dict[str, Any]:
+    """The judgment's own fields: who voted what, when, with which status."""
+    j = rec.judgment
+    return {
+        "judgment_id": j.id,
         "annotator": j.annotator,
         "role": j.role,
         "guideline_version": j.guideline_version,
-        "left": _response_dict(rec.left),
-        "right": _response_dict(rec.right),
+        "left_response_id": rec.left.id,
+        "right_response_id": rec.right.id,
         "choice": j.choice,
         "winner_response_id": j.winner_response_id,
         "strength": j.strength,

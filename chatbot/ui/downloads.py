@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROUTE = "medchat/export/"
-_NAME = re.compile(r"/medchat/export/([a-z]+)(\.excluded)?\.jsonl")
+_NAME = re.compile(r"/medchat/export/([a-z]+(?:-[a-z]+)*)(\.excluded)?\.jsonl")  # mixed-prompt too
 ADMINS_ONLY = "Exports are for admins only: ask an admin (`medchat prefs add-user NAME --admin`)."
 SIGN_IN = "Sign in first: exports are for admins only."
 

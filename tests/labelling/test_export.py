@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from chatbot.labelling.export import (
+    FORMATS,
     SMALL_MARGIN,
     SelectOptions,
     export,
     rebuild_prompt,
+    response_prompt,
     select_examples,
     select_pairs,
     write_export,
@@ -31,9 +33,18 @@ def store(tmp_path):
     s.close()
 
 
-def response(variant, text, *, exemplar="cited_answer", passages=PASSAGES, question=QUESTION, store=True):
+def response(
+    variant,
+    text,
+    *,
+    exemplar="cited_answer",
+    persona="clinician_to_patient",
+    passages=PASSAGES,
+    question=QUESTION,
+    store=True,
+):
     """A response as `ResponseIn.from_answer` stores it: the prompt's messages, hash and stored answer."""
-    pv = PromptVariant(exemplar=exemplar)
+    pv = PromptVariant(exemplar=exemplar, persona=persona)
     built = build_prompt(question, [type("P", (), {"text": t})() for t in passages], pv)
     answer = {
         "question": question,
@@ -55,11 +66,20 @@ def response(variant, text, *, exemplar="cited_answer", passages=PASSAGES, quest
     )
 
 
-def pair(store, *, texts=("good answer [1]", "poor answer"), variants=("v-good", "v-poor"), gold=False, **kw):
+def pair(
+    store,
+    *,
+    texts=("good answer [1]", "poor answer"),
+    variants=("v-good", "v-poor"),
+    gold=False,
+    other_exemplar="cited_answer",
+    **kw,
+):
+    """Two answers from one prompt (two sampling settings), or from two when `other_exemplar` differs."""
     return store.create_comparison(
         QUESTION,
         response(variants[0], texts[0], **kw),
-        response(variants[1], texts[1], exemplar="none"),
+        response(variants[1], texts[1], exemplar=other_exemplar),
         created_by="admin",
         is_gold=gold,
     )
@@ -91,8 +111,13 @@ def test_dpo_rows_hold_the_prompt_the_model_saw_as_messages(store):
     assert roles == ["system", "user", "assistant", "user"]
     last = row["prompt"][-1]["content"]
     assert f"[1] {PASSAGES[0]}" in last and f"[2] {PASSAGES[1]}" in last and QUESTION in last
-    assert row["prompt"] == store.responses(c.id)["a"].prompt_messages  # the chosen answer's prompt
-    assert row["prompt_from"] == "chosen" and row["same_prompt"] is False
+    # the one prompt both answers were written from
+    assert (
+        row["prompt"]
+        == store.responses(c.id)["a"].prompt_messages
+        == store.responses(c.id)["b"].prompt_messages
+    )
+    assert row["prompt_from"] == "chosen" and row["same_prompt"] is True
     assert row["chosen"] == [{"role": "assistant", "content": "good answer [1]"}]
     assert row["rejected"] == [{"role": "assistant", "content": "poor answer"}]
     assert row["judgment_ids"] == [j.id] and row["votes"]["chosen"] == 1
@@ -122,23 +147,44 @@ def test_compared_answers_export_with_the_messages_the_engine_was_given(few_inde
     """Through the Compare service with a real index: the exported prompt is the engine's input."""
     from chatbot.chain import Chain
     from chatbot.labelling.service import CompareService
-    from chatbot.labelling.variants import VariantRunner
+    from chatbot.labelling.variants import Variant, VariantRunner
     from chatbot.retrieval import open_retriever
-    from tests.labelling.test_compare import VARIANTS, PerTemperatureEngine
+    from tests.labelling.test_compare import PerTemperatureEngine
 
     engine = PerTemperatureEngine()
     chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=engine)
-    service = CompareService(store, VariantRunner(chain, VARIANTS), settings)
+    patient, colleague = {"persona": "clinician_to_patient"}, {"persona": "clinician_to_colleague"}
+    one_prompt = [  # two sampling settings of one prompt: what a preference pair must be
+        Variant("warm", prompt=patient, k=2, generation={"temperature": 0.7, "grounding": "free"}),
+        Variant("cold", prompt=patient, k=2, generation={"temperature": 0.0, "grounding": "free"}),
+    ]
+    service = CompareService(store, VariantRunner(chain, one_prompt), settings)
     question = "What INR range is the target for patients on warfarin?"
     r = list(service.ask("ann", question))[-1].round
     store.submit(JudgmentIn(r.comparison_id, "ann", "A", "better", "both_safe"))
     (row,) = export(store, "dpo").rows
     sent = [[{"role": m.role, "content": m.content} for m in call] for call in engine.calls]
-    assert len(sent) == 2 and row["prompt"] in sent
+    assert len(sent) == 2 and sent[0] == sent[1] == row["prompt"]
     assert row["chosen_variant"] == r.left.variant and "[1]" in row["chosen"][0]["content"]
     last = row["prompt"][-1]["content"]
     assert question in last and "[1] " in last and "arfarin" in last  # the numbered passages it cites
     assert row["prompt"][0]["role"] == "system"
+    # two personas and two k (the issue's pair): never a dpo row; the mixed-prompt export shows both prompts
+    engine.calls.clear()
+    two = [
+        Variant("patient", prompt=patient, k=2, generation={"temperature": 0.7, "grounding": "free"}),
+        Variant("colleague", prompt=colleague, k=3, generation={"temperature": 0.0, "grounding": "free"}),
+    ]
+    two_prompts = CompareService(store, VariantRunner(chain, two), settings)
+    r2 = list(two_prompts.ask("ann", question))[-1].round
+    store.submit(JudgmentIn(r2.comparison_id, "ann", "A", "better", "both_safe"))
+    assert [x["comparison_id"] for x in export(store, "dpo").rows] == [r.comparison_id]
+    (mixed,) = export(store, "mixed-prompt").rows
+    sent = [[{"role": m.role, "content": m.content} for m in call] for call in engine.calls]
+    assert sorted(map(json.dumps, (mixed["chosen_prompt"], mixed["rejected_prompt"]))) == sorted(
+        map(json.dumps, sent)
+    )
+    assert "system prompt" in mixed["difference"]
 
 
 def test_a_database_from_before_the_prompt_column_is_migrated_and_still_exports(store, tmp_path):
@@ -186,8 +232,8 @@ def test_ties_both_bad_unsafe_chosen_gold_and_superseded_are_excluded_with_reaso
     assert "unsafe" in why[unsafe.id] and "never used" in why[unsafe.id]
     assert "gold" in why[gold.id]
     assert "superseded" in why[first.id]
-    assert "no longer blind" in why[second.id]  # the changed vote came after the names were shown
-    assert [r["judgment_ids"] for r in out.rows] == [[kept.id]]
+    assert second.id not in why  # the changed vote counts: it is the annotator's vote now
+    assert [r["judgment_ids"] for r in out.rows] == [[second.id], [kept.id]]
     # every stored judgment is either behind a row or excluded, once
     used = [j for r in out.rows for j in r["judgment_ids"]]
     assert sorted(used + list(why)) == sorted(j.id for j in store.judgments(status=None))
@@ -197,7 +243,6 @@ def test_ties_both_bad_unsafe_chosen_gold_and_superseded_are_excluded_with_reaso
         "unsafe preferred": 1,
         "gold": 1,
         "superseded": 1,
-        "after reveal": 1,
     }
 
 
@@ -246,7 +291,7 @@ def test_a_winner_another_annotator_judged_unsafe_is_never_chosen(store):
 
 
 def test_same_prompt_only_keeps_pairs_written_from_one_prompt(store):
-    judged(store, "A")  # different exemplars: different prompts
+    vote(store, pair(store, other_exemplar="none"), "ann", "A")  # different exemplars: different prompts
     c = store.create_comparison(QUESTION, response("v1", "a [1]"), response("v2", "b"), created_by="x")
     vote(store, c, "ann", "A")
     sel = select_pairs(store, SelectOptions(same_prompt_only=True))
@@ -255,9 +300,77 @@ def test_same_prompt_only_keeps_pairs_written_from_one_prompt(store):
     assert "1 pairs from 1 judgments" in sel.summary()
 
 
+def test_every_dpo_and_reward_row_holds_the_one_prompt_both_its_answers_were_written_from(store):
+    """Issue 27 item 16: a rejected answer cited [4], absent from the row's prompt (its variant had
+    retrieved more passages), and a colleague-persona answer was paired under the patient system prompt."""
+    same = pair(store)
+    more = store.create_comparison(
+        QUESTION,
+        response("k2", "INR 2 to 3 [1]"),
+        response("k4", "Vitamin K reverses it [4]", passages=(*PASSAGES, "Bleeding risk.", "Vitamin K.")),
+        created_by="x",
+    )
+    persona = store.create_comparison(
+        QUESTION,
+        response("patient", "Your INR should be 2 to 3 [1]"),
+        response("colleague", "- target INR 2-3 [1]", persona="clinician_to_colleague"),
+        created_by="x",
+    )
+    abstention = ResponseIn("abstains", "I cannot answer that from the sources.", answer={"abstained": True})
+    abstained = store.create_comparison(QUESTION, response("v", "INR 2-3 [1]"), abstention, created_by="x")
+    quotes = response("sources-quoted", "The INR target is 2 to 3. [1]")  # grounding: extractive
+    quotes.model, quotes.answer["grounding"] = "extractive", "extractive"  # its prompt went to no model
+    quoted = store.create_comparison(QUESTION, quotes, response("v", "INR 2-3 [1]"), created_by="x")
+    judgments = {c.id: vote(store, c, "ann", "A") for c in (same, more, persona, abstained, quoted)}
+    responses = store.all_responses()
+    for fmt in ("dpo", "reward"):
+        for options in (SelectOptions(), SelectOptions(same_prompt_only=False)):
+            out = export(store, fmt, options)
+            assert [r["comparison_id"] for r in out.rows] == [same.id], fmt
+            for row in out.rows:
+                for side in ("chosen", "rejected"):
+                    answer = responses[row[f"{side}_response_id"]]
+                    assert response_prompt(answer) == row["prompt"], (fmt, side)
+                    assert answer.prompt_hash == responses[row["chosen_response_id"]].prompt_hash
+                assert row["same_prompt"] is True
+            assert out.counts == {"different prompts": 4}
+            summary = out.summary()
+            assert "different prompts: 4" in summary and "4 pairs in the mixed-prompt export" in summary
+            why = reasons(out)
+            assert "passages or question" in why[judgments[more.id].id]
+            assert "system prompt" in why[judgments[persona.id].id]
+            assert "not written by the model from a prompt" in why[judgments[abstained.id].id]
+            assert "quotes the passages" in why[judgments[quoted.id].id]
+            assert all("mixed-prompt export" in why[j.id] for c, j in judgments.items() if c != same.id)
+
+
+def test_pairs_whose_answers_saw_different_prompts_go_to_the_mixed_prompt_export(store, tmp_path):
+    one = pair(store)
+    two = pair(store, other_exemplar="none")
+    vote(store, one, "ann", "A")
+    j = vote(store, two, "ann", "A", strength="significantly")
+    assert "mixed-prompt" in FORMATS
+    out = export(store, "mixed-prompt")
+    (row,) = out.rows
+    responses = store.responses(two.id)
+    assert row["comparison_id"] == two.id and row["judgment_ids"] == [j.id]
+    assert "prompt" not in row  # no trainer can take it for a preference file
+    assert row["chosen_prompt"] == responses["a"].prompt_messages
+    assert row["rejected_prompt"] == responses["b"].prompt_messages != row["chosen_prompt"]
+    assert row["chosen"] == [{"role": "assistant", "content": "good answer [1]"}]
+    assert row["rejected"] == [{"role": "assistant", "content": "poor answer"}]
+    assert "worked example" in row["difference"] and row["margin"] == 1.0
+    # every judgment is accounted for: the one-prompt pair is a dpo row, not lost
+    assert out.counts == {"same prompt": 1}
+    path, _ = write_export(out, tmp_path / "mixed.jsonl")
+    assert json.loads(path.read_text())["comparison_id"] == two.id
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_kto_both_bad_gives_two_negatives_and_unsafe_is_never_desirable(store):
     _, bad = judged(store, "both_bad")
-    c, win = judged(store, "A", left="a")
+    c = pair(store, other_exemplar="none")  # KTO rows are unpaired: each answer keeps its own prompt
+    win = vote(store, c, "ann", "A", left="a")
     _, tie = judged(store, "tie")
     _, both_unsafe = judged(store, "A", safety_bin="both_unsafe", rationale="both risky")
     out = export(store, "kto")
@@ -288,12 +401,34 @@ def test_kto_aggregates_too(store):
     assert sel.examples == [] and sel.counts == {"no majority": 2}
 
 
-def test_votes_changed_after_the_reveal_are_left_out_unless_asked(store):
-    c, _ = judged(store, "B")
-    j = store.submit(JudgmentIn(c.id, "ann", "A", "better", "both_safe", edit=True))
-    assert "no longer blind" in reasons(export(store, "dpo"))[j.id]
-    (row,) = export(store, "dpo", SelectOptions(include_after_reveal=True)).rows
-    assert row["judgment_ids"] == [j.id]
+def test_a_changed_vote_appears_once_in_every_export_as_the_new_vote(store):
+    """Issue 27 item 15: "Change my vote" dropped both the old and the new vote from the exports."""
+    c, old = judged(store, "B", left="a")  # B (right) is slot b, the poor answer
+    new = store.submit(JudgmentIn(c.id, "ann", "A", "significantly", "both_safe", edit=True))
+    assert new.after_reveal and new.supersedes_id == old.id
+    for fmt in ("dpo", "reward"):
+        out = export(store, fmt)
+        (row,) = out.rows
+        assert row["judgment_ids"] == [new.id], fmt
+        assert row["chosen"][0]["content"] == "good answer [1]" and row["votes"]["chosen"] == 1
+        assert [e["judgment_id"] for e in out.excluded] == [old.id] and out.counts == {"superseded": 1}
+    assert export(store, "reward").rows[0]["margin"] == 1.0  # the new vote's strength
+    kto = export(store, "kto").rows
+    assert {j for r in kto for j in r["judgment_ids"]} == {new.id}
+    assert sorted((r["completion"][0]["content"], r["label"]) for r in kto) == [
+        ("good answer [1]", True),
+        ("poor answer", False),
+    ]
+    (battle,) = export(store, "battles").rows
+    assert battle["judgment_id"] == new.id and battle["winner"] == "model_a" and battle["after_reveal"]
+    raw = export(store, "jsonl")
+    (row,) = raw.rows  # the vote once, as it stands now; what it replaced travels inside it
+    assert row["judgment_id"] == new.id and row["choice"] == "A" and row["status"] == "submitted"
+    assert [(e["judgment_id"], e["choice"], e["status"]) for e in row["earlier"]] == [
+        (old.id, "B", "superseded")
+    ]
+    # the old flag is kept for callers of the earlier API; it no longer hides a changed vote
+    assert export(store, "dpo", SelectOptions(include_after_reveal=False)).rows[0]["judgment_ids"] == [new.id]
 
 
 def test_battles_use_shown_sides_and_arena_winner_names(store):
@@ -318,9 +453,17 @@ def test_a_response_naming_its_variant_is_excluded(store):
 
 def test_the_raw_export_keeps_everything_with_provenance(store, tmp_path):
     c, first = judged(store, "A")
-    store.submit(JudgmentIn(c.id, "ann", "tie", "", "both_safe", edit=True))
+    second = store.submit(JudgmentIn(c.id, "ann", "tie", "", "both_safe", edit=True))
+    third = store.submit(JudgmentIn(c.id, "ann", "B", "slightly", "both_safe", edit=True))
+    _, other = judged(store, "A", annotator="bob")
     out = export(store, "jsonl")
-    assert [r["status"] for r in out.rows] == ["superseded", "submitted"]
+    assert [(r["judgment_id"], r["status"]) for r in out.rows] == [
+        (third.id, "submitted"),
+        (other.id, "submitted"),
+    ]
+    # nothing is lost: the votes a changed vote replaced are inside its row, newest first
+    assert [e["judgment_id"] for e in out.rows[0]["earlier"]] == [second.id, first.id]
+    assert [e["choice"] for e in out.rows[0]["earlier"]] == ["tie", "A"] and out.rows[1]["earlier"] == []
     left = out.rows[0]["left"]
     assert {"variant", "model", "quantization", "generation", "seed", "k", "chunk_ids", "prompt_hash"} <= set(
         left
@@ -328,9 +471,56 @@ def test_the_raw_export_keeps_everything_with_provenance(store, tmp_path):
     assert left["prompt_messages"][0]["role"] == "system"
     path, excluded = write_export(out, tmp_path / "raw.jsonl")
     lines = path.read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[1])["supersedes_id"] == first.id
+    assert len(lines) == 2 and json.loads(lines[0])["supersedes_id"] == second.id
     assert excluded.read_text() == ""
     assert path.stat().st_mode & 0o777 == 0o600 and excluded.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_raw_export_keeps_what_the_model_wrote_before_the_grounding_check(store):
+    """`Answer.raw_text` (the model's words) is stored beside `text` (what the annotator was shown);
+    training rows use the shown text, the judgment was about it."""
+    from chatbot.chain import Answer
+
+    checked = Answer(QUESTION, "The INR target is 2 to 3. [1]", passages=[])
+    checked.raw_text = "The INR target is 2 to 3. [1] Eat no green vegetables."
+    plain = Answer(QUESTION, "INR 2-3.", passages=[])  # no raw text: the shown text is the model's
+    kept = [
+        ResponseIn.from_answer(a, variant=v, variant_config={}, generation={}, k=2)
+        for a, v in ((checked, "v1"), (plain, "v2"))
+    ]
+    assert [r.raw_text for r in kept] == [checked.raw_text, "INR 2-3."]
+    shown = response("v-good", "good answer [1]")
+    shown.raw_text = "good answer [1] and an unsupported claim"
+    c = store.create_comparison(QUESTION, shown, response("v-poor", "poor answer"), created_by="x")
+    vote(store, c, "ann", "A")
+    stored = store.responses(c.id)
+    assert stored["a"].raw_text == shown.raw_text and stored["b"].raw_text is None
+    (raw,) = export(store, "jsonl").rows
+    assert raw["left"]["raw_text"] == shown.raw_text and raw["left"]["text"] == "good answer [1]"
+    assert raw["right"]["raw_text"] is None
+    (row,) = export(store, "dpo").rows
+    assert row["chosen"] == [{"role": "assistant", "content": "good answer [1]"}]
+    assert all(r["completion"][0]["content"] != shown.raw_text for r in export(store, "kto").rows)
+
+
+def test_a_database_from_before_the_raw_text_column_is_migrated(store):
+    from sqlalchemy import text
+
+    c = pair(store)
+    vote(store, c, "ann", "A")
+    with store.engine.begin() as conn:  # the schema as it was before m005
+        conn.execute(text("ALTER TABLE responses DROP COLUMN raw_text"))
+        conn.execute(text("DELETE FROM _medchat_migrations WHERE name = 'm005_response_raw_text'"))
+    store.close()
+    again = PreferenceStore(store.url)
+    try:
+        assert again.applied == ["m005_response_raw_text"]
+        assert again.responses(c.id)["a"].raw_text is None  # not known for answers stored before
+        (raw,) = export(again, "jsonl").rows
+        assert raw["left"]["raw_text"] is None and raw["left"]["text"] == "good answer [1]"
+        assert len(export(again, "dpo").rows) == 1
+    finally:
+        again.close()
 
 
 def test_dpo_reward_and_kto_files_load_with_datasets_in_trl_conversational_format(store, tmp_path):
@@ -547,6 +737,8 @@ def test_export_files_reach_admins_only_on_every_path_and_leave_nothing_on_disk(
         for p in new:
             assert c.id not in ann.get(f"{prefix}{p}").text
     assert boss.get("medchat/export/nonsense.jsonl").status_code == 400
+    assert boss.get("medchat/export/mixed-prompt.jsonl").status_code == 200
+    assert ann.get("medchat/export/mixed-prompt.jsonl").status_code == 403
     assert "unknown aggregation" in boss.get("medchat/export/dpo.jsonl?aggregate=mean").text
 
 

@@ -61,11 +61,21 @@ def m004_export_prompt_messages(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE responses ADD COLUMN prompt_messages JSON NULL"))
 
 
+def m005_response_raw_text(conn: Connection) -> None:
+    """`responses.raw_text`: what the model wrote before the grounding check (`text` is what was shown).
+
+    Rows stored before it keep NULL there: their model text was not kept apart, and a guess would pass
+    the shown text off as the model's."""
+    if "raw_text" not in {c["name"] for c in inspect(conn).get_columns("responses")}:
+        conn.execute(text("ALTER TABLE responses ADD COLUMN raw_text TEXT NULL"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_training_runs", m002_training_runs),
     ("m003_labelling_journey", m003_labelling_journey),
     ("m004_export_prompt_messages", m004_export_prompt_messages),
+    ("m005_response_raw_text", m005_response_raw_text),
 ]
 
 

@@ -101,6 +101,10 @@ class Response(Base):
     prompt_messages: Mapped[list[dict[str, str]]] = mapped_column(JSON, nullable=True, default=list)
     """The chat messages the model was given: system, exemplar turn, passages and question (m004)."""
     text: Mapped[str] = mapped_column(Text, default="")
+    """What the annotator was shown (and judged); training rows use it."""
+    raw_text: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    """What the model wrote, before the grounding check made `text` of it (m005); NULL for rows stored
+    before m005, whose model text was not kept apart."""
     answer: Mapped[dict[str, Any]] = mapped_column(default=dict)
     finished: Mapped[bool] = mapped_column(Boolean, default=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -46,6 +46,7 @@ class ResponseIn:
 
     variant: str
     text: str
+    """What the annotator is shown."""
     variant_config: dict[str, Any] = field(default_factory=dict)
     prompt_parts: dict[str, Any] = field(default_factory=dict)
     model: str = ""
@@ -60,6 +61,8 @@ class ResponseIn:
     finished: bool = True
     error: str | None = None
     seconds: float | None = None
+    raw_text: str | None = None
+    """What the model wrote before the grounding check; None when not known."""
 
     @classmethod
     def from_answer(
@@ -75,6 +78,8 @@ class ResponseIn:
         return cls(
             variant=variant,
             text=answer.text,
+            # an Answer from before the grounding check has no raw_text: what it shows is the model's
+            raw_text=getattr(answer, "raw_text", None) or answer.text,
             variant_config=variant_config,
             prompt_parts=dict(answer.variant),
             model=answer.model,
