@@ -312,6 +312,14 @@ def build_app(
         return chain if variant == default_variant else runner.chain_for(variant)
 
     stop_flags: dict[str, threading.Event] = {}  # session -> its answer's Stop flag
+    # each signed-in person's conversation and sources panel, so that a reload (or a second tab)
+    # opens where they were; kept in this process only, never in the browser (shared ward computers)
+    conversations: dict[str, tuple[History, str]] = {}
+
+    def remember(request: gr.Request | None, history: History, panel: str) -> None:
+        user = getattr(request, "username", None)
+        if user:
+            conversations[user] = (list(history), panel)
 
     def stop_answer(request: gr.Request) -> None:
         flag = stop_flags.get(getattr(request, "session_hash", None) or "")
@@ -406,7 +414,9 @@ def build_app(
             return
         history[-1] = {"role": "assistant", "content": render_reply(answer)}
         took = time.perf_counter() - started
-        yield "", history, sources_html(answer), status_line(answer, took)
+        panel = sources_html(answer)
+        remember(request, history, panel)
+        yield "", history, panel, status_line(answer, took)
 
     # with `from __future__ import annotations` the hint is a string Gradio cannot resolve here (gr is
     # imported in this function); it must be the class before an event is registered, or Gradio counts
@@ -422,7 +432,7 @@ def build_app(
             with gr.Column(scale=3):
                 # tall enough to read, short enough that the question box and Ask stay on a phone's
                 # screen (CSS: #chat)
-                chat = gr.Chatbot(label="Conversation", height="60vh", elem_id="chat")
+                chat = gr.Chatbot(label="Conversation", show_label=False, height="60vh", elem_id="chat")
                 question = gr.Textbox(
                     label="Your question",
                     placeholder="e.g. What blood pressure counts as high?",
@@ -496,6 +506,7 @@ def build_app(
 
         def on_clear(request: gr.Request) -> tuple[Any, ...]:
             stop_answer(request)
+            conversations.pop(getattr(request, "username", None) or "", None)
             return ([], "", "", *idle())
 
         on_stop.__annotations__["request"] = on_clear.__annotations__["request"] = gr.Request
@@ -509,13 +520,16 @@ def build_app(
             queue=False,
         )
 
-        def on_load(request: gr.Request) -> Any:
-            return gr.Dropdown(visible=users.is_admin(getattr(request, "username", None)))
+        def on_load(request: gr.Request) -> tuple[Any, ...]:
+            user = getattr(request, "username", None)
+            history, panel = conversations.get(user or "", ([], ""))
+            note = "Your conversation is back." if history else ""
+            return gr.Dropdown(visible=users.is_admin(user)), history, panel, note
 
         # this module's annotations are strings (`from __future__`): Gradio finds `gr.Request` by type
         on_load.__annotations__["request"] = gr.Request
 
-        app.load(on_load, None, [variant], api_visibility="private", queue=False)
+        app.load(on_load, None, [variant, chat, sources, status], api_visibility="private", queue=False)
         app.load(None, None, None, js=SHORTCUTS_JS)
     app.medchat_compare = service  # for `serve`'s prepare worker
     # for the admins-only download route (chatbot.ui.downloads), which finds them on the Blocks
