@@ -176,6 +176,7 @@ class VariantRunner:
             return turn.finish()
         chain.order_step(turn)
         turn.pieces = [text]
+        answer.grounding = "free"  # checked and marked as a model's free answer is: nothing sets it apart
         chain.check_step(turn)
         answer.model, answer.quantization = "gold", ""
         return turn.finish()

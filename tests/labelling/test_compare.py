@@ -21,7 +21,11 @@ class PerTemperatureEngine(FakeEngine):
 
     def stream(self, messages, params):
         self.calls.append(list(messages))
-        reply = f"Reply at temperature {params.temperature:.1f}: the INR target is usually 2 to 3. [1]"
+        # a label per variant, then a sentence its passage says (the grounding check keeps it, cited)
+        reply = (
+            f"Reply at temperature {params.temperature:.1f}. "
+            "The usual target is INR 2.5 (range 2.0-3.0) for AF and venous clots [1]."
+        )
         yield from reply.split(" ")[:1]
         for word in reply.split(" ")[1:]:
             yield " " + word
@@ -29,13 +33,16 @@ class PerTemperatureEngine(FakeEngine):
 
 VARIANTS = [
     Variant(
-        "warm", prompt={"persona": "clinician_to_patient"}, k=2, generation={"temperature": 0.7, "seed": 7}
+        "warm",
+        prompt={"persona": "clinician_to_patient"},
+        k=2,
+        generation={"temperature": 0.7, "seed": 7, "grounding": "free"},
     ),
     Variant(
         "cold",
         prompt={"persona": "clinician_to_colleague", "exemplar": "none"},
         k=3,
-        generation={"temperature": 0.0, "seed": 3},
+        generation={"temperature": 0.0, "seed": 3, "grounding": "free"},
     ),
 ]
 
@@ -152,7 +159,8 @@ def test_gold_items_show_the_known_answers_without_calling_the_model(service, st
     calls = len(service.runner.chain.engine.calls)
     r = finish(service.next("x"))[-1].round
     texts = {re.sub(r" ?\[\d+\]", "", t) for t in (r.left.text, r.right.text)}
-    assert r.is_gold and texts == {"4 g in adults.", "As much as you like."}
+    # checked like a model's free answer: no few-notes passage gives the dose, so it is marked
+    assert r.is_gold and texts == {"[not in your sources] 4 g in adults.", "As much as you like."}
     assert len(service.runner.chain.engine.calls) == calls
 
 
@@ -286,8 +294,18 @@ def test_the_shipped_variants_file_is_valid(settings):
     variants = load_variants(settings.prefs.variants_file)
     assert len(variants) >= 2
     assert len(
-        {(v.k, v.generation.get("temperature"), tuple(sorted(v.prompt.items()))) for v in variants}
+        {
+            (
+                v.k,
+                v.generation.get("temperature"),
+                v.generation.get("grounding"),
+                tuple(sorted(v.prompt.items())),
+            )
+            for v in variants
+        }
     ) == len(variants)
+    # every variant says how its answers are shown: the settings' default (extractive) calls no model
+    assert all(v.generation.get("grounding") in ("free", "checked", "extractive") for v in variants)
     from prompts import available
 
     for v in variants:
@@ -343,9 +361,12 @@ def test_one_round_with_the_bundled_model_records_its_identity(index_home, embed
     settings = Settings(home=index_home)
     settings.generation.max_new_tokens = 64
     chain = Chain(settings, retriever=open_retriever(settings, embedder), engine=LlamaCppEngine(n_ctx=4096))
-    service = CompareService(
-        store, VariantRunner(chain, load_variants(settings.prefs.variants_file)), settings
-    )
+    model_variants = [
+        v
+        for v in load_variants(settings.prefs.variants_file)
+        if v.generation.get("grounding") != "extractive"
+    ]
+    service = CompareService(store, VariantRunner(chain, model_variants), settings)
     r = finish(service.ask("ann", "What are the symptoms of asthma?", rng=random.Random(3)))[-1].round
     for resp in (r.left, r.right):
         assert resp.model == "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf" and resp.quantization == "Q4_1"

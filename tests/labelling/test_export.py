@@ -165,7 +165,9 @@ def test_compared_answers_export_with_the_messages_the_engine_was_given(few_inde
     (row,) = export(store, "dpo").rows
     sent = [[{"role": m.role, "content": m.content} for m in call] for call in engine.calls]
     assert len(sent) == 2 and sent[0] == sent[1] == row["prompt"]
-    assert row["chosen_variant"] == r.left.variant and "[1]" in row["chosen"][0]["content"]
+    # what the annotator judged: the shown text (the model's "[1]" is checked, and marked where the
+    # passage does not say it)
+    assert row["chosen_variant"] == r.left.variant and row["chosen"][0]["content"] == r.left.text
     last = row["prompt"][-1]["content"]
     assert question in last and "[1] " in last and "arfarin" in last  # the numbered passages it cites
     assert row["prompt"][0]["role"] == "system"
