@@ -13,9 +13,11 @@ from chatbot.cli import _settings, _user_errors, main
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["dpo", "reward", "kto", "battles", "jsonl"]),
+    type=click.Choice(["dpo", "reward", "kto", "battles", "jsonl", "mixed-prompt"]),
     required=True,
-    help="dpo/reward: TRL preference rows; kto: unpaired rows; battles: arena table; jsonl: raw judgments.",
+    help="dpo/reward: TRL preference rows, both answers written from the row's prompt; kto: unpaired "
+    "rows; battles: arena table; jsonl: raw judgments; mixed-prompt: judged pairs whose answers saw "
+    "different prompts (not training data for DPO).",
 )
 @click.option(
     "-o",
@@ -35,12 +37,12 @@ from chatbot.cli import _settings, _user_errors, main
 @click.option(
     "--same-prompt-only",
     is_flag=True,
-    help="dpo/reward: keep only pairs whose two answers were written from the same prompt.",
+    help="No effect, kept for old scripts: dpo/reward rows always pair answers written from one prompt.",
 )
 @click.option(
     "--include-after-reveal",
     is_flag=True,
-    help="Keep votes changed after the variant names were shown (left out by default).",
+    help="No effect, kept for old scripts: a changed vote always counts once, as the new vote.",
 )
 @_user_errors
 def export_(

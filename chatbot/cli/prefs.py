@@ -40,12 +40,25 @@ def prefs_load_questions(path: Path, overlap: int | None, batch: str | None) -> 
 @click.argument("name")
 @click.option("--role", default="annotator", help="Recorded with each judgment, e.g. clinician, nurse, lay.")
 @click.option("--admin", is_flag=True, help="Mark the user as an admin.")
-@click.password_option(help="Password (prompted when not given).")
+@click.option(
+    "--password",
+    default=None,
+    help="Password; left out, it is asked for twice at a terminal, or read as one line from stdin "
+    "(`printf '%s\\n' \"$PW\" | medchat prefs add-user NAME`).",
+)
 @_user_errors
-def prefs_add_user(name: str, role: str, admin: bool, password: str) -> None:
-    """Add or replace annotator NAME in the users file (the password is stored hashed)."""
+def prefs_add_user(name: str, role: str, admin: bool, password: str | None) -> None:
+    """Add or replace annotator NAME in the users file (the password is stored hashed).
+
+    A password piped on stdin is read as one line: click's prompt asks twice and would find the pipe
+    empty the second time ("Aborted!")."""
     from chatbot.ui.auth import add_user
 
+    if password is None:
+        if sys.stdin.isatty():
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
     settings = _settings()
     add_user(settings.users_path, name, password, role=role, admin=admin)
     click.echo(f"user {name} ({role}) saved in {settings.users_path}")

@@ -105,3 +105,22 @@ def test_an_emergency_message_is_flagged_in_json(runner, monkeypatch):
     data = json.loads(result.stdout)
     assert data["emergency"] is True and data["abstained"] is False
     assert data["emergency_category"] == "stroke" and "Call 112 or 911" in data["answer"]
+
+
+def test_prefs_add_user_reads_a_password_piped_on_stdin(medchat_home):
+    """Issue 27 item 13: `echo secret | medchat prefs add-user NAME` said "Aborted!"."""
+    from chatbot.ui.auth import Users
+
+    result = CliRunner().invoke(main, ["prefs", "add-user", "bob", "--role", "nurse"], input="s3cret piped\n")
+    assert result.exit_code == 0 and "Aborted" not in result.output, result.output
+    assert Users.load(medchat_home / "users.yaml").check("bob", "s3cret piped")
+    empty = CliRunner().invoke(main, ["prefs", "add-user", "eve"], input="")
+    assert empty.exit_code == 1 and "password for 'eve' is empty" in empty.output
+
+
+def test_export_offers_every_format_the_exporter_writes(runner):
+    from chatbot.labelling.export import FORMATS
+
+    result = runner.invoke(main, ["export", "--help"])
+    for fmt in FORMATS:
+        assert fmt in result.output, fmt
