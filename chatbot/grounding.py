@@ -50,7 +50,7 @@ _UNIT_CANON = {
 _TOKEN = re.compile(r"[a-zA-Z][a-zA-Z'-]*|\d+(?:\.\d+)?")
 _NEGATORS = frozenset(
     "not no never don't doesn't didn't cannot can't shouldn't mustn't won't isn't aren't avoid without "
-    "nor neither stop".split()
+    "nor neither stop rather instead".split()
 )
 # words that take a side: a sentence with one side where its source has only the other contradicts it
 _OPPOSITES: tuple[tuple[frozenset[str], frozenset[str]], ...] = tuple(
@@ -123,6 +123,7 @@ _SUCH_AS = re.compile(
     rf"\b({_CLASS_RE})\s*\(?\s*(?:such as|like|e\.g\.,?|for example,?|including)\s+([A-Za-z][\w-]+)", re.I
 )
 _SYNONYMS = {
+    "pregnancy": "pregnant", "pregnancies": "pregnant", "stones": "stone", "babies": "baby", "infant": "baby",
     "taken": "take", "took": "take", "tak": "take", "given": "give", "gave": "give", "giv": "give",
     "eaten": "eat", "ate": "eat", "written": "write", "shown": "show", "known": "know", "chosen": "choose",
     "abrupt": "sudden", "abruptly": "sudden", "suddenly": "sudden", "quit": "stop", "stopping": "stop",
@@ -181,7 +182,11 @@ class Unit:
     words: frozenset[str]
 
 
+_DOUBLED = re.compile(r"([b-df-hj-km-rtv-y])\1$")  # "stopp" (from "stopped") -> "stop"; not -ss, -ll
+
+
 def _canon(word: str) -> str:
+    word = _DOUBLED.sub(r"\1", word) if len(word) > 4 else word
     return _SYNONYMS.get(word, word)
 
 
@@ -272,23 +277,35 @@ def _tokens(text: str) -> list[str]:
     return [t.lower() for t in _TOKEN.findall(text.replace("’", "'"))]
 
 
+_CLAUSE = re.compile(r"[.;:,!?()\n]|\bbut\b|\bwhile\b|\bwhereas\b")
+
+
+def _clauses(text: str) -> list[list[str]]:
+    """The tokens of each clause: a negation reaches no further than its clause."""
+    return [_tokens(c) for c in _CLAUSE.split(text.replace("’", "'"))]
+
+
 def _negated(tokens: list[str], i: int) -> bool:
     """A token is negated when a negator stands within the three words before it."""
     return any(t in _NEGATORS or t.endswith("n't") for t in tokens[max(0, i - 3) : i])
 
 
 def _polarity(text: str) -> dict[str, bool]:
-    """Each stemmed content word of `text` and whether it is negated there."""
-    tokens = _tokens(text)
+    """Each stemmed content word of `text` and whether it is negated there (a negator within the
+    three words before it, in the same clause)."""
     out: dict[str, bool] = {}
-    for i, t in enumerate(tokens):
-        w = _canon(t)
-        if w in _NEGATORS:
-            continue
-        words = words_of(w)
-        for s in words:
-            out[s] = out.get(s, False) or _negated(tokens, i)
+    for tokens in _clauses(text):
+        for i, t in enumerate(tokens):
+            w = _canon(t)
+            if w in _NEGATORS:
+                continue
+            for s in words_of(w):
+                out[s] = out.get(s, False) or _negated(tokens, i)
     return out
+
+
+def _negative(text: str) -> bool:
+    return any(t in _NEGATORS or t.endswith("n't") for t in _tokens(text))
 
 
 def _timing(text: str) -> set[tuple[str, str]]:
@@ -353,7 +370,31 @@ def _bounds(text: str) -> dict[str, str]:
     return out
 
 
-def conflict(sentence: str, span: str, passage: str = "") -> tuple[str, str] | None:
+_QUALIFIERS = {
+    "high": "high", "higher": "high", "raised": "high", "elevated": "high", "increased": "high",
+    "low": "low", "lower": "low", "reduced": "low", "decreased": "low", "suppressed": "low",
+}  # fmt: skip
+_WAYS = "|".join(_QUALIFIERS)
+_QUALIFIED = re.compile(
+    rf"\b({_WAYS})\s+([a-z][\w-]*)|\b([a-z][\w-]*)\s+(?:is|are|was|levels? (?:is|are)?)\s*({_WAYS})\b"
+)
+
+
+def _qualified(text: str) -> dict[str, set[str]]:
+    """What a text calls high or low: {"tsh": {"low"}} for "Low TSH" or "TSH is low"."""
+    out: dict[str, set[str]] = {}
+    for m in _QUALIFIED.finditer(text):
+        way, thing = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        if thing in _STOP_THINGS:
+            continue
+        out.setdefault(thing, set()).add(_QUALIFIERS[way])
+    return out
+
+
+_STOP_THINGS = frozenset("a an the in of or and dose doses risk blood levels level it they this that".split())
+
+
+def conflict(sentence: str, span: str, passage: str = "", share: float = 1.0) -> tuple[str, str] | None:
     """The first way `sentence` says otherwise than `span` (kind, reason), or None.
 
     Called only for a span on the same point (it shares most of the sentence's words), so a word of
@@ -374,15 +415,22 @@ def conflict(sentence: str, span: str, passage: str = "") -> tuple[str, str] | N
     for value, way in s_bounds.items():
         if value in p_bounds and p_bounds[value] != way:
             return "direction", f"'{value} or {way}' where the source says '{value} or {p_bounds[value]}'"
+    # a qualifier on the same thing: "a high TSH" against "Low TSH, high free T4"
+    s_q, p_q = _qualified(s_low), _qualified(p_low)
+    for thing, ways in s_q.items():
+        if thing in p_q and not ways & p_q[thing]:
+            mine, theirs = "/".join(sorted(ways)), "/".join(sorted(p_q[thing]))
+            return "direction", f"'{mine} {thing}' where the source says '{theirs} {thing}'"
     # timing: "with breakfast" against "before breakfast"
     s_time, p_time = _timing(s_low), _timing(p_low)
     for when, what in s_time - p_time:
         other = {w for w, x in p_time if x == what or {x, what} <= {"food", "breakfast"}}
         if other and when not in other:
             return "timing", f"'{when} {what}' where the source says '{' / '.join(sorted(other))} {what}'"
+    close = share >= _CLOSE  # an opposite word, a negation or a harm decide only on the very same point
     # direction and opposites: one side only in the sentence, only the other in the span
     s_tok, p_tok = set(_tokens(s_low)), set(_tokens(p_low))
-    for a, b in _OPPOSITES:
+    for a, b in _OPPOSITES if share >= _CLOSE else ():
         for mine, theirs in ((a, b), (b, a)):
             if s_tok & mine and not s_tok & theirs and p_tok & theirs and not p_tok & mine:
                 return (
@@ -392,12 +440,22 @@ def conflict(sentence: str, span: str, passage: str = "") -> tuple[str, str] | N
     # benefit against harm: "can help treat asthma" against "can trigger bronchospasm in asthma"
     s_benefit, s_harm = s_tok & _BENEFIT, s_tok & _HARM
     p_benefit, p_harm = p_tok & _BENEFIT, p_tok & _HARM
-    if s_benefit and not s_harm and p_harm and not p_benefit and not _any_negated(sentence, s_benefit):
+    if (
+        close
+        and s_benefit
+        and not s_harm
+        and p_harm
+        and not p_benefit
+        and not _any_negated(sentence, s_benefit)
+    ):
         return "direction", f"'{sorted(s_benefit)[0]}' where the source says '{sorted(p_harm)[0]}'"
     # polarity: a shared word negated on one side only ("can be stopped abruptly" / "do not stop suddenly")
+    # only when one side says no and the other does not: "not safe to take" and "never take" agree
     s_pol, p_pol = _polarity(sentence), _polarity(span)
+    if _negative(sentence) == _negative(span):
+        s_pol = p_pol = {}
     flipped = sorted(w for w in s_pol.keys() & p_pol.keys() if s_pol[w] != p_pol[w] and w not in _STOPLIKE)
-    if flipped:
+    if flipped and close:
         side = "negates" if s_pol[flipped[0]] else "drops the negation of"
         return "negation", f"the sentence {side} '{flipped[0]}'"
     # route, population: the sentence names one the span does not, and the span names another
@@ -414,6 +472,7 @@ def conflict(sentence: str, span: str, passage: str = "") -> tuple[str, str] | N
     return None
 
 
+_CLOSE = 0.6
 _STOPLIKE = frozenset({"can", "may", "take", "use", "need", "clinician", "medication"})
 
 
@@ -486,7 +545,7 @@ def check_sentence(
             break
         other_text = passages[other.passage - 1]
         other_span = other_text[other.start : other.end]
-        found = conflict(bare, other_span, other_text)
+        found = conflict(bare, other_span, other_text, other_share)
         if found:
             kind, why = found
             return SentenceCheck(
