@@ -16,7 +16,7 @@ first token.
 
     python bench/bench_grounding.py check [--split test]
     python bench/bench_grounding.py answers --out bench/grounding/answers.jsonl
-    python bench/bench_grounding.py report --out bench/grounding/answers.jsonl
+    python bench/bench_grounding.py report --out bench/grounding/answers.jsonl [--judged judged.jsonl]
 """
 
 from __future__ import annotations
@@ -177,7 +177,6 @@ def run_answers(questions: Path, out: Path, limit: int | None, replay: Path | No
                     old = earlier[q]  # the generating run's clock, not the replay's
                     row["timings"], row["seconds"] = old["timings"], old["seconds"]
                     row["model"] = old["model"]
-                row["passages_text"] = [p.text for p in answer.passages]
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
                 if mode == "checked" and not answer.emergency and not answer.abstained:
@@ -192,41 +191,64 @@ def run_answers(questions: Path, out: Path, limit: int | None, replay: Path | No
                 print(f"[{i}/{len(asked)}] {mode} {seconds:.1f}s {q[:60]}", flush=True)
 
 
-def shown_checks(row: dict[str, Any]) -> list[Any]:
-    """The verdicts of the sentences a user reads as answer text (not withheld, not marked)."""
-    from chatbot.grounding import NOT_IN_SOURCES_MARK, check_answer
+def first_shown_s(row: dict[str, Any]) -> float | None:
+    """Seconds from the request to the first text the user sees: everything before generation
+    (triage, retrieval, prompt) plus the generate step's time to its first shown piece."""
+    t = row["timings"]
+    if t.get("first_token_s") is None or t.get("generate_s") is None:
+        return None
+    return float(t["total_s"]) - float(t["generate_s"]) + float(t["first_token_s"])
 
-    text = row["answer"]
-    passages = row["passages_text"]
-    checks = check_answer(text, passages)
-    return [c for c in checks if c.claim and NOT_IN_SOURCES_MARK not in c.sentence]
 
-
-def report(out: Path) -> dict[str, Any]:
+def report(out: Path, judged: Path | None = None) -> dict[str, Any]:
+    """Figures per mode from an answers file; with `judged` (hand judgments, `JUDGING.md`), the
+    hand-counted share of shown sentences supported, answers that address the question, and
+    gold-document citation."""
     rows = [json.loads(line) for line in out.read_text().splitlines()]
+    hand: dict[tuple[str, str], dict[str, Any]] = {}
+    if judged is not None and judged.exists():
+        key = json.loads((judged.parent / "judge_key.json").read_text())
+        sheet = [json.loads(line) for line in (judged.parent / "to_judge.jsonl").read_text().splitlines()]
+        questions = {r["id"]: r["question"] for r in sheet}
+        for line in judged.read_text().splitlines():
+            j = json.loads(line)
+            hand[(questions[j["id"]], key[j["id"]])] = j
     result: dict[str, Any] = {}
     for mode in ("extractive", "checked", "free"):
         mine = [r for r in rows if r["mode"] == mode and not r["emergency"] and not r["abstained"]]
         if not mine:
             continue
-        shown = [shown_checks(r) for r in mine]
-        n_sent = sum(len(s) for s in shown)
-        n_sup = sum(1 for s in shown for c in s if c.verdict == SUPPORTED)
-        contra = sum(1 for s in shown if any(c.verdict == CONTRADICTED for c in s))
-        ttft = [
-            r["timings"].get("first_token_s") for r in mine if r["timings"].get("first_token_s") is not None
-        ]
+        first = [x for x in (first_shown_s(r) for r in mine) if x is not None]
         words = [len(r["answer"].split()) for r in mine]
-        result[mode] = {
+        figures: dict[str, Any] = {
             "answers": len(mine),
-            "shown_sentences_supported_by_check": rate(n_sup, n_sent),
-            "answers_showing_a_contradicted_sentence_by_check": contra,
-            "answers_with_nothing_shown": sum(1 for r in mine if not r["answer"].strip()),
             "median_words": statistics.median(words),
-            "median_first_shown_text_s": round(statistics.median(ttft), 3) if ttft else None,
+            "median_s_to_first_shown_text": round(statistics.median(first), 2) if first else None,
             "withheld_sentences": sum(len(r.get("withheld") or []) for r in mine),
             "corrected_sentences": sum(len(r.get("corrected") or []) for r in mine),
         }
+        judged_rows = [hand[(r["question"], mode)] for r in mine if (r["question"], mode) in hand]
+        if judged_rows:
+            claims = [s for j in judged_rows for s in j["sentences"] if s["label"] != "no_claim"]
+            ok = sum(1 for s in claims if s["label"] == "supported")
+            figures["hand_shown_sentences_supported"] = rate(ok, len(claims))
+            figures["hand_answers_showing_a_contradicted_sentence"] = sum(
+                1 for j in judged_rows if any(s["label"] == "contradicted" for s in j["sentences"])
+            )
+            figures["hand_misleading_sentences"] = sum(
+                1 for j in judged_rows for s in j["sentences"] if s.get("misleading")
+            )
+            figures["hand_addresses_question"] = rate(
+                sum(1 for j in judged_rows if j["addresses"] == "yes"), len(judged_rows)
+            )
+            figures["hand_addresses_at_least_partly"] = rate(
+                sum(1 for j in judged_rows if j["addresses"] in ("yes", "partly")), len(judged_rows)
+            )
+            with_gold = [j for j in judged_rows if j.get("gold")]
+            figures["gold_document_cited"] = rate(
+                sum(1 for j in with_gold if j["gold_cited"]), len(with_gold)
+            )
+        result[mode] = figures
     result["emergencies_or_abstentions"] = sum(
         1 for r in rows if r["mode"] == "extractive" and (r["emergency"] or r["abstained"])
     )
@@ -248,6 +270,7 @@ def main() -> None:
     )
     r = sub.add_parser("report", help="figures from an answers file")
     r.add_argument("--out", type=Path, default=ROOT / "bench/grounding/answers.jsonl")
+    r.add_argument("--judged", type=Path, default=ROOT / "bench/grounding/judged.jsonl")
     args = ap.parse_args()
     if args.cmd == "check":
         result = run_check(args.split)
@@ -260,7 +283,7 @@ def main() -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         run_answers(args.questions, args.out, args.limit, args.replay)
     else:
-        print(json.dumps(report(args.out), indent=2))
+        print(json.dumps(report(args.out, args.judged), indent=2))
 
 
 if __name__ == "__main__":
