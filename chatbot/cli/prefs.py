@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from chatbot.cli import _settings, _user_errors, main
+from chatbot.cli._progress import Progress
 
 
 @main.group()
@@ -95,8 +96,10 @@ def prefs_prepare(limit: int | None, seed: int | None) -> None:
     service = CompareService(store, runner, settings)
     rng = random.Random(seed)
     started = time.perf_counter()
-    with click.progressbar(todo, label=f"preparing {len(todo)} pairs", file=sys.stderr) as bar:
-        for item in bar:
+    # Each pair takes two generations (tens of seconds on a CPU): the ETA says whether to wait or leave.
+    with Progress(len(todo), "preparing pairs") as bar:
+        for item in todo:
             service.prepare_item(item, rng=rng)
+            bar.advance()
     took = time.perf_counter() - started
     click.echo(f"prepared {len(todo)} pairs in {took:.0f} s; Next now shows them at once")

@@ -403,6 +403,9 @@ def test_prefs_prepare_on_the_command_line_fills_the_queue_once(
     first = runner.invoke(main, ["prefs", "prepare"])
     assert first.exit_code == 0, first.output
     assert "prepared 2 pairs" in first.output
+    # issue 27 item 14: not silent while it works; the progress goes to stderr, with done / total
+    assert "preparing pairs: 0/2 (0%)" in first.stderr and "2/2 (100%) · took" in first.stderr
+    assert "preparing pairs" not in first.stdout
     again = runner.invoke(main, ["prefs", "prepare"])
     assert again.exit_code == 0 and "nothing to prepare" in again.output
     store = open_store(Settings())
