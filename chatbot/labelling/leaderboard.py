@@ -94,6 +94,34 @@ def leaderboard(
     return sorted(out, key=lambda x: -x.rating)
 
 
+def wilson_interval(wins: float, n: int, *, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of a win rate: unlike rate +/- 1.96 SE it stays inside 0..1 and is not
+    zero-width at 0 or 1 wins, which is where a handful of battles usually sits."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = min(1.0, max(0.0, wins / n))
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def kappa_note(kappa: float | None) -> str:
+    """One line that says what a kappa means to someone who does not know the scale; a negative one
+    looks like a bug otherwise."""
+    if kappa is None:
+        return ""
+    if kappa < 0:
+        return "agreement below chance: the annotators split more often than random votes would"
+    if kappa < 0.2:
+        return "slight agreement"
+    if kappa < 0.4:
+        return "fair agreement"
+    if kappa < 0.6:
+        return "moderate agreement"
+    return "substantial agreement" if kappa < 0.8 else "almost perfect agreement"
+
+
 def cohen_kappa(x: Sequence[str], y: Sequence[str]) -> float | None:
     """Cohen's kappa of two raters on the same items; None when undefined."""
     n = len(x)

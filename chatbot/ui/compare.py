@@ -116,9 +116,11 @@ cited_sources_markdown = cited_sources_html
 
 
 def reveal_markdown(r: Round, j: "Judgment") -> str:
+    """The variants' names after a vote; the model file (`llamacpp:...Q4_1.gguf`) is left out: it
+    means nothing to a clinician, and the variant's name is what the Results tab ranks."""
+
     def name(resp: "Response") -> str:
-        model = f" · {html.escape(resp.model)}" if resp.model else ""
-        return f"**{html.escape(resp.variant)}**{model}"
+        return f"**{html.escape(resp.variant)}**"
 
     edit = " (this replaces your earlier vote)" if j.supersedes_id else ""
     return (

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import gradio as gr
 
+    from chatbot.labelling.leaderboard import Rating
     from chatbot.labelling.store.prefs import PreferenceStore
     from chatbot.ui.auth import Users
 
@@ -33,6 +34,44 @@ def plot_title(ratings: list[float]) -> str:
     return title
 
 
+def win_rate_chart_html(ratings: "list[Rating]") -> str:
+    """Each variant's share of its battles won (ties count half), with its 95% Wilson interval as a
+    bar and a dashed line at 50%: an interval that crosses the line means "not yet told apart".
+
+    Drawn as HTML because Gradio's BarPlot has no error bars; the numbers are written out too, so a
+    screen reader and a screenshot say the same."""
+    import html
+
+    from chatbot.labelling.leaderboard import wilson_interval
+
+    if not ratings:
+        return '<div class="res-wr">No votes yet: the win rates appear after the first judgment.</div>'
+    rows = []
+    for x in ratings:
+        rate = x.wins / x.battles if x.battles else 0.0
+        lo, hi = wilson_interval(x.wins, x.battles)
+        rows.append(
+            f'<div class="res-wr-row" data-variant="{html.escape(x.variant)}" '
+            f'data-rate="{rate:.3f}" data-lower="{lo:.3f}" data-upper="{hi:.3f}">'
+            f'<span class="res-wr-name">{html.escape(x.variant)}</span>'
+            '<span class="res-wr-track" style="position:relative;display:inline-block;width:60%;height:1.1em;'
+            'background:#eee;vertical-align:middle">'
+            f'<span class="res-wr-bar" style="position:absolute;left:0;top:0;bottom:0;width:{rate:.1%};'
+            'background:#6b8fd6"></span>'
+            f'<span class="res-wr-ci" title="95% interval" style="position:absolute;left:{lo:.1%};'
+            f'width:{hi - lo:.1%};top:45%;height:2px;background:#222"></span>'
+            '<span class="res-wr-half" style="position:absolute;left:50%;top:-3px;bottom:-3px;'
+            'border-left:2px dashed #c00"></span></span> '
+            f'<span class="res-wr-num">{rate:.0%} won (95% interval {lo:.0%} to {hi:.0%}), '
+            f"{x.battles} battles</span></div>"
+        )
+    legend = (
+        '<div class="res-wr-legend">Bar: share of battles won (ties count half); black line: 95% interval; '
+        "dashed red line: 50%, as good as the others.</div>"
+    )
+    return '<div class="res-wr"><b>Win rate with 95% intervals</b>' + "".join(rows) + legend + "</div>"
+
+
 def build_results_tab(
     app: "gr.Blocks", tab: "gr.Tab", store: "PreferenceStore", users: "Users", *, rounds: int = 200
 ) -> None:
@@ -40,7 +79,7 @@ def build_results_tab(
     import pandas as pd
 
     from chatbot.labelling.export import AGGREGATIONS, FORMATS, SelectOptions, export
-    from chatbot.labelling.leaderboard import results
+    from chatbot.labelling.leaderboard import kappa_note, results
     from chatbot.ui.downloads import download_links
 
     def admin(request: gr.Request | None) -> bool:
@@ -75,15 +114,24 @@ def build_results_tab(
         reach = max([50.0, *(abs(x.rating - 1000) for x in r.ratings)])
         reach = 50 * math.ceil(reach / 50)
         left = raw[["annotator", "left_rate"]].dropna()
-        fleiss = "n/a" if r.fleiss is None else f"{r.fleiss:.2f}"
-        cohen = "; ".join(f"{c['pair']}: {c['kappa']} ({c['items']} items)" for c in r.cohen) or "n/a"
+        fleiss = "n/a" if r.fleiss is None else f"{r.fleiss:.2f} ({kappa_note(r.fleiss)})"
+        cohen = (
+            "; ".join(
+                f"{c['pair']}: {c['kappa']} ({c['items']} items"
+                + (f"; {kappa_note(c['kappa'])}" if c["kappa"] is not None and c["kappa"] < 0 else "")
+                + ")"
+                for c in r.cohen
+            )
+            or "n/a"
+        )
         summary = (
             f"**{r.total}** submitted judgments. Overlapping items: {r.overlapping_items}; "
             f"Fleiss' kappa {fleiss}; Cohen's kappa per pair: {cohen}. "
             "A left rate far from 0.5 suggests position bias."
         )
         title = plot_title([x.rating for x in r.ratings])
-        return summary, board, gr.BarPlot(value=plot, y_lim=[-reach, reach], title=title), annotators, left
+        bars = gr.BarPlot(value=plot, y_lim=[-reach, reach], title=title)
+        return summary, board, bars, win_rate_chart_html(r.ratings), annotators, left
 
     def download(fmt: str, aggregate: str, request: gr.Request) -> tuple[str, str]:
         # links, not files: Gradio would serve a returned file to anyone signed in who has its URL;
@@ -107,6 +155,7 @@ def build_results_tab(
             y_title="rating points vs. average",
             elem_id="res-plot",
         )
+    win_rates = gr.HTML(elem_id="res-winrate")
     gr.Markdown("### Annotators")
     annotators = gr.Dataframe(elem_id="res-annotators", interactive=False, wrap=True)
     left_plot = gr.BarPlot(
@@ -126,13 +175,13 @@ def build_results_tab(
         go = gr.Button("Export", elem_id="res-export")
     files = gr.Markdown(elem_id="res-files")
     note = gr.Markdown()
-    outputs = [summary, board, plot, annotators, left_plot]
+    outputs = [summary, board, plot, win_rates, annotators, left_plot]
     refresh_btn.click(refresh, None, outputs, api_name="results")
     go.click(download, [fmt, aggregate], [files, note], api_name="export")
 
     def on_load(request: gr.Request) -> tuple[Any, ...]:
         if not admin(request):
-            return (gr.Tab(visible=False), ADMINS_ONLY, None, None, None, None)
+            return (gr.Tab(visible=False), ADMINS_ONLY, None, None, None, None, None)
         return (gr.Tab(visible=True), *refresh(request))
 
     app.load(on_load, None, [tab, *outputs], api_visibility="private")

@@ -123,6 +123,9 @@ def test_voting_reveals_the_names_and_an_edit_supersedes(service, store):
     assert j.winner_response_id == r.left.id and j.guideline_version == "v2"
     text = reveal_markdown(r, j)
     assert r.left.variant in text and r.right.variant in text and "Saved" in text
+    # issue 27 item 17: the variant's name, not the model file it ran on
+    r.left.model = "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert ".gguf" not in reveal_markdown(r, j) and f"A was **{r.left.variant}**;" in reveal_markdown(r, j)
     # the names are on screen now: a second vote needs "Change my vote", and is marked as cast after them
     with pytest.raises(JudgmentError, match="already voted on this pair"):
         service.submit(JudgmentIn(r.comparison_id, "ann", "B", "better", "both_safe"))

@@ -263,6 +263,12 @@ def test_votes_that_contradict_themselves_or_come_after_the_reveal_are_refused(l
     box = table.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= SCREEN["width"]
     expect(page.locator("#res-plot")).to_contain_text("average")
+    # issue 27 item 17: win rates with 95% interval bars and a 50% line, and the reveal named the variant
+    chart = page.locator("#res-winrate")
+    expect(chart).to_contain_text("Win rate with 95% intervals")
+    expect(chart).to_contain_text("dashed red line: 50%")
+    expect(chart.locator(".res-wr-ci").first).to_be_visible()
+    expect(chart.locator(".res-wr-half").first).to_be_visible()
 
 
 # -- Chat: follow-ups, the controls while streaming, documents as text -------------------------

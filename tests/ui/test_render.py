@@ -109,3 +109,30 @@ def test_the_leaderboard_chart_says_why_it_has_no_bars_when_every_variant_is_lev
     assert level.endswith("every variant is at 1000 so far, so there are no bars")
     assert plot_title([1040.0, 960.0]) == "Rating above or below the average (1000)"
     assert plot_title([]) == "Rating above or below the average (1000)"  # nothing rated yet
+
+
+def test_the_win_rate_chart_has_95_percent_interval_bars_and_a_50_percent_line():
+    """Issue 27 item 17: the chart showed bare bars, so 3 wins out of 4 looked decisive."""
+    from chatbot.labelling.leaderboard import Rating, wilson_interval
+    from chatbot.ui.results import win_rate_chart_html
+
+    lo, hi = wilson_interval(3, 4)
+    assert (round(lo, 3), round(hi, 3)) == (0.301, 0.954)
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(0, 5)[1] > 0.4  # never zero-width
+    out = win_rate_chart_html(
+        [Rating("warm", 1040, 990, 1090, 4, 3.0), Rating("cold", 960, 910, 1010, 4, 1.0)]
+    )
+    assert 'data-variant="warm" data-rate="0.750" data-lower="0.301" data-upper="0.954"' in out
+    assert "75% won (95% interval 30% to 95%), 4 battles" in out
+    assert "25% won (95% interval 5% to 70%), 4 battles" in out
+    assert out.count('class="res-wr-half" style="position:absolute;left:50%') == 2  # the 50% line
+    assert "dashed red line: 50%" in out and out.count('class="res-wr-ci"') == 2
+    assert "No votes yet" in win_rate_chart_html([])
+
+
+def test_a_negative_kappa_is_explained_in_words():
+    from chatbot.labelling.leaderboard import kappa_note
+
+    assert kappa_note(-0.25).startswith("agreement below chance: ")
+    assert kappa_note(0.1) == "slight agreement" and kappa_note(0.85) == "almost perfect agreement"
+    assert kappa_note(None) == ""
