@@ -53,6 +53,15 @@ ALL_DONE = (
 )
 
 
+def skipped_message(n: int) -> str:
+    """The end screen while skipped pairs remain: how many, and how to get them back."""
+    which = "question" if n == 1 else "questions"
+    return (
+        f"Every other queued question is done. You skipped **{n}** {which}: press **Next question** "
+        f"to see {'it' if n == 1 else 'them'} again."
+    )
+
+
 class NoQuestionsLeft(MedchatError):
     """The queue has nothing left for this annotator."""
 
@@ -128,7 +137,17 @@ class CompareService:
             annotator, gold_ratio=self.settings.prefs.gold_ratio, rng=rng, busy=busy
         )
         if item is None:
-            raise NoQuestionsLeft(ALL_DONE)
+            # skipped pairs come back after everything else, the earliest skip first; the one just
+            # skipped is not handed straight back: the end screen offers it instead
+            skipped = self.store.skipped_comparisons(annotator)
+            again = [c for c in skipped if c != leaving]
+            if again:
+                self.store.unskip(again[0], annotator)
+                r = self.store.round(again[0], annotator)
+                assert r is not None
+                yield PairUpdate(r.left.text, r.right.text, r, r.question)
+                return
+            raise NoQuestionsLeft(skipped_message(len(skipped)) if skipped else ALL_DONE)
         existing = self.store.comparison_for_item(item.id)
         if existing is not None:
             yield self._serve(existing.id, annotator, rng)
@@ -251,6 +270,9 @@ class CompareService:
         if not total:
             return "No queued questions: type your own."
         if served >= total and self.store.pending_round(annotator) is None:
+            skipped = len(self.store.skipped_comparisons(annotator))
+            if skipped:
+                return f"**{total - skipped}** of **{total}** queued items done, **{skipped}** skipped."
             return f"All **{total}** queued items done."
         return f"Item **{max(served, 1)}** of **{total}**"
 

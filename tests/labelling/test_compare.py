@@ -149,6 +149,35 @@ def test_queued_items_with_overlap_give_everyone_the_same_pair(service, store):
         list(service.next("z"))  # overlap 2 is reached
 
 
+def test_a_skipped_item_comes_back_after_the_others_and_the_end_screen_offers_it(service, store):
+    """Issue 27 item 10: a skip lost the item for good, and the end said "judged every question"."""
+    from chatbot.labelling.service import ALL_DONE, NoQuestionsLeft
+
+    store.add_queue_items(
+        [{"question": "What is a normal INR?"}, {"question": "What is HbA1c?"}], batch="t", overlap=1
+    )
+    first = finish(service.next("x", rng=random.Random(0)))[-1].round
+    second = finish(service.next("x", rng=random.Random(0), leaving=first.comparison_id))[-1].round
+    assert second.question == "What is HbA1c?"
+    service.submit(JudgmentIn(second.comparison_id, "x", "tie", "", "both_safe"))
+    # nothing new is left: the skipped one comes back, the same pair on the same sides
+    again = finish(service.next("x", rng=random.Random(0)))[-1].round
+    assert again.comparison_id == first.comparison_id and again.left.id == first.left.id
+    assert store.pending_round("x").comparison_id == first.comparison_id  # a reload keeps it
+    # skipped a second time: the end screen says how many were skipped and how to get them back
+    with pytest.raises(NoQuestionsLeft) as end:
+        list(service.next("x", leaving=first.comparison_id))
+    assert "You skipped **1** question: press **Next question** to see it again." in str(end.value)
+    assert "judged every" not in str(end.value)
+    assert service.progress_markdown("x") == "**1** of **2** queued items done, **1** skipped."
+    back = finish(service.next("x"))[-1].round  # taking up the offer
+    service.submit(JudgmentIn(back.comparison_id, "x", "A", "better", "both_safe"))
+    with pytest.raises(NoQuestionsLeft, match="All done"):  # really done: the plain end screen
+        list(service.next("x"))
+    assert str(ALL_DONE).startswith("🎉 **All done.**")
+    assert service.progress_markdown("x") == "All **2** queued items done."
+
+
 def test_gold_items_show_the_known_answers_without_calling_the_model(service, store):
     store.add_queue_items(
         [

@@ -163,7 +163,11 @@ def test_an_annotator_works_through_the_queue_with_the_question_on_screen(labell
     expect(page.locator("#cmp-progress")).to_contain_text("Item 2 of 2")
     toasts = page.locator(".toast-body").count()  # the refusal above is still on screen
     page.locator("#cmp-skip").click()
-    expect(page.locator("#cmp-status")).to_contain_text("All done")
+    # issue 27 item 10: the end says how many were skipped and offers them, not "judged every question"
+    expect(page.locator("#cmp-status")).to_contain_text("You skipped 1 question: press Next question")
+    expect(page.locator("#cmp-status")).not_to_contain_text("judged every")
+    expect(page.locator("#cmp-progress")).to_contain_text("1 of 2 queued items done, 1 skipped")
+    expect(page.locator("#cmp-next")).to_be_enabled()
     expect(page.locator("#cmp-question textarea")).to_have_value("")  # not the skipped question
     expect(page.locator("#cmp-submit")).to_be_disabled()
     expect(page.locator("#cmp-skip")).to_be_disabled()
@@ -177,6 +181,10 @@ def test_an_annotator_works_through_the_queue_with_the_question_on_screen(labell
 
         skipped = s.query(Assignment).filter(Assignment.skipped_at.is_not(None)).count()
     assert skipped == 1 and store.pending_round("nurse_bo") is None
+    # taking up the offer brings the skipped question back
+    page.locator("#cmp-next").click()
+    expect(page.locator("#cmp-question textarea")).to_have_value("How is asthma treated?")
+    expect(page.locator("#cmp-submit")).to_be_visible()
 
     # an emergency typed into Compare gets the guidance once, and nothing to vote on
     typed = "My father's face is drooping and he cannot speak"

@@ -334,6 +334,34 @@ class PreferenceStore:
             a.skipped_at = utcnow()
         return True
 
+    def skipped_comparisons(self, annotator: str) -> list[str]:
+        """Pairs this annotator skipped and has not judged since, the earliest skip first: they are
+        offered again once nothing else waits, so a skip means "later", not "never"."""
+        with self.session() as s:
+            judged = select(Judgment.comparison_id).where(Judgment.annotator == annotator)
+            q = (
+                select(Assignment.comparison_id)
+                .where(
+                    Assignment.annotator == annotator,
+                    Assignment.skipped_at.is_not(None),
+                    Assignment.comparison_id.not_in(judged),
+                )
+                .order_by(Assignment.skipped_at, Assignment.id)
+            )
+            return list(s.scalars(q))
+
+    def unskip(self, comparison_id: str, annotator: str) -> None:
+        """Serve a skipped pair again: it counts as held and is what a reload brings back."""
+        with self.session() as s, s.begin():
+            a = s.scalars(
+                select(Assignment).where(
+                    Assignment.comparison_id == comparison_id, Assignment.annotator == annotator
+                )
+            ).first()
+            if a is not None:
+                a.skipped_at = None
+                a.served_at = utcnow()
+
     def unprepared_items(self, limit: int) -> list[QueueItem]:
         """Queued items, oldest first, that nobody has generated a pair for yet."""
         with self.session() as s:
