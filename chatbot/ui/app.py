@@ -355,6 +355,8 @@ def build_app(
         if not users.is_admin(getattr(request, "username", None)):
             variant = default_variant  # annotators must not pick (or learn) the variants they judge
         variant = variant if variant in runner.variants else default_variant
+        if users.is_patient(getattr(request, "username", None)):
+            k, temperature = settings.retrieval.k, None  # patients have no sliders: the defaults
         k = max(1, min(int(k or settings.retrieval.k), settings.ui.max_k))
         active = chain_for(variant)
         params = (
@@ -444,7 +446,7 @@ def build_app(
                     stop = gr.Button("Stop", elem_id="stop", interactive=False)
                     clear = gr.Button("New conversation", elem_id="clear")
                 status = gr.Markdown("", elem_id="chat-status")
-                with gr.Accordion("Answer settings", open=False):
+                with gr.Accordion("Answer settings", open=False) as answer_settings:
                     # admins only (set on load): annotators must not choose the variants they judge
                     variant = gr.Dropdown(
                         [default_variant, *runner.variants],
@@ -466,7 +468,9 @@ def build_app(
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(elem_id="sources")
-        with gr.Tab("Compare", elem_id="tab-compare"):
+        # shown on load to every role but patient (hidden first, as Results is: a tab hidden after it
+        # was drawn kept its button)
+        with gr.Tab("Compare", elem_id="tab-compare", visible=False) as compare_tab:
             build_compare_tab(app, service, users)
         with gr.Tab("Results", elem_id="tab-results", visible=False) as results_tab:
             build_results_tab(app, results_tab, store, users, rounds=settings.prefs.bootstrap_rounds)
@@ -524,12 +528,26 @@ def build_app(
             user = getattr(request, "username", None)
             history, panel = conversations.get(user or "", ([], ""))
             note = "Your conversation is back." if history else ""
-            return gr.Dropdown(visible=users.is_admin(user)), history, panel, note
+            patient = users.is_patient(user)  # Chat only: no Compare tab, no answer settings
+            return (
+                gr.Dropdown(visible=users.is_admin(user)),
+                history,
+                panel,
+                note,
+                gr.Tab(visible=not patient),
+                gr.Accordion(visible=not patient),
+            )
 
         # this module's annotations are strings (`from __future__`): Gradio finds `gr.Request` by type
         on_load.__annotations__["request"] = gr.Request
 
-        app.load(on_load, None, [variant, chat, sources, status], api_visibility="private", queue=False)
+        app.load(
+            on_load,
+            None,
+            [variant, chat, sources, status, compare_tab, answer_settings],
+            api_visibility="private",
+            queue=False,
+        )
         app.load(None, None, None, js=SHORTCUTS_JS)
     app.medchat_compare = service  # for `serve`'s prepare worker
     # for the admins-only download route (chatbot.ui.downloads), which finds them on the Blocks

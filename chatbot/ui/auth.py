@@ -175,6 +175,14 @@ class Users:
         user = self._current().get(name)
         return user.role if user else "annotator"
 
+    def is_patient(self, name: str | None) -> bool:
+        """Role `patient` sees Chat only, with no answer settings: a patient neither judges answers
+        nor tunes retrieval; every other role (clinician, nurse, annotator, ...) annotates."""
+        if self.open:
+            return False
+        user = self._current().get(name or "")
+        return bool(user and not user.admin and user.role.strip().lower() == "patient")
+
 
 def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
     """What changes when the file is replaced or written: inode, size, modification time (ns)."""

@@ -44,6 +44,7 @@ def accounts() -> Users:
         {
             "dr_ada": User("dr_ada", "clinician", hash_password("secret", iterations=1000), admin=True),
             "nurse_bo": User("nurse_bo", "nurse", hash_password("secret", iterations=1000)),
+            "pat_cy": User("pat_cy", "patient", hash_password("secret", iterations=1000)),
         }
     )
 

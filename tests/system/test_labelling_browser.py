@@ -195,6 +195,30 @@ def test_an_annotator_works_through_the_queue_with_the_question_on_screen(labell
     expect(page.locator("#cmp-submit")).to_be_disabled()
 
 
+def test_roles_decide_what_is_shown_patient_chat_only_annotator_compare_admin_everything(labelling, browser):
+    """Issue 27 item 6: a patient account saw the Compare tab and the k and temperature sliders."""
+    from playwright.sync_api import expect
+
+    url, _store, _app = labelling
+    patient = login(browser, url, "pat_cy")
+    expect(patient.locator("#ask")).to_be_visible()
+    expect(patient.get_by_role("tab", name="Compare")).to_have_count(0)
+    expect(patient.get_by_role("tab", name="Results")).to_have_count(0)
+    expect(patient.get_by_text("Answer settings")).to_have_count(0)
+    expect(patient.get_by_label("Passages (k)")).to_have_count(0)
+    expect(patient.get_by_label("Temperature")).to_have_count(0)
+    patient.close()
+    nurse = login(browser, url, "nurse_bo")  # any other role annotates
+    expect(nurse.get_by_role("tab", name="Compare")).to_be_visible()
+    expect(nurse.get_by_role("tab", name="Results")).to_have_count(0)
+    nurse.get_by_text("Answer settings").click()
+    expect(nurse.get_by_label("Temperature").first).to_be_visible()
+    nurse.close()
+    admin = login(browser, url, "dr_ada")
+    for tab in ("Chat", "Compare", "Results"):
+        expect(admin.get_by_role("tab", name=tab)).to_be_visible()
+
+
 def test_votes_that_contradict_themselves_or_come_after_the_reveal_are_refused(labelling, browser):
     from gradio_client import Client
     from playwright.sync_api import expect
