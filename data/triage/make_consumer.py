@@ -50,6 +50,7 @@ OUT = Path(__file__).resolve().parent
 SEED = 28
 SPLITS = (("train", 0.55), ("dev", 0.75), ("heldout", 1.0))
 
+# fmt: off
 # --- fills ------------------------------------------------------------------------------------
 
 # name as people type it, strengths, what it is for (in the writer's words)
@@ -796,6 +797,8 @@ SUBJECTS = {
     "long_story": ("question", "medication advice", "help understanding"),
 }
 
+# fmt: on
+
 
 def _typos(text: str, rng: random.Random) -> str:
     words = text.split(" ")
@@ -841,8 +844,10 @@ def style(text: str, name: str, rng: random.Random, subject: str) -> str:
     raise ValueError(name)
 
 
+# fmt: off
 STYLES = ("plain", "plain", "lower", "lower", "nopunct", "caps", "typos", "texting", "greeting", "greeting",
           "subject", "ellipsis", "closer")
+# fmt: on
 
 
 # --- the split -----------------------------------------------------------------------------------
