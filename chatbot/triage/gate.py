@@ -1,11 +1,22 @@
 """Three-level triage: the emergency rules and a trained classifier, decided together.
 
-    emergency  the emergency score clears the threshold chosen on the dev split, or a rule fires and
-               the score clears the (lower) rules threshold, also chosen on dev. The score is
+    emergency  the emergency line instead of an answer: a rule fires and the emergency score clears
+               the rules threshold, or the classifier is confident: the score clears the emergency
+               threshold and the message shows which emergency (evidence, below), or it clears the
+               higher "unnamed" threshold without. All are chosen on the dev split. The score is
                P(emergency), blended for the default head with the share of emergencies among the
                nearest labelled examples (`Head.emergency_score`)
-    urgent     P(urgent) / (P(urgent) + P(routine)) clears the urgent threshold: see a doctor today
+    urgent     the answer, headed by advice. Either graded (`graded`, issue #28): the score clears the
+               graded threshold but the classifier is not confident, so an emergency is not ruled out
+               and the banner names what to watch for; or P(urgent) / (P(urgent) + P(routine)) clears
+               the urgent threshold: see a doctor today
     routine    everything else
+
+The category shown (its "while you wait" advice, or what to watch for) must have evidence in the
+message: a rule's match or one of its red-flag patterns, or a near labelled emergency of that
+category whose words the message has (`evidence.py`). Without evidence no category is named and the
+advice is general. Files from before issue #28 have no graded or unnamed threshold: both are the
+emergency one, and nothing is graded.
 
 The frozen head (`head.npz`) reads the MiniLM sentence vector that retrieval computes for the question
 anyway (pass it as `vector`), so it costs a matrix product and a nearest-neighbour lookup. A head
@@ -23,7 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatbot.triage.guidance import FALLBACK, GUIDANCE, NOT_ENGLISH, URGENT_ADVICE
+from chatbot.triage import evidence as proof
+from chatbot.triage.guidance import (
+    FALLBACK,
+    GENERAL_SIGNS,
+    GRADED_ADVICE,
+    GUIDANCE,
+    NOT_ENGLISH,
+    URGENT_ADVICE,
+    WATCH_FOR,
+)
 from chatbot.triage.language import non_english
 from chatbot.triage.model import Head, Neighbour, TriageModelError
 from chatbot.triage.tuned import TUNED_FILE
@@ -56,6 +76,13 @@ class TriageResult:
     nearest: list[Neighbour] = field(default_factory=list)
     language: str | None = None
     """The language the message seems to be in when it is not English."""
+    graded: bool = False
+    """An urgent level given because an emergency could not be ruled out (the score is between the
+    graded and the confident thresholds): the answer is given under a banner naming what to watch for
+    (`Triage.header`)."""
+    evidence: proof.Evidence = proof.NONE
+    """Why `category` is an emergency category: a rule's match or a near labelled emergency with the
+    category's words (`evidence.py`); `proof.NONE` when no emergency category is named."""
     seconds: float = 0.0
 
     @property
@@ -72,6 +99,8 @@ class TriageResult:
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "nearest": [n.as_dict() for n in self.nearest],
             "language": self.language,
+            "graded": self.graded,
+            "evidence": self.evidence.as_dict(),
         }
 
 
@@ -155,6 +184,7 @@ class Triage:
         self.neighbours = neighbours
         self._head: Head | None = None
         self._tuned: Any = None
+        self._categories: list[str] | None = None
 
     @property
     def head(self) -> Head:
@@ -207,6 +237,26 @@ class Triage:
         _ = self.encoder
         return self
 
+    def evidence(self, text: str, sims: Any, rule: str | None = None) -> proof.Evidence:
+        """The emergency category `text` shows evidence of, or `proof.NONE`: the rule that fired
+        (`rule`), else a red-flag pattern of a rule (`evidence.from_red_flags`), else a near labelled
+        emergency (`sims`: the message's similarities to the examples; at least the head's
+        `evidence_floor`) whose category's words are in the message (`evidence.from_neighbours`)."""
+        if rule is not None:
+            return proof.Evidence(rule, "rule", (rule_evidence(text, rule),))
+        found = proof.from_red_flags(text)
+        head = self.head
+        if found.source or head.example_vectors is None:
+            return found
+        if self._categories is None:  # hand-written examples' own categories, mapped once
+            known = known_categories()
+            self._categories = [
+                proof.canonical(c, known) if level == "emergency" else ""
+                for c, level in zip(head.example_categories, head.example_levels, strict=True)
+            ]
+        floor = float(head.meta.get("evidence_floor", proof.FLOOR))
+        return proof.from_neighbours(sims, text, head.example_texts, head.levels(), self._categories, floor)
+
     def embed(self, texts: Sequence[str]) -> Any:
         """The vectors the head reads, for `texts` (pass them to `assess`)."""
         return self.encoder.embed_documents(list(texts))
@@ -239,6 +289,8 @@ class Triage:
             "routine", probability=pe, probabilities=probs, nearest=nearest, language=language
         )
         th_r = head.thresholds.get("rules", 0.0)  # files from before 2026-11-29: the rules always decide
+        th_g = min(head.thresholds.get("graded", th_e), th_e)  # files from before issue #28: no graded band
+        th_n = max(head.thresholds.get("unnamed", th_e), th_e)  # without evidence of which emergency
         name = "P(emergency)" if share is None else "emergency score"
         said = f"classifier: {name} {pe:.2f} (threshold {th_e:.2f}), P(urgent) {pu:.2f}"
         if share is not None:
@@ -251,27 +303,49 @@ class Triage:
         fired, vetoed = "", False
         search = veto_applies(head.meta, text) and not language and names_no_one(text)
         if rule is not None:
-            evidence = rule_evidence(text, rule)
-            fired = f"rule '{rule}' fired" + (f" on “{evidence}”" if evidence else "")
+            matched = rule_evidence(text, rule)
+            fired = f"rule '{rule}' fired" + (f" on “{matched}”" if matched else "")
+        not_raised = (
+            f"{fired}, but a rule's alarm needs {name} ≥ {th_r:.2f} from the classifier "
+            "(chosen on dev, where such alarms were mostly false): not raised"
+        )
         if rule is not None and pe >= min(th_r, th_e):  # raised: the rule names the kind
             result.level, result.category, result.decided_by = "emergency", rule, "rules"
+            result.evidence = self.evidence(text, sims, rule)
             result.reasons = [fired, said]
-        elif rule is not None and pe < th_e:
-            result.reasons = [
-                said,
-                f"{fired}, but a rule's alarm needs {name} ≥ {th_r:.2f} from the classifier "
-                "(chosen on dev, where such alarms were mostly false): not raised",
-            ]
-        elif pe >= th_e and search:
+        elif pe >= th_g and search:
             vetoed = True  # a search or a topic: not urgent either
-            result.reasons = [said, fired or "no rule fired", VETO]
-        elif pe >= th_e:
-            result.level, result.decided_by = "emergency", "classifier"
-            result.category = head.nearest_category(sims, "emergency", among=known_categories())
-            result.reasons = [
-                f"classifier: {name} {pe:.2f} ≥ threshold {th_e:.2f}",
-                fired or "no rule fired",
-            ]
+            result.reasons = [said, not_raised if rule else "no rule fired", VETO]
+        elif pe >= th_g:
+            found = self.evidence(text, sims, rule)
+            result.evidence, result.category = found, found.category
+            if pe >= th_e and (found.source or pe >= th_n):  # confident (a rule would have decided)
+                result.level, result.decided_by = "emergency", "classifier"
+                result.reasons = [
+                    f"classifier: {name} {pe:.2f} ≥ threshold {th_e:.2f}"
+                    + (
+                        ""
+                        if found.source
+                        else f", and ≥ {th_n:.2f} as a message with no evidence of which one"
+                    ),
+                    "no rule fired",
+                    found.describe(),
+                ]
+            else:  # an emergency is not ruled out: the answer, under what to watch for
+                result.level, result.decided_by, result.graded = "urgent", "classifier", True
+                short = (
+                    f"under the confident threshold {th_e:.2f}"
+                    if pe < th_e
+                    else f"the message shows no evidence of which emergency, which needs ≥ {th_n:.2f}"
+                )
+                result.reasons = [
+                    f"classifier: {name} {pe:.2f} ≥ {th_g:.2f} (graded) but {short}: an emergency is not "
+                    "ruled out, so the answer is given under a warning naming what to watch for",
+                    not_raised if rule else "no rule fired",
+                    found.describe(),
+                ]
+        elif rule is not None:
+            result.reasons = [said, not_raised]
         urgent_share = pu / max(pu + probs["routine"], 1e-9)
         if result.level == "routine" and not vetoed and urgent_share >= th_u:
             result.reasons = [
@@ -312,10 +386,15 @@ class Triage:
             return self.emergency_message("")
 
     def header(self, result: TriageResult) -> str:
-        """Advice that heads an answer that is still given: urgent, or not English."""
+        """Advice that heads an answer that is still given: graded (what to watch for), urgent, or not
+        English."""
         parts = []
+        s = self.settings
         if result.language and not result.emergency:
-            parts.append(NOT_ENGLISH.format(language=result.language, number=self.settings.emergency_number))
-        if result.level == "urgent":
-            parts.append(URGENT_ADVICE.format(number=self.settings.emergency_number))
+            parts.append(NOT_ENGLISH.format(language=result.language, number=s.emergency_number))
+        if result.graded:
+            signs = WATCH_FOR.get(result.category, GENERAL_SIGNS).format(crisis_line=s.crisis_line)
+            parts.append(GRADED_ADVICE.format(signs=signs, number=s.emergency_number))
+        elif result.level == "urgent":
+            parts.append(URGENT_ADVICE.format(number=s.emergency_number))
         return "\n\n".join(parts)
