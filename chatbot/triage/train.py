@@ -30,12 +30,31 @@ def read(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+CONSUMER = "consumer/"
+"""The template prefix of the routine consumer questions (`data/triage/make_consumer.py`, issue #28)."""
+
+
+def source(row: dict[str, Any]) -> str:
+    """Where a labelled message comes from: "hand" (hand-written), "consumer" (the routine consumer
+    questions) or "generated" (`make_data.py`), by its template."""
+    template = str(row.get("template", ""))
+    if template.startswith("hand/"):
+        return "hand"
+    return "consumer" if template.startswith(CONSUMER) else "generated"
+
+
 def split(name: str) -> list[dict[str, Any]]:
-    """The generated `name.jsonl` ("train" or "dev") and the hand-written `handwritten/name_*.jsonl`.
+    """The generated `name.jsonl` ("train" or "dev"), the hand-written `handwritten/name_*.jsonl` and
+    the routine consumer questions `consumer_name.jsonl` (when present; their held-out part is never
+    read here).
 
     Hand-written files are split by author (each file is one author's), so no author's messages are in
-    both splits. Their rows get an `id` and a `template` (one per message) like the generated ones."""
+    both splits. Their rows get an `id` and a `template` (one per message) like the generated ones.
+    The consumer questions are split by template and by drug (`make_consumer.py`)."""
     rows = read(DATA / f"{name}.jsonl")
+    consumer = DATA / f"consumer_{name}.jsonl"
+    if consumer.is_file():
+        rows += read(consumer)
     for path in sorted((DATA / "handwritten").glob(f"{name}_*.jsonl")):
         for n, row in enumerate(read(path)):
             if row.get("level") not in LEVELS or not str(row.get("text", "")).strip():
@@ -59,10 +78,26 @@ RULE_THRESHOLDS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 """P(emergency) a rule's alarm needs from the classifier, tried on dev (0: the rules always decide)."""
 
 
-def raised(pe: Any, rules: Any, th: dict[str, float]) -> Any:
-    """Which messages are emergencies: P(emergency) clears its threshold, or a rule fires and the
-    classifier gives at least the (lower) rules threshold. Numpy arrays in, a boolean array out."""
-    return (pe >= th["emergency"]) | (rules & (pe >= th.get("rules", 0.0)))
+ROUTINE_CAP = 0.005
+"""False emergencies per routine consumer question the thresholds may give on dev (issue #28: at most
+5 per 1,000), when some pair reaching the target recall allows it."""
+
+GRADED_RECALL = 0.99
+"""Emergency recall the emergency line and the graded answers together reach on each part of dev: the
+graded threshold is the highest that does (`graded_threshold`)."""
+
+
+def raised(pe: Any, rules: Any, th: dict[str, float], evidence: Any = None) -> Any:
+    """Which messages are emergencies: P(emergency) (or the emergency score) clears its threshold,
+    or a rule fires and the classifier gives at least the rules threshold. With `evidence` (per
+    message: whether it shows which emergency, `evidence.py`) and an "unnamed" threshold, a message
+    without evidence needs that higher threshold instead. Numpy arrays in, a boolean array out."""
+    import numpy as np
+
+    alarm = pe >= th["emergency"]
+    if evidence is not None and "unnamed" in th:
+        alarm = (alarm & np.asarray(evidence, dtype=bool)) | (pe >= th["unnamed"])
+    return alarm | (rules & (pe >= th.get("rules", 0.0)))
 
 
 def embed(texts: list[str], cache: Path | None = None) -> Any:
@@ -158,7 +193,7 @@ def balance(rows: list[dict[str, Any]]) -> Any:
     such a message gets the emergency line whatever the classifier says."""
     import numpy as np
 
-    hand = np.array([str(r.get("template", "")).startswith("hand/") for r in rows])
+    hand = np.array([source(r) == "hand" for r in rows])
     foreign = np.array([bool(r.get("lang")) for r in rows])
     hand &= ~foreign
     w = np.ones(len(rows))
@@ -175,15 +210,17 @@ def rates(flagged: Any, emergency: Any, w: Any) -> tuple[float, float]:
 
 
 def parts(rows: list[dict[str, Any]]) -> Any:
-    """Which part of dev each message is in: 0 generated, 1 hand-written in English, -1 in another
-    language (not used for thresholds). The target recall must hold on each part (`lowest_recall`):
-    with the generated part easy, a weighted average could reach it while the hand-written part,
-    which reads like real messages, fell to 0.95."""
+    """Which part of dev each message is in: 0 generated, 1 hand-written in English, 2 the routine
+    consumer questions, -1 in another language (not used for thresholds). The target recall must hold
+    on each part with emergencies (`lowest_recall`): with the generated part easy, a weighted average
+    could reach it while the hand-written part, which reads like real messages, fell to 0.95. The
+    consumer part has none: it bounds the false emergencies (`choose_thresholds`' `routine_cap`)."""
     import numpy as np
 
-    hand = np.array([str(r.get("template", "")).startswith("hand/") for r in rows], dtype=bool)
+    kind = np.array([source(r) for r in rows])
     foreign = np.array([bool(r.get("lang")) for r in rows], dtype=bool)
-    return np.where(foreign, -1, hand.astype(int))
+    part = np.where(kind == "hand", 1, np.where(kind == "consumer", 2, 0))
+    return np.where(foreign, -1, part)
 
 
 def lowest_recall(flagged: Any, emergency: Any, part: Any) -> float:
@@ -281,6 +318,76 @@ def choose_thresholds(
     return {"emergency": th["emergency"], "rules": th["rules"], "urgent": th_u}
 
 
+def choose_levels(
+    p: Any,
+    y: Any,
+    rules: Any,
+    part: Any,
+    evidence: Any = None,
+    target: float = TARGET_RECALL,
+    precision_target: float = TARGET_PRECISION,
+    routine_cap: float = ROUTINE_CAP,
+    weights: Any = None,
+) -> dict[str, float]:
+    """Thresholds for the levels of issue #28, chosen on dev (`parts`: 0 generated, 1 hand-written,
+    2 routine consumer questions; column 0 of `p` is the emergency score).
+
+    emergency, rules, unnamed: of the triples reaching `target` recall on each part with emergencies,
+    those whose false emergencies on the consumer part are at most `routine_cap` (all of them when
+    none is), then the most room above the target recall and `precision_target` (`margin`); on a tie
+    the fewer consumer false emergencies, the lower rules threshold, the higher emergency threshold,
+    then the lower unnamed one. "unnamed" (>= emergency) is what a message without `evidence` needs;
+    without `evidence` it equals "emergency". graded: `graded_threshold`. urgent: as in
+    `choose_thresholds`."""
+    import numpy as np
+
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    emergency = y == 0
+    part = np.asarray(part)
+    routine = part == 2
+    grid = EMERGENCY_GRID[::-1]  # lowest first
+    best: tuple[tuple[Any, ...], dict[str, float]] | None = None
+    for th_r in RULE_THRESHOLDS:
+        for t in grid:
+            for t_n in [u for u in grid if u >= t] if evidence is not None else [t]:
+                th = {"emergency": float(t), "rules": float(th_r), "unnamed": float(t_n)}
+                flagged = raised(p[:, 0], rules, th, evidence)
+                found = lowest_recall(flagged, emergency, part)
+                if found < target and best is not None and best[0][0]:
+                    continue
+                false = float(flagged[routine].mean()) if routine.any() else 0.0
+                room = margin(flagged, emergency, part, target, precision_target)
+                reached = found >= target
+                rank: tuple[Any, ...] = (
+                    reached,
+                    reached and false <= routine_cap,
+                    round(room if reached else found, 6),
+                    -false,
+                    -th_r,
+                    t,
+                    -t_n,
+                )
+                if best is None or rank > best[0]:
+                    best = (rank, th)
+    assert best is not None
+    th = best[1]
+    flagged = raised(p[:, 0], rules, th, evidence)
+    th["graded"] = graded_threshold(p[:, 0], flagged, emergency, part, th["emergency"])
+    grid_u = [float(u) for u in np.round(np.arange(0.95, 0.04, -0.01), 2)]
+    th["urgent"] = max(grid_u, key=lambda u: (urgent_f1(p, y, ~flagged, u, w), u))
+    return th
+
+
+def graded_threshold(score: Any, flagged: Any, emergency: Any, part: Any, ceiling: float) -> float:
+    """The highest threshold (at most `ceiling`, the emergency one) at which the messages raised
+    (`flagged`) and those at or above it together hold `GRADED_RECALL` of the emergencies on each
+    part of dev; the lowest tried when none does."""
+    for t in EMERGENCY_GRID:
+        if t <= ceiling and lowest_recall(flagged | (score >= t), emergency, part) >= GRADED_RECALL:
+            return float(t)
+    return float(EMERGENCY_GRID[-1])
+
+
 def urgent_f1(p: Any, y: Any, rest: Any, threshold: float, w: Any) -> float:
     """Weighted F1 of "urgent" among the messages `rest` (not raised as emergencies), deciding urgent
     where P(urgent) / (P(urgent) + P(routine)) reaches `threshold`."""
@@ -292,15 +399,22 @@ def urgent_f1(p: Any, y: Any, rest: Any, threshold: float, w: Any) -> float:
     return float(2 * tp / max((w * said).sum() + (w * want).sum(), 1e-9))
 
 
+CONSUMER_EXAMPLES = 4
+"""Labelled examples kept per consumer-question template: one drug or one habit of writing per
+template would leave most such questions nearest an emergency (issue #28)."""
+
+
 def examples(rows: list[dict[str, Any]], vectors: Any) -> tuple[Any, list[int]]:
-    """One labelled example per template (the first), as int8 vectors, for explanations."""
+    """The labelled examples: one per template (the first; `CONSUMER_EXAMPLES` for the consumer
+    questions), as int8 vectors, for explanations and the nearest-example blend."""
     import numpy as np
 
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     keep = []
     for i, row in enumerate(rows):
-        if row["template"] not in seen:
-            seen.add(row["template"])
+        room = CONSUMER_EXAMPLES if source(row) == "consumer" else 1
+        if seen.get(row["template"], 0) < room:
+            seen[row["template"]] = seen.get(row["template"], 0) + 1
             keep.append(i)
     q = np.clip(np.round(vectors[keep] * 127.0), -127, 127).astype(np.int8)
     return q, keep

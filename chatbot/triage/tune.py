@@ -28,9 +28,12 @@ from typing import Any
 
 from chatbot.triage.model import LEVELS, Head
 from chatbot.triage.train import (
+    GRADED_RECALL,
+    ROUTINE_CAP,
     TARGET_PRECISION,
     TARGET_RECALL,
     balance,
+    choose_levels,
     choose_thresholds,
     examples,
     lowest_recall,
@@ -38,6 +41,7 @@ from chatbot.triage.train import (
     parts,
     raised,
     rates,
+    source,
     split,
 )
 from chatbot.triage.tuned import TUNED_FILE, adapter_id
@@ -143,21 +147,59 @@ sharpness 10-50 all gave hand-written dev precision 0.91-0.92 at recall 0.97, ag
 docs/benchmarks.md."""
 
 
-def add_neighbours(path: Path, knn: dict[str, float] | None, target: float = TARGET_RECALL) -> Head:
+FLOORS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
+"""Evidence floors tried on dev (`evidence.FLOOR`: the similarity a labelled emergency needs to name
+its category): the one whose thresholds keep the most room above the targets within the consumer cap."""
+
+
+def training_rows(generated_fraction: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The generated training messages kept (whole templates, `generated_fraction` of them, by hash)
+    and the others (hand-written and the routine consumer questions, all kept)."""
+    train = split("train")
+    hand = [r for r in train if source(r) != "generated"]
+    generated = [r for r in train if source(r) == "generated"]
+    if generated_fraction < 1.0:
+        cut = int(generated_fraction * 2**32)
+        generated = [r for r in generated if _share(r["template"]) < cut]
+    return generated, hand
+
+
+def add_neighbours(
+    path: Path,
+    knn: dict[str, float] | None,
+    target: float = TARGET_RECALL,
+    rebuild_examples: float | None = None,
+) -> Head:
     """Give the tuned head in `path` its neighbour blend (`knn`; None: none) and choose its
     thresholds again on dev with the emergency score, reading dev through the same encoder the
-    runtime builds from the file, by the margin rule (`train.margin`: the most room above the target
-    recall and `TARGET_PRECISION` on each part of dev, in standard errors; the epochs were compared
-    at the target recall itself). Writes the file back; returns the head."""
+    runtime builds from the file (`train.choose_levels`: the emergency, rules and unnamed thresholds
+    with the most room above the target recall and `TARGET_PRECISION` on each part of dev, in
+    standard errors, among those that keep the dev consumer questions' false emergencies within
+    `ROUTINE_CAP`; then the graded and urgent thresholds). With `rebuild_examples` (the share of
+    generated messages trained on), the labelled examples are first made again from the training
+    data (`train.examples`), through the file's encoder. Writes the file back; returns the head."""
     import numpy as np
 
     from chatbot.safety.emergency import EmergencyGate
+    from chatbot.triage.evidence import FLOOR  # the default, preferred on a tie
     from chatbot.triage.features import rule_features
     from chatbot.triage.gate import Triage
     from chatbot.triage.model import blend, neighbour_share
 
     triage = Triage(head_path=path).load()
     head = triage.head
+    if rebuild_examples is not None:
+        generated, others = training_rows(rebuild_examples)
+        rows = generated + others
+        keep = examples(rows, np.zeros((len(rows), 1), np.float32))[1]
+        kept = [rows[i] for i in keep]
+        q = np.asarray(triage.embed([r["text"] for r in kept]), dtype=np.float32)
+        head.example_vectors = np.clip(np.round(q * 127.0), -127, 127).astype(np.int8)
+        head.example_texts = [r["text"] for r in kept]
+        head.example_levels = [r["level"] for r in kept]
+        head.example_categories = [r["category"] for r in kept]
+        head._decoded = head._levels = None
+        triage._categories = None
     dev = split("dev")
     gate = EmergencyGate()
     fired = np.array([gate.classify(r["text"]) is not None for r in dev])
@@ -173,24 +215,56 @@ def add_neighbours(path: Path, knn: dict[str, float] | None, target: float = TAR
         ]
     )
     head.meta.pop("neighbours", None)
+    sims = head.similarities(vectors)
     if knn:
-        sims = head.similarities(vectors)
         share = neighbour_share(sims, head.levels() == "emergency", int(knn["k"]), knn["sharpness"])
         p[:, 0] = blend(p[:, 0], share, knn["weight"])
         head.meta["neighbours"] = {"k": int(knn["k"]), "weight": knn["weight"], "sharpness": knn["sharpness"]}
-    th, rec, prec, f1 = dev_score(p, y, fired, target, balance(dev), parts(dev), select="margin")
-    room = margin(raised(p[:, 0], fired, th), y == 0, parts(dev), target, TARGET_PRECISION)
+    part = parts(dev)
+    best: tuple[tuple[Any, ...], float, dict[str, float], Any] | None = None
+    for floor in FLOORS:  # the evidence floor: chosen by the same rule as the thresholds
+        head.meta["evidence_floor"] = floor
+        shown = np.array([bool(triage.evidence(r["text"], s).source) for r, s in zip(dev, sims, strict=True)])
+        th = choose_levels(p, y, fired, part, shown, target, weights=balance(dev))
+        flagged = raised(p[:, 0], fired, th, shown)
+        reached = lowest_recall(flagged, y == 0, part) >= target
+        false = float(flagged[part == 2].mean()) if (part == 2).any() else 0.0
+        room = margin(flagged, y == 0, part, target, TARGET_PRECISION)
+        rank = (reached, reached and false <= ROUTINE_CAP, round(room, 6), -false, floor == FLOOR)
+        print(
+            f"  evidence floor {floor}: {th}, room {room:.2f}, consumer false emergencies {false:.4f}",
+            flush=True,
+        )
+        if best is None or rank > best[0]:
+            best = (rank, floor, th, shown)
+    assert best is not None
+    _, floor, th, shown = best
+    head.meta["evidence_floor"] = floor
+    flagged = raised(p[:, 0], fired, th, shown)
+    rec, prec = lowest_recall(flagged, y == 0, part), rates(flagged, y == 0, balance(dev))[1]
+    room = margin(flagged, y == 0, part, target, TARGET_PRECISION)
+    consumer = part == 2
+    false = float(flagged[consumer].mean()) if consumer.any() else 0.0
+    graded = (p[:, 0] >= th["graded"]) & ~flagged
     head.thresholds = th
     head.meta["thresholds_from"] = (
-        f"data/triage/dev.jsonl + handwritten/dev_*.jsonl ({len(dev)} messages), the most room above "
-        f"emergency recall {target} and precision {TARGET_PRECISION} on each part, in standard errors"
+        f"data/triage/dev.jsonl + handwritten/dev_*.jsonl + consumer_dev.jsonl ({len(dev)} messages): the "
+        f"most room above emergency recall {target} and precision {TARGET_PRECISION} on each part, in "
+        f"standard errors, with at most {ROUTINE_CAP:.1%} false emergencies among the consumer questions "
+        f"where possible; graded: emergency or graded recall {GRADED_RECALL} on each part"
     )
-    head.meta["dev"] = {"recall": rec, "precision": prec, "urgent_f1": f1, "margin_se": round(room, 3)}
+    head.meta["dev"] = {
+        "recall": rec,
+        "precision": prec,
+        "margin_se": round(room, 3),
+        "consumer_false_emergencies": round(false, 4),
+        "consumer_graded": round(float(graded[consumer].mean()) if consumer.any() else 0.0, 4),
+        "recall_with_graded": lowest_recall(flagged | graded, y == 0, part),
+    }
     head.save(path)
     print(
-        f"{path}: {'neighbours ' + str(head.meta['neighbours']) if knn else 'no neighbours'}; dev recall "
-        f"{rec:.3f} (lowest part) precision {prec:.3f}, urgent F1 {f1:.3f}, {room:.2f} standard errors "
-        f"above both targets, thresholds {th}",
+        f"{path}: {'neighbours ' + str(head.meta['neighbours']) if knn else 'no neighbours'}; dev "
+        f"{head.meta['dev']}, thresholds {th}",
         flush=True,
     )
     return head
@@ -264,6 +338,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="do not train: give the file in --out the neighbour blend and choose its thresholds again",
     )
+    parser.add_argument(
+        "--examples",
+        action="store_true",
+        help="with --rethreshold: make the labelled examples again from the training data first (new "
+        "data, such as the consumer questions, becomes nearest examples without retraining)",
+    )
     parser.add_argument("--out", type=Path, default=TUNED_FILE)
     parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)  # smoke runs only
     args = parser.parse_args(argv)
@@ -273,21 +353,18 @@ def main(argv: list[str] | None = None) -> None:
         else None
     )
     if args.rethreshold:
-        add_neighbours(args.out, knn, args.target_recall)
+        add_neighbours(args.out, knn, args.target_recall, args.generated_fraction if args.examples else None)
         return
 
     started = time.perf_counter()
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
     rng = random.Random(args.seed)
-    train, dev = split("train"), split("dev")
+    generated, hand = training_rows(args.generated_fraction)  # hand: hand-written and consumer
+    dev = split("dev")
     if args.limit:
-        train, dev = train[: args.limit] + train[-args.limit :], dev[: args.limit] + dev[-args.limit :]
-    hand = [r for r in train if str(r["template"]).startswith("hand/")]
-    generated = [r for r in train if not str(r["template"]).startswith("hand/")]
-    if args.generated_fraction < 1.0:
-        cut = int(args.generated_fraction * 2**32)
-        generated = [r for r in generated if _share(r["template"]) < cut]
+        generated, hand = generated[: args.limit], hand[-args.limit :]
+        dev = dev[: args.limit] + dev[-args.limit :]
     train = generated + hand * args.hand_weight
     gate = EmergencyGate()
     fired_tr = [gate.classify(r["text"]) is not None for r in train]
@@ -391,8 +468,9 @@ def main(argv: list[str] | None = None) -> None:
         features=names(),
         meta={
             "trained_on": f"data/triage/train.jsonl ({len(generated)} messages, a share of "
-            f"{args.generated_fraction}) + handwritten/train_*.jsonl "
-            f"({len(hand)} messages x{args.hand_weight})"
+            f"{args.generated_fraction}) + handwritten/train_*.jsonl and consumer_train.jsonl "
+            f"({sum(source(r) == 'hand' for r in hand)} + {sum(source(r) == 'consumer' for r in hand)} "
+            f"messages x{args.hand_weight})"
             + (f", {args.reframe:.0%} reframed each epoch (framings.jsonl)" if args.reframe > 0 else ""),
             "thresholds_from": f"data/triage/dev.jsonl + handwritten/dev_*.jsonl ({len(dev)} messages), "
             f"emergency recall >= {args.target_recall}",
