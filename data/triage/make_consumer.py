@@ -35,7 +35,10 @@ Use: `consumer_train.jsonl` is added to the training split and `consumer_dev.jso
 (`chatbot.triage.train.split`); `consumer_heldout.jsonl` is read only by `bench/bench_safety.py`
 (false emergencies per 1,000, with an interval). Reviewed by reading every template and a sample of
 every kind's messages; phrasing that could describe an emergency now (took too many, can't breathe,
-chest pain now, a child who swallowed something) is deliberately absent.
+chest pain now, a child who swallowed something) is deliberately absent, and so are the closers of
+the generated dev split (`chatbot.triage.train.DEV_CLOSERS`: "is that normal"...), which
+`bench/bench_safety.py` adds to dev emergencies to check that a framing does not hide one: trained
+only as routine, they would.
 """
 
 from __future__ import annotations
@@ -581,7 +584,7 @@ TEMPLATES: dict[str, list[str]] = {
         "the pharmacy refused my {drug} refill saying the dose was unsafe, doctor says it's fine",
         "how much does {drug} {s} cost with medicaid",
         "doctor sent {drug} to the wrong pharmacy, how do i transfer it",
-        "my pharmacy said {drug} is a controlled med so i need id, is that normal",
+        "my pharmacy said {drug} is a controlled med so i need id, is that standard",
         "can i return unopened {drug} to the pharmacy",
     ],
     "relative_past": [
@@ -589,7 +592,7 @@ TEMPLATES: dict[str, list[str]] = {
         "{rel} {pastany}. should i be screened for anything",
         "{rel} {pastany}, does that increase my risk",
         "{rel} {past}. is it safe for them to take {drug} now",
-        "{rel} {past} and is now on {drug} {s}, is that normal after that",
+        "{rel} {past} and is now on {drug} {s}, is that usual after that",
         "{rel} {past}; can they still drive",
         "{rel} {past}, can they fly on a plane this summer",
         "{rel} {past}. what questions should we ask at the follow up appointment",
