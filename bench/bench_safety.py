@@ -4,6 +4,7 @@
     python bench/bench_safety.py --errors    # also list the mistakes on the dev sets
     python bench/bench_safety.py --no-medquad
     python bench/bench_safety.py --head chatbot/triage/tuned.npz   # another classifier file
+    python bench/bench_safety.py --consumer-only   # the consumer questions and the evidence check only
 
 Sets: `data/safety/emergency_dev*.jsonl` (read while the rules were written), `data/triage/dev.jsonl`
 and `data/triage/handwritten/dev_*.jsonl` (the classifier's dev split: its thresholds were chosen on
@@ -13,6 +14,14 @@ whose messages the tuner never read: `data/safety/emergency_heldout.jsonl` and `
 For those, only aggregates are printed, never a message. Per set: recall and precision of `emergency` with
 bootstrap 95% intervals (2,000 resamples of the messages), the three-level confusion matrix where the
 set has levels, and false alarms on all MedQuAD questions (informational: every alarm is false).
+
+Issue #28 adds: per emergency set, the recall of "emergency or graded" (graded: answered under a
+banner naming what to watch for) beside the takeover's; the routine consumer questions of
+`data/triage/consumer_dev.jsonl` (tuned on) and `consumer_heldout.jsonl` (not: other templates and
+other drugs), as false emergencies and graded answers per 1,000 with exact (Clopper-Pearson) 95%
+intervals and, since messages of one template are alike, a bootstrap over templates; and, over every
+decision made, how many name an emergency category without evidence in the message (`evidence.py`:
+a rule's match, or a labelled emergency of that category above the floor and the category's words).
 """
 
 from __future__ import annotations
@@ -43,6 +52,11 @@ SETS = [
     ("triage test", ROOT / "data" / "triage" / "test.jsonl", True),
 ]
 NON_ENGLISH = ROOT / "data" / "triage" / "test_nonenglish.jsonl"
+CONSUMER = [
+    # name, path, tuned on
+    ("consumer dev", ROOT / "data" / "triage" / "consumer_dev.jsonl", True),
+    ("consumer heldout", ROOT / "data" / "triage" / "consumer_heldout.jsonl", False),
+]
 MEDQUAD = ROOT.parent / "shared" / "datasets" / "medquad" / "medquad_answered.jsonl"
 
 
@@ -100,7 +114,36 @@ def assess_all(triage: Triage, texts: list[str]) -> tuple[list[Any], float]:
     vectors = embed(texts, CACHE) if cached else triage.embed(texts)
     started = time.perf_counter()
     results = [triage.assess(t, v) for t, v in zip(texts, vectors, strict=True)]
+    AUDIT.extend(zip(texts, results, strict=True))
     return results, (time.perf_counter() - started) / max(len(texts), 1)
+
+
+AUDIT: list[tuple[str, Any]] = []
+"""Every (message, decision) made in this run, for `evidence_check`."""
+
+
+def exact_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The Clopper-Pearson interval of a rate of k in n: exact, so never narrower than it should be
+    (with no errors at all it still says how many there could be)."""
+    tail = (1 - level) / 2
+
+    def crossing(rises: Any) -> float:  # where an increasing function of p reaches `tail`
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if rises(mid) < tail else (lo, mid)
+        return (lo + hi) / 2
+
+    lower = 0.0 if k == 0 else crossing(lambda p: 1 - _at_most(k - 1, n, p))  # P(X >= k) = tail
+    upper = 1.0 if k == n else crossing(lambda p: 2 * tail - _at_most(k, n, p))  # P(X <= k) = tail
+    return lower, upper
+
+
+def _at_most(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p)."""
+    from math import comb
+
+    return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
 
 
 def fmt(value: float, ci: tuple[float, float]) -> str:
@@ -126,6 +169,11 @@ def score_set(name: str, path: Path, held_out: bool, triage: Triage, show_errors
         ci_r, ci_p = bootstrap(got, want)
         line += f" | {fmt(recall, ci_r)} {fmt(precision, ci_p)} {int((got & ~want).sum()):>4}"
     print(line + f"  ({per_message * 1000:.1f} ms/msg beyond the embedding)")
+    answered = np.array([r.graded for r in results])  # not taken over: answered under a warning
+    print(
+        f"    emergency or graded: recall {recall_precision(combined | answered, want)[0]:.3f}; graded: "
+        f"{int((answered & want).sum())} emergencies and {int((answered & ~want).sum())} others"
+    )
     if any("level" in r for r in rows):
         print(f"    confusion (rows: labelled level; columns: combined decision {'/'.join(LEVELS)})")
         for true in LEVELS:
@@ -137,6 +185,92 @@ def score_set(name: str, path: Path, held_out: bool, triage: Triage, show_errors
             if r.emergency != w:
                 kind = "MISSED" if w else "FALSE ALARM"
                 print(f"    {kind} [{row.get('category', '')}] p={r.probability:.2f} {row['text']}")
+
+
+def template_interval(hits: Any, templates: list[str], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of a rate, resampling whole templates (their messages are alike, so
+    resampling messages would understate the spread)."""
+    import numpy as np
+
+    names = sorted(set(templates))
+    per: dict[str, list[bool]] = {t: [] for t in names}
+    for h, t in zip(hits, templates, strict=True):
+        per[t].append(bool(h))
+    k = np.array([sum(per[t]) for t in names])
+    m = np.array([len(per[t]) for t in names])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(names), size=(n, len(names)))
+    rates = k[idx].sum(axis=1) / m[idx].sum(axis=1)
+    return float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))
+
+
+def consumer(triage: Triage, show_errors: bool, dev_only: bool = False) -> None:
+    """Routine consumer questions (issue #28): every emergency is a false one; graded answers are
+    answered, under a banner naming what to watch for. Per 1,000, with exact 95% intervals and a
+    bootstrap over templates. Only the dev set's messages are ever listed."""
+    from collections import Counter
+
+    for name, path, tuned_on in CONSUMER:
+        if dev_only and not tuned_on:
+            continue
+        if not path.is_file():
+            print(f"{name}: skipped ({path} is absent)")
+            continue
+        rows = read(path)
+        results, _ = assess_all(triage, [r["text"] for r in rows])
+        n = len(rows)
+        templates = [str(r.get("template", i)) for i, r in enumerate(rows)]
+        for what, hits in (
+            ("false emergencies", [r.emergency for r in results]),
+            ("graded (answered, with a warning)", [r.graded for r in results]),
+        ):
+            k = sum(hits)
+            lo, hi = exact_interval(k, n)
+            tlo, thi = template_interval(hits, templates)
+            print(
+                f"{name:<16} {n:>5} messages ({len(set(templates))} templates, "
+                f"{'tuned on' if tuned_on else 'not tuned on'}): {what} {k} = {1000 * k / n:.1f} per 1,000 "
+                f"[exact 95% {1000 * lo:.1f}-{1000 * hi:.1f}; by template {1000 * tlo:.1f}-{1000 * thi:.1f}]"
+            )
+        kinds = Counter(r["category"] for r, res in zip(rows, results, strict=True) if res.emergency)
+        shown = Counter(res.category or "(none)" for res in results if res.emergency or res.graded)
+        print(f"    emergencies by kind {dict(kinds)}; categories shown (emergency or graded) {dict(shown)}")
+        if show_errors and tuned_on:
+            for row, res in zip(rows, results, strict=True):
+                if res.emergency or res.graded:
+                    kind = "EMERGENCY" if res.emergency else "GRADED"
+                    print(f"    {kind} [{res.category}] p={res.probability:.2f} {row['text']}")
+
+
+def unsupported(text: str, result: Any, triage: Triage) -> bool:
+    """Whether `result` names an emergency category (an emergency, or a graded answer's signs)
+    without evidence in `text`: the rule for it fires, or a red-flag pattern of it matches, or a
+    labelled emergency of it is at least the floor and the category's words are in the message."""
+    from chatbot.triage.evidence import FLOOR, from_red_flags, terms
+
+    if not result.category or not (result.emergency or result.graded):
+        return False
+    ev = result.evidence
+    if ev.category != result.category:
+        return True
+    if ev.source == "rule":
+        return triage.gate.classify(text) != result.category
+    if ev.source == "pattern":
+        return from_red_flags(text).category != result.category
+    floor = float(triage.head.meta.get("evidence_floor", FLOOR))
+    return not (ev.source == "nearest" and ev.similarity >= floor and terms(result.category, text))
+
+
+def evidence_check(triage: Triage) -> None:
+    """Over every decision this run made: emergency categories shown without evidence (must be 0)."""
+    named = [(t, r) for t, r in AUDIT if r.category and (r.emergency or r.graded)]
+    bad = sum(unsupported(t, r, triage) for t, r in named)
+    print(
+        f"evidence: of {len(AUDIT)} decisions, {len(named)} name an emergency category (emergency or "
+        f"graded), {bad} without evidence in the message; "
+        f"{sum(1 for _, r in AUDIT if (r.emergency or r.graded) and not r.category)} emergency or graded "
+        "decisions name none (general advice)"
+    )
 
 
 def framed(triage: Triage) -> None:
@@ -212,6 +346,9 @@ def main() -> None:
         "--no-framing", action="store_true", help="skip hand dev with the dev split's closers added"
     )
     parser.add_argument("--medquad-sample", type=int, default=None, help="only N MedQuAD questions (seeded)")
+    parser.add_argument(
+        "--consumer-only", action="store_true", help="only the consumer questions and the evidence check"
+    )
     parser.add_argument("--cache", type=Path, default=None, help="keep the sets' vectors here between runs")
     parser.add_argument(
         "--head", type=Path, default=None, help="a classifier file (default: the package's own)"
@@ -226,18 +363,22 @@ def main() -> None:
         f"{'false+':>4} | {'combined: recall':<21} {'precision':<20} {'false+':>4}"
     )
     for name, path, held_out in SETS:
+        if args.consumer_only:
+            break
         if held_out and args.dev_only:
             continue
         if not path.is_file() and "*" not in path.name:
             print(f"{name}: skipped ({path} is absent)")
             continue
         score_set(name, path, held_out, triage, args.errors)
-    if not args.no_framing:
+    if not args.no_framing and not args.consumer_only:
         framed(triage)
-    if not args.dev_only:
+    if not args.dev_only and not args.consumer_only:
         non_english(triage)
-    if not args.no_medquad:
+    consumer(triage, args.errors, args.dev_only)
+    if not args.no_medquad and not args.consumer_only:
         medquad(triage, args.medquad_sample)
+    evidence_check(triage)
 
 
 if __name__ == "__main__":
