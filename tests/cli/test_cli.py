@@ -43,6 +43,7 @@ def test_ingest_then_ask_json(runner, few_notes, monkeypatch):
     assert summary["files_ingested"] == 5 and summary["chunks_added"] == summary["total_chunks"] > 5
 
     monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
+    monkeypatch.delenv("MEDCHAT_GENERATION__GROUNDING")  # the shipped default: extractive
     result = runner.invoke(main, ["ask", "--json", "How is type 2 diabetes diagnosed?"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -60,6 +61,7 @@ def test_ingest_then_ask_json(runner, few_notes, monkeypatch):
 def test_ask_prints_answer_sources_and_disclaimer(runner, few_notes, monkeypatch):
     assert runner.invoke(main, ["ingest", str(few_notes)]).exit_code == 0
     monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "fake")
+    monkeypatch.delenv("MEDCHAT_GENERATION__GROUNDING")  # the shipped default: extractive
     out = runner.invoke(main, ["ask", "-k", "3", "What is the INR target on warfarin?"]).stdout
     lines = out.splitlines()
     assert lines[0].startswith("**") and "Warfarin" in lines[0]  # the title of the quoted source

@@ -27,9 +27,14 @@ def ask(chain, mode, reply=REPLY):
     return chain.answer(QUESTION, params=GenerationParams(grounding=mode))
 
 
-def test_the_default_answer_quotes_the_sources_and_calls_no_model(chain):
+def test_the_default_answer_quotes_the_sources_and_calls_no_model(chain, monkeypatch):
+    from chatbot.settings import Settings
+
+    monkeypatch.delenv("MEDCHAT_GENERATION__GROUNDING")  # the tests' own default (conftest)
+    assert Settings().generation.grounding == "extractive"
+    chain.settings.generation.grounding = "extractive"
     answer = chain.answer(QUESTION)
-    assert chain.settings.generation.grounding == "extractive" and answer.grounding == "extractive"
+    assert answer.grounding == "extractive"
     assert chain.engine.calls == []  # no model call at all
     assert "The usual target is INR 2.5 (range 2.0-3.0) for AF and venous clots [" in answer.text
     quoted = [s for s in answer.sentences if s["claim"]]

@@ -157,7 +157,8 @@ def test_log_in_ask_vote_and_the_vote_is_stored(served, browser):
         "both_safe",
     )
     r = store.round(j.comparison_id, "dr_ada")
-    assert j.winner_response_id == r.left.id and r.left.text in left  # A is what was shown on the left
+    shown = r.left.text.replace("[not in your sources]", "not in your sources")  # the mark as a label
+    assert j.winner_response_id == r.left.id and shown in left  # A is what was shown on the left
 
     # changing the vote stores a new judgment and keeps the old one as superseded
     page.locator("#cmp-edit").click()

@@ -89,6 +89,11 @@ def test_a_checked_answer_shows_only_what_the_sources_say(
 def test_the_default_answer_quotes_the_sources(few_index, settings, embedder, tmp_path, browser):
     from playwright.sync_api import expect
 
+    from chatbot.settings import GenerationSettings
+
+    assert GenerationSettings.model_fields["grounding"].default == "extractive"
+    settings.generation.grounding = "extractive"  # the tests run with "free" (conftest)
+
     engine = FakeEngine()
     with running_app(settings, embedder, tmp_path, engine) as (url, _store, _app):
         page = signed_in(browser, url, "nurse_bo", timeout=120_000)
