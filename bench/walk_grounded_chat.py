@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 QUESTIONS = [
@@ -29,7 +30,7 @@ QUESTIONS = [
     "Can I use a beta blocker if I have asthma?",
     "Can I stop my sertraline suddenly?",
 ]
-SIZES = {"desktop": {"width": 1280, "height": 720}, "phone": {"width": 390, "height": 844}}
+SIZES: dict[str, Any] = {"desktop": {"width": 1280, "height": 720}, "phone": {"width": 390, "height": 844}}
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]  # fmt: skip
 

@@ -404,8 +404,8 @@ def conflict(sentence: str, span: str, passage: str = "", share: float = 1.0) ->
     s_units, p_units = _units(s_low), _units(p_low)
     for value, kinds in s_units.items():
         if value in p_units and not kinds & p_units[value]:
-            theirs = "/".join(sorted(p_units[value]))
-            return "unit", f"{value} {'/'.join(sorted(kinds))} where the source gives {value} {theirs}"
+            given = "/".join(sorted(p_units[value]))
+            return "unit", f"{value} {'/'.join(sorted(kinds))} where the source gives {value} {given}"
     s_num, p_num = _numbers(s_low), _numbers(p_low)
     extra = s_num - p_num
     if extra and p_num:
@@ -419,8 +419,8 @@ def conflict(sentence: str, span: str, passage: str = "", share: float = 1.0) ->
     s_q, p_q = _qualified(s_low), _qualified(p_low)
     for thing, ways in s_q.items():
         if thing in p_q and not ways & p_q[thing]:
-            mine, theirs = "/".join(sorted(ways)), "/".join(sorted(p_q[thing]))
-            return "direction", f"'{mine} {thing}' where the source says '{theirs} {thing}'"
+            said, given = "/".join(sorted(ways)), "/".join(sorted(p_q[thing]))
+            return "direction", f"'{said} {thing}' where the source says '{given} {thing}'"
     # timing: "with breakfast" against "before breakfast"
     s_time, p_time = _timing(s_low), _timing(p_low)
     for when, what in s_time - p_time:
@@ -431,11 +431,11 @@ def conflict(sentence: str, span: str, passage: str = "", share: float = 1.0) ->
     # direction and opposites: one side only in the sentence, only the other in the span
     s_tok, p_tok = set(_tokens(s_low)), set(_tokens(p_low))
     for a, b in _OPPOSITES if share >= _CLOSE else ():
-        for mine, theirs in ((a, b), (b, a)):
-            if s_tok & mine and not s_tok & theirs and p_tok & theirs and not p_tok & mine:
+        for one, two in ((a, b), (b, a)):
+            if s_tok & one and not s_tok & two and p_tok & two and not p_tok & one:
                 return (
                     "direction",
-                    f"'{sorted(s_tok & mine)[0]}' where the source says '{sorted(p_tok & theirs)[0]}'",
+                    f"'{sorted(s_tok & one)[0]}' where the source says '{sorted(p_tok & two)[0]}'",
                 )
     # benefit against harm: "can help treat asthma" against "can trigger bronchospasm in asthma"
     s_benefit, s_harm = s_tok & _BENEFIT, s_tok & _HARM
@@ -460,15 +460,15 @@ def conflict(sentence: str, span: str, passage: str = "", share: float = 1.0) ->
         return "negation", f"the sentence {side} '{flipped[0]}'"
     # route, population: the sentence names one the span does not, and the span names another
     for kind, table in (("route", _ROUTES), ("population", _POPULATIONS)):
-        mine, theirs = _kinds(s_low, table), _kinds(p_low, table)
-        if mine and theirs and not mine & theirs:
-            return kind, f"'{'/'.join(sorted(mine))}' where the source says '{'/'.join(sorted(theirs))}'"
+        ours, theirs = _kinds(s_low, table), _kinds(p_low, table)
+        if ours and theirs and not ours & theirs:
+            return kind, f"'{'/'.join(sorted(ours))}' where the source says '{'/'.join(sorted(theirs))}'"
     # drug class: "colchicine is an NSAID" where the sources make it something else
     source_classes = _memberships(passage or span)
     for drug, cls in _memberships(sentence):
-        given = {c for d, c in source_classes if d == drug}
-        if given and cls not in given:
-            return "drug", f"'{drug}' called {cls} where the source has {'/'.join(sorted(given))}"
+        classes = {c for d, c in source_classes if d == drug}
+        if classes and cls not in classes:
+            return "drug", f"'{drug}' called {cls} where the source has {'/'.join(sorted(classes))}"
     return None
 
 
