@@ -110,19 +110,12 @@ def _text_of(row: Any, limit: int) -> tuple[str, dict[str, Any], str]:
 
 def _rows(handle: IO[bytes], limit: int) -> Iterator[tuple[int, str, dict[str, Any], str]]:
     """(line number, message, other fields, why it is skipped) for each non-blank line."""
-    from chatbot.cli.verify import _lines
+    from chatbot.cli.jsonlines import records
     from chatbot.textnorm import normalise
 
-    for n, raw, why in _lines(handle):
-        if raw is None:
+    for n, row, why in records(handle):
+        if why:
             yield n, "", {}, why
-            continue
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            yield n, "", {}, f"not valid JSON ({e})"
             continue
         text, rest, why = _text_of(row, limit)
         yield n, normalise(text).strip() if text else "", rest, why

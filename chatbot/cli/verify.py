@@ -4,34 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import click
 
 from chatbot.cli import _user_errors, main
-
-# one answer and its passages: far above any real one, low enough that a runaway line is not parsed
-MAX_LINE_BYTES = 2_000_000
-
-
-def _lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes | None, str]]:
-    """Yields (line number, the line or None, why it was skipped) without holding a huge line."""
-    n = 0
-    while True:
-        line = handle.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        n += 1
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while True:  # skip to the end of the oversized line
-                rest = handle.readline(1 << 20)
-                if not rest or rest.endswith(b"\n"):
-                    break
-            yield n, None, f"longer than {MAX_LINE_BYTES // 1_000_000} MB; split the answer or its passages"
-            continue
-        yield n, line, ""
+from chatbot.cli.jsonlines import records
 
 
 @main.command()
@@ -60,18 +38,10 @@ def verify(source: Path, output: Path) -> None:
     done = bad = 0
     totals = {"supported": 0, "not_found": 0, "contradicted": 0}
     try:
-        for n, raw, why in _lines(inp):
-            if raw is None:
+        for n, record, why in records(inp):
+            if why:
                 bad += 1
                 click.echo(f"line {n}: skipped: {why}", err=True)
-                continue
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as e:
-                bad += 1
-                click.echo(f"line {n}: skipped: not valid JSON ({e})", err=True)
                 continue
             try:
                 result = verify_record(record)

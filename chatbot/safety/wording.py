@@ -68,6 +68,7 @@ def emergency_message(guidance: str, emergency_number: str, crisis_line: str) ->
         "medchat cannot assess emergencies; the emergency services can."
     )
 
+
 # put above the sources' own sentences when a checked answer kept none of the model's
 EXTRACTIVE_LEAD = "Your sources say:\n\n"
 # the end of an answer cut short by Stop or by the length limit

@@ -93,8 +93,7 @@ def highlighted(text: str, spans: list[str]) -> str:
         pos = b
     out.append(_escaped(text[pos:]))
     escaped = "".join(out)
-    paragraphs = [p.replace("\n", "<br>") for p in re.split(r"\n\s*\n", escaped.strip())]
-    return "".join(f"<p>{p}</p>" for p in paragraphs if p)
+    return paragraphs(escaped)
 
 
 def html_text(text: str, *, citations: bool = True) -> str:
@@ -103,8 +102,13 @@ def html_text(text: str, *, citations: bool = True) -> str:
     if citations:
         escaped = _CITATION.sub(r'<span class="cite">[\1]</span>', escaped)
     escaped = escaped.replace(html.escape(NOT_IN_SOURCES_MARK), NOT_IN_SOURCES_HTML)
-    paragraphs = [p.replace("\n", "<br>") for p in re.split(r"\n\s*\n", escaped.strip())]
-    return "".join(f"<p>{p}</p>" for p in paragraphs if p)
+    return paragraphs(escaped)
+
+
+def paragraphs(escaped: str) -> str:
+    """Escaped HTML text in paragraphs at blank lines, single line breaks kept."""
+    parts = [p.replace("\n", "<br>") for p in re.split(r"\n\s*\n", escaped.strip())]
+    return "".join(f"<p>{p}</p>" for p in parts if p)
 
 
 def clip(text: str, limit: int) -> str:

@@ -7,7 +7,7 @@ import sys
 from click.testing import CliRunner
 
 from chatbot.cli import main
-from chatbot.cli.verify import MAX_LINE_BYTES
+from chatbot.cli.jsonlines import MAX_LINE_BYTES
 
 SOURCE = "Take it on an empty stomach, 30-60 minutes before breakfast. Do not stop suddenly."
 
