@@ -154,6 +154,8 @@ class AnswerStream:
 
     def __init__(self, run: Callable[[AnswerStream], Iterator[str]]) -> None:
         self.answer: Answer | None = None
+        self.emergency = False
+        """Triage already answered (before any piece is read): no retrieval, no model, nothing to wait for."""
         self._pieces = run(self)
 
     def __iter__(self) -> Iterator[str]:
@@ -303,7 +305,9 @@ class Chain:
         self.gate_step(turn)  # before retrieval, before the model, before even opening the index
         if not turn.done:
             _ = self.retriever  # a missing index raises here, before streaming starts
-        return AnswerStream(lambda holder: self._run(turn, holder))
+        stream = AnswerStream(lambda holder: self._run(turn, holder))
+        stream.emergency = turn.done
+        return stream
 
     def retrieval_params(
         self, retrieval: RetrievalParams | None = None, filters: Filters | None = None

@@ -85,7 +85,7 @@ def storage_problem(error: BaseException) -> str | None:
             return "the file system is read-only"
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return "the disk is full"
-        if isinstance(e, OSError) and e.errno == errno.ENOTDIR:
+        if isinstance(e, OSError) and e.errno in (errno.ENOTDIR, errno.EEXIST):
             return "part of the path is a file, not a folder"
         text = str(e).lower()
         if "database or disk is full" in text or "no space left" in text:

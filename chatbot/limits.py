@@ -37,3 +37,29 @@ def check_rationale(rationale: str, limits: LimitsSettings) -> None:
             "rationale_chars",
             "shorten it; your vote is not saved until you submit again",
         )
+
+
+def load_yaml(text: str, source: object) -> object:
+    """YAML read with `safe_load`'s types but no aliases (`*name`, `<<: *name`), so a few hundred bytes
+    cannot expand into gigabytes (a "billion laughs" file) and nesting too deep for the parser is one
+    sentence too. `source` names the file in the messages; raises `ConfigError`."""
+    import yaml
+
+    from chatbot.errors import ConfigError
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise ConfigError(
+                    f"{source}, line {mark.line + 1}: YAML aliases (*name) are not accepted, since a small "
+                    "file could expand without bound through them: write the value out in full"
+                )
+            return super().compose_node(parent, index)
+
+    try:
+        return yaml.load(text, Loader=NoAliases)  # a SafeLoader, without aliases
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source} is not valid YAML: {e}") from e
+    except RecursionError as e:
+        raise ConfigError(f"{source}: nested too deeply to read as YAML: flatten it") from e

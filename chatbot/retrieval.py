@@ -93,8 +93,17 @@ def matches(metadata: Mapping[str, Any], filters: Filters | None) -> bool:
                 }.get(op)
                 if ok is None:
                     raise ValueError(f"unknown filter operator {op!r} for {key!r}")
-                if not ok(have, ref):
-                    return False
+                try:
+                    if not ok(have, ref):
+                        return False
+                except TypeError as e:  # `title>=2020`: a number against a text field, or the reverse
+                    from chatbot.errors import ConfigError
+
+                    raise ConfigError(
+                        f"the filter on {key!r} compares {type(ref).__name__} {str(ref)[:40]!r} with a "
+                        f"{type(have).__name__} value ({str(have)[:40]!r}): give {key} a value of that "
+                        "kind, or filter a field that holds numbers, e.g. --filter year>=2020"
+                    ) from e
         elif have != want:
             return False
     return True

@@ -321,6 +321,13 @@ class LimitsSettings(_Section):
     session_hours: float = Field(
         12.0, gt=0, description="A login lasts this long; then the annotator signs in again."
     )
+    request_kb: int = Field(
+        2048,
+        ge=64,
+        le=1_000_000,
+        description="Largest HTTP request body (a question with its conversation, a vote), refused before "
+        "it is read further.",
+    )
 
 
 class UISettings(_Section):
@@ -330,6 +337,12 @@ class UISettings(_Section):
     max_k: int = Field(12, ge=1, le=64, description="Largest retrieval k a user may pick on the chat page.")
     max_temperature: float = Field(
         1.2, ge=0.0, le=2.0, description="Highest temperature a user may pick on the chat page."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of the reverse proxies whose X-Forwarded-For names the client (e.g. "
+        '["127.0.0.1"] behind nginx on this machine); none by default: sign-in throttling counts the '
+        "address that connected.",
     )
 
 

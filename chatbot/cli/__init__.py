@@ -75,8 +75,8 @@ def _user_errors(fn: F) -> F:
         except MedchatError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
-        except Exception as e:  # a write that failed: no permission, read-only, disk full
-            message = _storage_message(e)
+        except Exception as e:  # a write that failed (no permission, read-only, disk full), a damaged file
+            message = _storage_message(e) or _damaged_message(e)
             if message is None:
                 raise
             log.debug("write failed", exc_info=True)
@@ -108,6 +108,29 @@ def _storage_message(error: BaseException) -> str | None:
         f"cannot write to {place}: {why}. Make it writable (or free some space), "
         f"or set MEDCHAT_HOME to a folder you can write to, then run the command again"
     )
+
+
+def _damaged_message(error: BaseException) -> str | None:
+    """One sentence for a database file that is damaged or no database at all; None for other errors."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = str(e).lower()
+        if "file is not a database" in text or "malformed" in text or "database corruption" in text:
+            try:
+                from chatbot.settings import Settings
+
+                url = Settings().prefs_db_url
+            except Exception:  # the settings are not what failed here: name no file rather than crash
+                url = "the preference store"
+            where = url.removeprefix("sqlite:///")
+            return (
+                f"the database {where} is damaged or not a medchat database: restore it from a backup, or "
+                "move it away to start an empty one (MEDCHAT_PREFS__DB_URL names another)"
+            )
+        e = e.__cause__ or e.__context__
+    return None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

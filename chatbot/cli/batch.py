@@ -60,8 +60,12 @@ def batch(
     from chatbot.batch import run_batch
     from chatbot.chain import Chain
 
+    chain = Chain(settings)
+    # an index that cannot be opened (missing, read-only home, damaged) is one error now, not a
+    # traceback for each of thousands of questions
+    chain.retriever  # noqa: B018
     summary = run_batch(
-        Chain(settings),
+        chain,
         questions,
         output,
         question_field=settings.batch.question_field,

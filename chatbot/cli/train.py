@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from chatbot.cli import _settings, _user_errors, main
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_name(name: str, option: str = "--name") -> None:
+    """A run name is one folder under the models folder: never a path out of it (`../../x`, `/etc`)."""
+    from chatbot.errors import ConfigError
+
+    if not RUN_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(
+            f"{option} {name[:60]!r} is not a run name: use up to 100 letters, digits, '-', '_' or '.' "
+            "(no '/' or '..'), e.g. dpo-ward3; the run is written in $MEDCHAT_HOME/models/NAME"
+        )
 
 
 @main.command(name="train")
@@ -121,6 +136,8 @@ def train(kind: str, **kw: object) -> None:
     from chatbot.training.run import Options
     from chatbot.training.run import train as run_training
 
+    if kw.get("name") is not None:
+        check_run_name(str(kw["name"]))
     progress = not kw.pop("no_progress")
     opts = Options(kind=kind, progress=progress, **kw)  # type: ignore[arg-type]
     settings = _settings()

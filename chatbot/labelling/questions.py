@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import ConfigError, InputTooLargeError
+from chatbot.limits import load_yaml
 from chatbot.textnorm import normalise
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ def read_question_file(path: Path, limits: LimitsSettings | None = None) -> list
     The one reader of question files: `medchat prefs load-questions` and the store's callers use it
     (an older, laxer copy lived in the store module). `limits` default to the settings' defaults.
     """
-    import yaml
-
     if limits is None:
         from chatbot.settings import LimitsSettings
 
@@ -96,10 +95,7 @@ def read_question_file(path: Path, limits: LimitsSettings | None = None) -> list
             except (json.JSONDecodeError, RecursionError) as e:
                 raise ConfigError(f"{path}, line {number}: not valid JSON ({e}); fix the line") from e
     elif path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from e
+        loaded = load_yaml(text, path)  # no aliases: a YAML bomb is refused at once
         listed = loaded.get("questions") if isinstance(loaded, dict) else loaded
         if not isinstance(listed, list | None):
             raise ConfigError(f"{path}: expected a list of questions (or `questions:` holding one)")

@@ -35,18 +35,44 @@ _INJECTION = _rx(
 _SENTENCES = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 
 
+def _instruction_like(text: str) -> bool:
+    return bool(_INJECTION.search(text) or _INJECTION.search(skeleton(text)))
+
+
+# an instruction broken over lines ("ignore all\nprevious instructions") is read as one: a line is
+# joined with up to this many following lines, and the lines that make the match are replaced together
+_JOINED_LINES = 3
+
+
 def strip_injections(text: str) -> tuple[str, int]:
     """The text with instruction-like sentences replaced by a marker, and how many were replaced."""
+    matches = list(_SENTENCES.finditer(text))
+    pieces = [m.group(0) for m in matches]
+    flagged = [False] * len(pieces)
     removed = 0
-
-    def visit(match: re.Match[str]) -> str:
-        nonlocal removed
-        sentence = match.group(0)
-        if _INJECTION.search(sentence) or _INJECTION.search(skeleton(sentence)):
+    for i, piece in enumerate(pieces):
+        if flagged[i]:
+            continue
+        if _instruction_like(piece):
+            flagged[i] = True
             removed += 1
-            return f" {INJECTION_MARK} " + ("\n" if sentence.endswith("\n") else "")
-        return sentence
-
-    cleaned = _SENTENCES.sub(visit, text)
-    cleaned = re.sub(rf"(?:\s*{re.escape(INJECTION_MARK)})+", f" {INJECTION_MARK}", cleaned)
+            continue
+        # only pieces that a line break ends are joined: a sentence ended by a full stop stands alone
+        end = i
+        while end + 1 < len(pieces) and end - i < _JOINED_LINES and pieces[end].endswith("\n"):
+            end += 1
+            if _instruction_like(pieces[end]):
+                break  # that line is an instruction of its own, not the end of this one
+            if _instruction_like(" ".join(p.strip() for p in pieces[i : end + 1])):
+                flagged[i : end + 1] = [True] * (end + 1 - i)
+                removed += 1
+                break
+    out, last = [], 0
+    for match, bad in zip(matches, flagged, strict=True):
+        out.append(text[last : match.start()])  # what no sentence covers (a lone "." or blank line)
+        piece = match.group(0)
+        out.append(f" {INJECTION_MARK} " + ("\n" if piece.endswith("\n") else "") if bad else piece)
+        last = match.end()
+    out.append(text[last:])
+    cleaned = re.sub(rf"(?:\s*{re.escape(INJECTION_MARK)})+", f" {INJECTION_MARK}", "".join(out))
     return cleaned.strip(), removed

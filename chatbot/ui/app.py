@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 History = list[dict[str, Any]]
 
+CHAT_GENERATIONS = 4
+"""Chat answers that may use the model at once (local engines still write one at a time)."""
+
 # the page's own look: answers and the vote on one 1440x900 screen, long answers scroll in place
 CSS = """
 .gradio-container { max-width: 1400px !important; padding-top: 0 !important; }
@@ -312,6 +315,9 @@ def build_app(
         return chain if variant == default_variant else runner.chain_for(variant)
 
     stop_flags: dict[str, threading.Event] = {}  # session -> its answer's Stop flag
+    # answers that need the model take turns here, not in Gradio's queue: an emergency message needs
+    # no model, so it must never wait behind other people's generations (the chat event is unlimited)
+    model_turns = threading.BoundedSemaphore(CHAT_GENERATIONS)
     # each signed-in person's conversation and sources panel, so that a reload (or a second tab)
     # opens where they were; kept in this process only, never in the browser (shared ward computers)
     conversations: dict[str, tuple[History, str]] = {}
@@ -393,10 +399,17 @@ def build_app(
         stopped = threading.Event()
         stop_flags[key] = stopped
         started = time.perf_counter()
+        holding = False
         try:
             text = ""
             yield "", history, "", "Finding the sources…"
-            for piece in stream:
+            if not stream.emergency:
+                told = False
+                while not (holding := model_turns.acquire(timeout=0.2)) and not stopped.is_set():
+                    if not told:
+                        told = True
+                        yield "", history, "", "Waiting for the model: it is answering other questions…"
+            for piece in stream if holding or stream.emergency else ():
                 if stopped.is_set():
                     break
                 text += piece
@@ -407,6 +420,8 @@ def build_app(
             return
         finally:
             stream.close()  # Stop (or a closed tab) must not leave the engine held
+            if holding:
+                model_turns.release()
             if stop_flags.get(key) is stopped:
                 del stop_flags[key]
         answer = stream.answer
@@ -448,8 +463,10 @@ def build_app(
                 status = gr.Markdown("", elem_id="chat-status")
                 with gr.Accordion("Answer settings", open=False) as answer_settings:
                     # admins only (set on load): annotators must not choose the variants they judge
+                    # the names are given to admins on load (`on_load`): the page's config, which
+                    # everyone signed in can read, must not list what annotators judge blind
                     variant = gr.Dropdown(
-                        [default_variant, *runner.variants],
+                        [default_variant],
                         value=default_variant,
                         label="Variant",
                         visible=False,
@@ -500,7 +517,8 @@ def build_app(
         triggers = ((send.click, {"api_name": "ask"}), (question.submit, {"api_visibility": "private"}))
         for trigger, api in triggers:
             started = trigger(busy, None, controls, api_visibility="private", queue=False)
-            answering = started.then(**ask_args, **api)
+            # unlimited: the triage runs at once for everyone; `model_turns` limits the generations
+            answering = started.then(**ask_args, **api, concurrency_limit=None)
             answering.then(idle, None, controls, api_visibility="private", queue=False)
             events.append(answering)
 
@@ -529,8 +547,9 @@ def build_app(
             history, panel = conversations.get(user or "", ([], ""))
             note = "Your conversation is back." if history else ""
             patient = users.is_patient(user)  # Chat only: no Compare tab, no answer settings
+            admin = users.is_admin(user)
             return (
-                gr.Dropdown(visible=users.is_admin(user)),
+                gr.Dropdown(choices=[default_variant, *runner.variants] if admin else None, visible=admin),
                 history,
                 panel,
                 note,

@@ -99,14 +99,17 @@ class Users:
 
     @staticmethod
     def _read(path: Path) -> dict[str, User]:
-        import yaml
+        from chatbot.limits import load_yaml
 
         if not path.is_file():
             return {}
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"users file {path} is not valid YAML: {e}") from e
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(
+                f"users file {path} cannot be read ({e}): give a readable UTF-8 YAML file"
+            ) from e
+        data = load_yaml(text, f"users file {path}") or {}
         entries = data.get("users") if isinstance(data, dict) else None
         if not isinstance(entries, dict):
             raise ConfigError(f"users file {path}: expected a mapping `users:` of name -> {{role, password}}")
@@ -161,7 +164,7 @@ class Users:
         stored = user.password_hash if user is not None else _dummy_hash()
         ok = verify_password(password, stored) and user is not None
         if not ok:
-            log.warning("failed login for %r", name)
+            log.warning("failed login for %r", name[:40])
         return ok
 
     def is_admin(self, name: str | None) -> bool:
@@ -312,6 +315,30 @@ class ExpiringTokens(dict):
         super().__delitem__(token)
         self._born.pop(token, None)
 
+    # Gradio's /logout walks `keys()` and reads each entry: an expired one listed there made the read
+    # fail (KeyError, a 500). Every view of the table shows the live sessions only.
+    def _live(self) -> list[object]:
+        return [token for token in list(super().keys()) if self._alive(token)]
+
+    def keys(self) -> Any:
+        return self._live()
+
+    def __iter__(self) -> Any:
+        return iter(self._live())
+
+    def __len__(self) -> int:
+        return len(self._live())
+
+    def items(self) -> Any:
+        return [(token, super(ExpiringTokens, self).get(token)) for token in self._live()]
+
+    def values(self) -> Any:
+        return [user for _, user in self.items()]
+
+    def pop(self, token: object, *default: object) -> object:
+        self._born.pop(token, None)
+        return super().pop(token, *default)
+
 
 class LoginGuard:
     """ASGI middleware for the Gradio app: throttled sign-ins, expiring sessions."""
@@ -341,7 +368,7 @@ class LoginGuard:
         keys = (f"addr:{client[0]}", f"user:{name}")
         wait = self.throttle.wait_s(*keys)
         if wait > 0:
-            log.warning("sign-in refused for %r from %s: too many failures", name, client[0])
+            log.warning("sign-in refused for %r from %s: too many failures", name[:40], client[0])
             minutes = max(1, round(wait / 60))
             await _json(send, 429, f"Too many failed sign-ins: try again in {minutes} minute(s).")
             return

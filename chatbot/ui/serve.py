@@ -45,16 +45,117 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def launch_options(*middleware: Any) -> dict[str, Any]:
-    """What `launch()` needs besides the address: the page's CSS, the security headers and the
-    admins-only export downloads (after any `middleware` given). Used by `serve_app` and by tests
-    that launch the app themselves."""
+class BodyLimit:
+    """ASGI middleware: a request body larger than `limit` bytes gets 413 before the app reads it:
+    at once when its Content-Length says so, else as soon as the bytes received pass the limit. A
+    100 MB "vote" or a 14 MB "conversation" is never parsed, stored or written to a log."""
+
+    def __init__(self, app: Any, *, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope.get("headers", []) if k.lower() == b"content-length"), None)
+        try:
+            length = int(declared) if declared is not None else 0
+        except ValueError:
+            length = self.limit + 1  # a Content-Length that is no number is refused too
+        if length > self.limit:
+            await _refuse_large(send, length, self.limit)
+            return
+        from starlette.exceptions import HTTPException
+
+        received = 0
+        responded = False
+
+        async def counted() -> Any:
+            nonlocal received
+            message = await receive()
+            if message.get("type") == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:  # a body sent without its length: refused as it passes
+                    raise HTTPException(413, _too_large(received, self.limit))
+            return message
+
+        async def watch(message: Any) -> None:
+            nonlocal responded
+            if message["type"] == "http.response.start":
+                responded = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watch)
+        except HTTPException as e:
+            if e.status_code != 413 or responded:
+                raise
+            await _refuse_large(send, received, self.limit)
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"The request ({size:,} bytes) is over the limit of {limit // 1024:,} KB: shorten the question or "
+        "the conversation (New conversation), or ask an admin to raise MEDCHAT_LIMITS__REQUEST_KB."
+    )
+
+
+async def _refuse_large(send: Any, size: int, limit: int) -> None:
+    from chatbot.ui.auth import _json
+
+    log.warning("request refused: a body of %s bytes is over the limit of %s", f"{size:,}", f"{limit:,}")
+    await _json(send, 413, _too_large(size, limit))
+
+
+def short_tracebacks() -> None:
+    """Gradio prints a failed event's traceback with the exception's message whole, and a component's
+    message quotes the value it refused ("Value: <100 MB> is not in the list of choices"): the lines
+    it prints are cut to a short prefix, so that the log never holds more than that of anyone's text."""
+    import sys
+    import traceback
+    import types
+
+    import gradio.queueing
+    import gradio.route_utils
+    import gradio.routes
+    import gradio.utils
+
+    def print_exc(limit: int | None = None, file: Any = None, chain: bool = True) -> None:
+        text = traceback.format_exc(limit=limit, chain=chain)
+        print("\n".join(short_line(line) for line in text.splitlines()), file=file or sys.stderr)
+
+    shim = types.SimpleNamespace(
+        **{k: getattr(traceback, k) for k in dir(traceback) if not k.startswith("__")}
+    )
+    shim.print_exc = print_exc
+    for module in (gradio.queueing, gradio.route_utils, gradio.routes, gradio.utils):
+        if getattr(module, "traceback", None) is traceback:
+            module.traceback = shim  # type: ignore[attr-defined]
+
+
+def short_line(line: str, keep: int = 200) -> str:
+    """A log line cut to `keep` characters, saying how long it was."""
+    return line if len(line) <= keep else f"{line[:keep]}… [{len(line):,} characters in all]"
+
+
+def launch_options(*middleware: Any, limits: LimitsSettings | None = None) -> dict[str, Any]:
+    """What `launch()` needs besides the address: the page's CSS, the request body limit, the security
+    headers and the admins-only export downloads (after any `middleware` given). Used by `serve_app`
+    and by tests that launch the app themselves."""
     from starlette.middleware import Middleware
 
+    from chatbot.settings import LimitsSettings
     from chatbot.ui.app import CSS
     from chatbot.ui.downloads import ExportDownloads
 
-    stack = [*middleware, Middleware(SecurityHeaders), Middleware(ExportDownloads)]
+    limits = limits or LimitsSettings()
+    short_tracebacks()
+    stack = [
+        Middleware(BodyLimit, limit=limits.request_kb * 1024),
+        *middleware,
+        Middleware(SecurityHeaders),
+        Middleware(ExportDownloads),
+    ]
     return {"css": CSS, "app_kwargs": {"middleware": stack}}
 
 
@@ -66,15 +167,31 @@ def launch_local(app: Any, users: Users) -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    app.queue().launch(
+    trust_forwarded_from([])
+    app.queue(default_concurrency_limit=4).launch(
         **launch_options(),
         server_name="127.0.0.1",
         server_port=port,
+        max_threads=MAX_THREADS,
         prevent_thread_lock=True,
         quiet=True,
         auth=users.check,
     )
     return f"http://127.0.0.1:{port}/"
+
+
+MAX_THREADS = 256
+
+
+def trust_forwarded_from(proxies: list[str]) -> None:
+    """Believe X-Forwarded-For only from these addresses (`ui.trusted_proxies`; none by default).
+
+    uvicorn, which Gradio starts without saying, believes it from 127.0.0.1 unless FORWARDED_ALLOW_IPS
+    says otherwise: then anyone on this machine could claim any address and escape sign-in throttling.
+    Read when the server starts, so this runs before `launch()`."""
+    import os
+
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(p.strip() for p in proxies if p.strip())
 
 
 def _loopback(host: str) -> bool:
@@ -86,14 +203,22 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def check_access(settings: Settings, users: Users, *, login: bool, open_network: bool = False) -> None:
-    """Refuse a server that anyone on the network could use as admin."""
+def check_access(
+    settings: Settings,
+    users: Users,
+    *,
+    login: bool,
+    open_network: bool = False,
+    users_file: Path | None = None,
+) -> None:
+    """Refuse a server that anyone on the network could use as admin. `users_file` is the file the
+    accounts were read from (`serve --users`), named in the message instead of the default one."""
     host = settings.ui.host
     if _loopback(host):
         return
     if login and not users:
         raise ConfigError(
-            f"no users in {settings.users_path}: add annotators with "
+            f"no users in {users_file or settings.users_path}: add annotators with "
             "`medchat prefs add-user NAME` before listening on a non-local address"
         )
     if not login and not open_network:
@@ -132,8 +257,14 @@ def serve_app(
     from chatbot.ui.auth import Users
 
     login = settings.prefs.require_login if login is None else login
-    users = Users.load((users_file or settings.users_path).expanduser())
-    check_access(settings, users, login=login, open_network=open_network)
+    path = (users_file or settings.users_path).expanduser()
+    if users_file is not None and not path.is_file():
+        # a mistyped --users must not quietly serve without logins
+        raise ConfigError(
+            f"no users file at {path} (--users): give the YAML file `medchat prefs add-user` writes"
+        )
+    users = Users.load(path)
+    check_access(settings, users, login=login, open_network=open_network, users_file=path)
     if not login and not _loopback(settings.ui.host):
         log.warning(
             "INSECURE: serving %s without logins (--insecure-open-network): anyone who can reach it is admin",
@@ -151,8 +282,12 @@ def serve_app(
         from chatbot.labelling.worker import PrepareWorker
 
         PrepareWorker(app.medchat_compare, ahead=settings.prefs.prepare_ahead).start()  # type: ignore[attr-defined]
+    trust_forwarded_from(settings.ui.trusted_proxies)
     app.queue(default_concurrency_limit=4).launch(
-        **launch_options(guard),
+        **launch_options(guard, limits=settings.limits),
+        # the chat event is unlimited (an emergency is answered at once, chatbot.ui.app): threads enough
+        # for everyone waiting for the model and the emergency check beside them
+        max_threads=MAX_THREADS,
         server_name=settings.ui.host,
         server_port=settings.ui.port,
         share=False,
