@@ -31,7 +31,9 @@ def check_run_name(name: str, option: str = "--name") -> None:
     "(default: the generation model, the bundled SmolLM2).",
 )
 @click.option(
-    "--name", default=None, help="Run name: output in $MEDCHAT_HOME/models/NAME (default KIND-time)."
+    "--name",
+    default=None,
+    help="Run name: output in $MEDCHAT_HOME/models/NAME (default KIND-time).",
 )
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
 @click.option(
@@ -56,12 +58,28 @@ def check_run_name(name: str, option: str = "--name") -> None:
 @click.option(
     "--max-length",
     type=click.IntRange(64, 131072),
-    default=1024,
-    show_default=True,
-    help="Tokens of prompt + answer; passages are shortened to fit, never the question or answers.",
+    default=None,
+    help="Tokens of prompt + answer; passages are shortened to fit, never the question or answers "
+    "(default 512 on a CPU, 1024 on a GPU).",
 )
-@click.option("--batch-size", type=click.IntRange(1, 1024), default=2, show_default=True)
-@click.option("--grad-accum", type=click.IntRange(1, 1024), default=1, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Pairs per step (default 1 on a CPU, 2 for KTO; 2 on a GPU).",
+)
+@click.option(
+    "--grad-accum",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Steps of gradients summed per update (default: 4 pairs an update on a CPU, 2 on a GPU).",
+)
+@click.option(
+    "--precompute-ref/--no-precompute-ref",
+    default=None,
+    help="DPO/KTO: compute the reference log-probabilities once before training "
+    "(default on a CPU; otherwise the adapter-off model at every step).",
+)
 @click.option(
     "--eval-fraction",
     type=float,
@@ -87,7 +105,11 @@ def check_run_name(name: str, option: str = "--name") -> None:
     "--same-prompt-only", is_flag=True, help="Only pairs whose two answers came from the same prompt."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue run --name from its last checkpoint.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue run --name from its last checkpoint (a rerun of a stopped run does this anyway).",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option(
     "--qlora/--no-qlora",
@@ -97,9 +119,8 @@ def check_run_name(name: str, option: str = "--name") -> None:
 @click.option(
     "--save-steps",
     type=click.IntRange(1),
-    default=50,
-    show_default=True,
-    help="Checkpoint every N steps (for --resume).",
+    default=None,
+    help="Checkpoint every N steps (default 10 on a CPU, 50 on a GPU); a rerun continues from the last.",
 )
 @click.option(
     "--gguf/--no-gguf",

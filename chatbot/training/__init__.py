@@ -24,3 +24,7 @@ class TooFewPairsError(TrainingError):
 
 class BaseModelError(TrainingError):
     """The base model cannot be trained (e.g. a GGUF that transformers cannot dequantize)."""
+
+
+class TrainingInterrupted(TrainingError):
+    """Ctrl-C or SIGTERM during training: what was saved, and that a rerun continues from it."""

@@ -137,3 +137,35 @@ def write_gguf(merged_dir: Path, base: BaseModel, out: Path, *, qtype: str = "f1
         "wrote %s: %d trained tensors as %s, %.1f%% of the change kept", out, len(replaced), qtype, 100 * kept
     )
     return out, kept
+
+
+# the GGUF names of the tensors that LoRA on attention and MLP changes
+_TRAINED_GGUF = ("attn_q.", "attn_k.", "attn_v.", "attn_output.", "ffn_gate.", "ffn_up.", "ffn_down.")
+
+
+def estimate_sizes(base: BaseModel, qtype: str, rank: int, targets: list[str]) -> dict[str, int]:
+    """Bytes a run writes, estimated before it starts: `fp32` (the merged model, and the dequantized base
+    folder), `gguf` (the trained GGUF) and `checkpoint` (one checkpoint: adapter and optimizer state)."""
+    if base.gguf is None:
+        folder = Path(base.source)
+        fp32 = sum(p.stat().st_size for p in folder.glob("*.safetensors")) if folder.is_dir() else 0
+        return {"fp32": fp32, "gguf": 0, "checkpoint": fp32 // 10}
+    import gguf
+
+    reader = gguf.GGUFReader(str(base.gguf))
+    block, size = gguf.GGML_QUANT_SIZES[getattr(gguf.GGMLQuantizationType, qtype.upper())]
+    elements = tensor_bytes = gguf_bytes = lora = 0
+    for t in reader.tensors:
+        n = int(t.n_elements)
+        elements += n
+        tensor_bytes += int(t.n_bytes)
+        trained = any(part in t.name for part in _TRAINED_GGUF) and len(t.shape) == 2 and bool(targets)
+        gguf_bytes += n * size // block if trained else int(t.n_bytes)
+        if trained:
+            lora += rank * (int(t.shape[0]) + int(t.shape[1]))
+    metadata = max(0, base.gguf.stat().st_size - tensor_bytes)
+    return {
+        "fp32": 4 * elements,
+        "gguf": gguf_bytes + metadata,
+        "checkpoint": 4 * lora * 4 + (16 << 20),  # weights, two Adam moments, a gradient; plus small files
+    }

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import statistics
 import time
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatbot.training import KINDS, TrainingError
+from chatbot.training import KINDS, TrainingError, TrainingInterrupted
 
 if TYPE_CHECKING:
     from chatbot.labelling.store.prefs import PreferenceStore
@@ -30,6 +31,52 @@ DEFAULT_LR = {"dpo": 5e-5, "kto": 5e-5, "reward": 1e-4}
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
+@dataclass(frozen=True)
+class Profile:
+    """The settings that depend on the device. The CPU one was chosen by measurement on 2 cores
+    (`bench/bench_train_profile.py`, docs/benchmarks.md): TRL's GPU-minded defaults (gradient
+    checkpointing, bf16, 1,024 tokens) cost most there."""
+
+    max_length: int
+    batch_size: int
+    grad_accum: int
+    gradient_checkpointing: bool
+    precompute_ref: bool
+    """DPO/KTO: the reference log-probabilities computed once before training, not at every step."""
+    save_steps: int
+
+
+PROFILES = {
+    "cpu": Profile(
+        max_length=512,
+        batch_size=1,
+        grad_accum=4,
+        gradient_checkpointing=False,
+        precompute_ref=True,
+        save_steps=10,
+    ),
+    "cuda": Profile(
+        max_length=1024,
+        batch_size=2,
+        grad_accum=1,
+        gradient_checkpointing=True,
+        precompute_ref=False,
+        save_steps=50,
+    ),
+}
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one folder under the models folder: letters, digits, `.`, `_`, `-`; no `/` or `..`."""
+    if not _RUN_NAME.match(name) or ".." in name:
+        raise TrainingError(
+            f"run name {name!r} cannot be used: it becomes a folder under the models folder, so use letters, "
+            "digits, '.', '_' and '-' only (no '/', no '..', at most 100 characters), e.g. --name dpo-1"
+        )
+    return name
+
+
 @dataclass
 class Options:
     kind: str
@@ -41,9 +88,11 @@ class Options:
     rank: int = 16
     alpha: int | None = None
     dropout: float = 0.05
-    max_length: int = 1024
-    batch_size: int = 2
-    grad_accum: int = 1
+    max_length: int | None = None
+    """None: the device profile's (512 on a CPU, 1,024 on a GPU)."""
+    batch_size: int | None = None
+    grad_accum: int | None = None
+    precompute_ref: bool | None = None
     max_steps: int = -1
     eval_fraction: float = 0.2
     min_pairs: int = 8
@@ -53,7 +102,7 @@ class Options:
     resume: bool = False
     device: str = "auto"
     qlora: bool | None = None
-    save_steps: int = 50
+    save_steps: int | None = None
     gguf: bool = True
     gguf_type: str = "f16"
     register: str | None = None
@@ -63,7 +112,9 @@ class Options:
     def validate(self) -> None:
         if self.kind not in KINDS:
             raise TrainingError(f"unknown training kind {self.kind!r}: use one of {', '.join(KINDS)}")
-        if self.kind == "kto" and self.batch_size < 2:
+        if self.name is not None:
+            check_run_name(self.name)
+        if self.kind == "kto" and self.batch_size is not None and self.batch_size < 2:
             raise TrainingError(
                 "KTO needs --batch-size 2 or more (its KL term compares answers within a batch)"
             )
@@ -73,6 +124,24 @@ class Options:
             )
         if self.resume and not self.name:
             raise TrainingError("--resume needs --name: the run whose checkpoints to continue from")
+
+    def apply_profile(self, device: str) -> Profile:
+        """Fill the settings left unset from the device's profile; returns the profile."""
+        prof = PROFILES["cuda" if device == "cuda" else "cpu"]
+        effective = prof.batch_size * prof.grad_accum
+        if self.max_length is None:
+            self.max_length = prof.max_length
+        if self.batch_size is None:
+            self.batch_size = max(prof.batch_size, 2 if self.kind == "kto" else 1)
+        if self.grad_accum is None:
+            self.grad_accum = max(1, effective // self.batch_size)
+        if self.precompute_ref is None:
+            self.precompute_ref = prof.precompute_ref
+        if self.kind == "reward":
+            self.precompute_ref = False  # a reward model has no reference
+        if self.save_steps is None:
+            self.save_steps = prof.save_steps
+        return prof
 
 
 @dataclass
@@ -116,6 +185,55 @@ def _progress_callback(enabled: bool) -> Any:
     return StepBar()
 
 
+class _StopOnSignal:
+    """Ctrl-C or SIGTERM while training: the first finishes the current optimizer step, saves a
+    checkpoint and stops; a second stops at once (the last periodic checkpoint is kept). Either way a
+    rerun of the same command continues from the last checkpoint."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def callback(self) -> Any:
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class Stop(TrainerCallback):
+            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if outer.requested:
+                    control.should_save = True
+                    control.should_training_stop = True
+
+        return Stop()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise TrainingInterrupted(
+                "stopped at once: a rerun of the same command continues from the last saved checkpoint"
+            )
+        self.requested = True
+        self.echo(
+            "stopping after this training step to save a checkpoint (press Ctrl-C again to stop at once)"
+        )
+
+    def __enter__(self) -> _StopOnSignal:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
 def _columns(kind: str) -> tuple[str, ...]:
     return {
         "dpo": ("prompt", "chosen", "rejected"),
@@ -155,7 +273,9 @@ def _trainer(opts: Options, loaded: Loaded, sel: Selection, run_dir: Path, callb
         "use_cpu": loaded.device == "cpu",
         "bf16": loaded.dtype == "bfloat16",
         "fp16": loaded.dtype == "float16",
-        "gradient_checkpointing": loaded.device == "cuda",
+        "gradient_checkpointing": PROFILES[
+            "cuda" if loaded.device == "cuda" else "cpu"
+        ].gradient_checkpointing,
         "warmup_steps": 0,
         "lr_scheduler_type": "linear",
         "dataloader_num_workers": 0,
@@ -180,7 +300,9 @@ def _trainer(opts: Options, loaded: Loaded, sel: Selection, run_dir: Path, callb
     if opts.kind == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        kwargs["args"] = DPOConfig(**common, beta=opts.beta)
+        kwargs["args"] = DPOConfig(
+            **common, beta=opts.beta, precompute_ref_log_probs=bool(opts.precompute_ref)
+        )
         return DPOTrainer(**kwargs)
     if opts.kind == "kto":
         from trl import KTOConfig, KTOTrainer
@@ -192,7 +314,9 @@ def _trainer(opts: Options, loaded: Loaded, sel: Selection, run_dir: Path, callb
             "desirable_weight": max(1.0, bad / good),
             "undesirable_weight": max(1.0, good / bad),
         }
-        kwargs["args"] = KTOConfig(**common, beta=opts.beta, **weights)
+        kwargs["args"] = KTOConfig(
+            **common, beta=opts.beta, precompute_ref_log_probs=bool(opts.precompute_ref), **weights
+        )
         return KTOTrainer(**kwargs)
     from trl import RewardConfig, RewardTrainer
 
@@ -232,6 +356,102 @@ def _loss_summary(points: list[tuple[int, float]]) -> dict[str, Any]:
     }
 
 
+def _complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints that were written to the end (a kill while saving leaves one without a readable
+    trainer_state.json, which is written last), oldest first."""
+    import json
+
+    found = []
+    for p in (run_dir / "checkpoints").glob("checkpoint-*"):
+        try:
+            step = int(p.name.rsplit("-", 1)[-1])
+            json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            continue
+        found.append((step, p))
+    return [p for _, p in sorted(found)]
+
+
+def _checkpoint_to_resume(run_dir: Path, name: str, resume: bool, echo: Callable[[str], None]) -> str | None:
+    """The checkpoint a rerun continues from. A run that stopped (Ctrl-C, kill, a crash) resumes from its
+    last complete checkpoint without being asked; a finished run is never overwritten."""
+    if (run_dir / "metrics.json").is_file():
+        raise TrainingError(f"a finished run named {name!r} is at {run_dir}: pick another --name")
+    found = _complete_checkpoints(run_dir) if run_dir.is_dir() else []
+    if found:
+        echo(f"resuming run {name!r} from {found[-1].name} (a rerun continues where it stopped)")
+        return str(found[-1])
+    if resume:
+        raise TrainingError(
+            f"no complete checkpoint under {run_dir / 'checkpoints'} to resume from: start without --resume"
+        )
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        echo(f"run {name!r} stopped before its first checkpoint: starting it again from step 0")
+        shutil.rmtree(run_dir)
+    return None
+
+
+def _keep_selection(sel: Selection, run_dir: Path, resuming: bool, echo: Callable[[str], None]) -> None:
+    """A resumed run trains on the judgments it started with (newer ones wait for the next run), so
+    the steps already taken and the ones left are over the same rows."""
+    import json
+
+    path = run_dir / "selection.json"
+    if not resuming or not path.is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ids = {"train": sel.judgment_ids(sel.train), "eval": sel.judgment_ids(sel.eval)}
+        path.write_text(json.dumps(ids) + "\n", encoding="utf-8")
+        return
+    from chatbot.training.data import _judgment_ids
+
+    before = json.loads(path.read_text(encoding="utf-8"))
+    for part, rows in (("train", sel.train), ("eval", sel.eval)):
+        keep = set(before[part])
+        kept = [r for r in rows if set(_judgment_ids(r)) <= keep]
+        if len(kept) < len(rows):
+            late = len(rows) - len(kept)
+            echo(f"note: {late} {part} rows judged since the run started wait for the next run")
+        rows[:] = kept
+    missing = len(before["train"]) - len(sel.judgment_ids(sel.train))
+    if missing > 0:
+        echo(f"note: {missing} judgments this run started with are no longer selected (changed or withdrawn)")
+
+
+def _free_bytes(path: Path) -> int:
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def check_disk(base: BaseModel, opts: Options, models_dir: Path, has_checkpoint: bool) -> dict[str, int]:
+    """Refuse to start when the models folder's disk cannot hold what the run writes: the dequantized
+    base (once), the merged model, the GGUF and the checkpoints. Returns the estimate in bytes."""
+    from chatbot.training.gguf import estimate_sizes
+
+    sizes = estimate_sizes(base, opts.gguf_type, opts.rank, LORA_TARGETS)
+    converted = base.source or (
+        base.gguf is not None
+        and any((f / "config.json").is_file() for f in models_dir.glob(f"{base.gguf.stem}-*"))
+    )
+    need = {
+        "base folder": 0 if converted else sizes["fp32"],
+        "merged model": sizes["fp32"],
+        "GGUF": sizes["gguf"] if opts.gguf and opts.kind != "reward" else 0,
+        "checkpoints": 0 if has_checkpoint else 2 * sizes["checkpoint"],
+    }
+    free = _free_bytes(models_dir)
+    total = sum(need.values())
+    if total > free:
+        mb = 1 << 20
+        parts = ", ".join(f"{k} {v // mb} MB" for k, v in need.items() if v)
+        hint = " or pass --no-gguf" if need["GGUF"] else ""
+        raise TrainingError(
+            f"not enough disk space for this run in {models_dir}: it writes about {total // mb} MB ({parts}) "
+            f"and {free // mb} MB are free: free some space, point MEDCHAT_HOME at a larger disk{hint}"
+        )
+    return need
+
+
 def train(
     store: PreferenceStore,
     settings: Settings,
@@ -247,25 +467,22 @@ def train(
     from chatbot.training import data, records, report
 
     opts.validate()
-    name = opts.name or f"{opts.kind}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    run_dir = settings.models_dir / name
-    if run_dir.exists() and not opts.resume and any(run_dir.iterdir()):
-        raise TrainingError(
-            f"a run named {name!r} exists at {run_dir}: pass --resume to continue it, or another --name"
+    name = check_run_name(opts.name or f"{opts.kind}-{datetime.now(UTC):%Y%m%d-%H%M%S}")
+    models = settings.models_dir.resolve()
+    run_dir = models / name
+    if run_dir.resolve().parent != models:  # a symlinked run folder pointing elsewhere
+        raise TrainingError(f"{run_dir} does not lie in the models folder {models}: pick another --name")
+    checkpoint = _checkpoint_to_resume(run_dir, name, opts.resume, echo)
+    device, _, _ = base_mod.choose_device(opts.device, opts.qlora)
+    opts.apply_profile(device)
+    if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         )
-    checkpoint: str | None = None
-    if opts.resume:
-        found = sorted(
-            (run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
-        )
-        if not found:
-            raise TrainingError(
-                f"no checkpoint under {run_dir / 'checkpoints'} to resume from: start without --resume"
-            )
-        checkpoint = str(found[-1])
 
     torch.manual_seed(opts.seed)
     base = base_mod.resolve_base(opts.base, settings)
+    check_disk(base, opts, settings.models_dir, checkpoint is not None)
     sel = data.select(
         store,
         opts.kind,
@@ -279,6 +496,7 @@ def train(
         aggregate=opts.aggregate,
         same_prompt_only=opts.same_prompt_only,
     )
+    _keep_selection(sel, run_dir, checkpoint is not None, echo)
     echo(sel.summary())
     base_mod.prepare(base, settings)
     loaded = base_mod.load(base, opts.kind, device=opts.device, qlora=opts.qlora)
@@ -297,6 +515,11 @@ def train(
         "max_length": opts.max_length,
         "batch_size": opts.batch_size,
         "grad_accum": opts.grad_accum,
+        "precompute_ref": opts.precompute_ref,
+        "gradient_checkpointing": PROFILES[
+            "cuda" if loaded.device == "cuda" else "cpu"
+        ].gradient_checkpointing,
+        "threads": torch.get_num_threads() if loaded.device == "cpu" else None,
         "seed": opts.seed,
         "eval_fraction": opts.eval_fraction,
         "aggregate": opts.aggregate,
@@ -322,7 +545,9 @@ def train(
     try:
         card = _train_and_save(opts, base, loaded, sel, run_dir, checkpoint, hyper, name, settings, echo)
     except BaseException as e:
-        records.finish(store, run_id, status="failed", error=f"{type(e).__name__}: {e}")
+        stopped = isinstance(e, TrainingInterrupted | KeyboardInterrupt)
+        status = "interrupted" if stopped else "failed"
+        records.finish(store, run_id, status=status, error=f"{type(e).__name__}: {e}")
         raise
     records.finish(store, run_id, status="finished", metrics=card["metrics"], variant=card.get("variant"))
     report.write(card, run_dir)
@@ -359,8 +584,15 @@ def _train_and_save(
     trainer = _trainer(opts, loaded, sel, run_dir, [_progress_callback(opts.progress)])
     trainer.remove_callback(PrinterCallback)  # the bar shows the loss; no dict printed per step
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with _StopOnSignal(echo) as stop:
+        trainer.add_callback(stop.callback())
+        trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - t0
+    if stop.requested:
+        raise TrainingInterrupted(
+            f"stopped at step {trainer.state.global_step} of {trainer.state.max_steps} and saved a "
+            f"checkpoint in {run_dir / 'checkpoints'}: run the same command again to continue from it"
+        )
     if not trainer.is_world_process_zero():
         return {}  # one process writes the adapter, the merged model, the GGUF, the card, the variant
     points = report.loss_points(trainer.state.log_history)
@@ -424,6 +656,7 @@ def _train_and_save(
         },
         "metrics": {
             "train_seconds": round(seconds, 1),
+            "resumed_from_step": int(Path(checkpoint).name.rsplit("-", 1)[-1]) if checkpoint else 0,
             "steps": int(points[-1][0]) if points else 0,
             "loss_curve": points,
             **losses,

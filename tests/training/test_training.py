@@ -290,3 +290,127 @@ def test_two_processes_under_accelerate_launch_train_one_run(filled, settings, f
     assert card["metrics"]["steps"] == 1
     (rec,) = runs(filled)
     assert rec.status == "finished" and rec.name == "tiny-ddp"
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "/etc", "x..y", ".hidden", "a b"])
+def test_a_run_name_that_is_not_one_folder_is_refused_where_the_path_is_built(name, settings):
+    from chatbot.training import TrainingError
+    from chatbot.training.run import Options, train
+
+    store = PreferenceStore(settings.prefs_db_url)
+    models = settings.models_dir
+    before = sorted(models.rglob("*")) if models.exists() else []
+    with pytest.raises(TrainingError, match=r"no '/', no '\.\.'"):
+        train(store, settings, Options(kind="dpo", name=name, progress=False), echo=lambda s: None)
+    store.close()
+    assert (sorted(models.rglob("*")) if models.exists() else []) == before  # nothing written in it
+    assert not (models.parent / "x").exists() and not (models.parent.parent / "x").exists()  # nor outside
+
+
+def test_cpu_profile_fills_what_the_user_left_unset():
+    from chatbot.training.run import PROFILES, Options
+
+    opts = Options(kind="dpo")
+    opts.apply_profile("cpu")
+    cpu = PROFILES["cpu"]
+    assert (opts.max_length, opts.batch_size, opts.grad_accum) == (512, 1, 4)
+    assert opts.precompute_ref is True and opts.save_steps == 10
+    assert cpu.gradient_checkpointing is False  # bf16 follows the float32 dtype: off on a CPU
+    kto = Options(kind="kto", batch_size=None, max_length=300)
+    kto.apply_profile("cpu")
+    assert (kto.max_length, kto.batch_size, kto.grad_accum) == (300, 2, 2)  # KTO needs pairs in a batch
+    reward = Options(kind="reward")
+    reward.apply_profile("cpu")
+    assert reward.precompute_ref is False  # a reward model has no reference
+    gpu = Options(kind="dpo", grad_accum=3)
+    gpu.apply_profile("cuda")
+    assert (gpu.max_length, gpu.batch_size, gpu.grad_accum, gpu.precompute_ref) == (1024, 2, 3, False)
+
+
+def test_a_disk_too_small_for_the_gguf_is_said_before_anything_is_loaded(settings, monkeypatch):
+    from chatbot.cli import main
+    from chatbot.training import run
+
+    monkeypatch.setattr(run, "_free_bytes", lambda path: 300 << 20)  # 300 MB free
+    result = CliRunner().invoke(main, ["train", "dpo", "--name", "no-room", "--no-progress"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    msg = result.output
+    assert "not enough disk space for this run" in msg and "300 MB are free" in msg
+    assert "GGUF 2" in msg and "or pass --no-gguf" in msg  # the f16 GGUF of the 135M model: ~2xx MB
+    assert not (settings.models_dir / "no-room").exists()
+    # without the GGUF it would fit in more room; with enough room the check passes and selection speaks
+    monkeypatch.setattr(run, "_free_bytes", lambda path: 50 << 30)
+    result = CliRunner().invoke(main, ["train", "dpo", "--name", "no-room", "--no-progress"])
+    assert "not enough disk space" not in result.output and "usable training pairs" in result.output
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_not_resumed_from(tmp_path):
+    from chatbot.training.run import _checkpoint_to_resume
+
+    run = tmp_path / "r"
+    for step, state in ((10, '{"global_step": 10}'), (20, '{"global_st')):  # 20: killed while saving
+        (run / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+        (run / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    said = []
+    assert _checkpoint_to_resume(run, "r", False, said.append).endswith("checkpoint-10")
+    assert "resuming run 'r' from checkpoint-10" in said[0]
+    (run / "metrics.json").write_text("{}")
+    from chatbot.training import TrainingError
+
+    with pytest.raises(TrainingError, match="finished run"):
+        _checkpoint_to_resume(run, "r", False, said.append)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_ctrl_c_then_kill_mid_training_and_each_rerun_continues_from_the_last_checkpoint(filled, settings):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from chatbot.settings import get_settings
+    from chatbot.training.records import runs
+
+    cmd = [
+        sys.executable, "-m", "chatbot.cli", "train", "dpo", "--name", "stop-resume", "--max-steps", "10",
+        "--lr", "1e-3", "--rank", "2", "--batch-size", "1", "--grad-accum", "1", "--max-length", "256",
+        "--min-pairs", "4", "--save-steps", "1", "--no-gguf", "--no-progress",
+    ]  # fmt: skip
+    ckpts = get_settings().models_dir / "stop-resume" / "checkpoints"
+
+    def start_and_stop_after(step: int, sig: int) -> subprocess.CompletedProcess:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 600
+        while not (ckpts / f"checkpoint-{step}" / "trainer_state.json").is_file():
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.time() < deadline
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=300)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out)
+
+    # Ctrl-C: the step under way finishes, a checkpoint is saved, one line says how to go on
+    first = start_and_stop_after(1, signal.SIGINT)
+    assert first.returncode == 1 and "Traceback" not in first.stdout, first.stdout
+    assert "stopped at step" in first.stdout and "run the same command again" in first.stdout
+    stopped_at = int(first.stdout.split("stopped at step ")[1].split()[0])
+    assert 1 <= stopped_at < 10 and (ckpts / f"checkpoint-{stopped_at}").is_dir()
+    (rec,) = runs(filled)
+    assert rec.status == "interrupted"
+    # kill -9 (no chance to save): the rerun resumes from the last periodic checkpoint
+    second = start_and_stop_after(stopped_at + 1, signal.SIGKILL)
+    assert f"resuming run 'stop-resume' from checkpoint-{stopped_at}" in second.stdout
+    from chatbot.training.run import _complete_checkpoints
+
+    last = int(_complete_checkpoints(ckpts.parent)[-1].name.split("-")[1])
+    assert last > stopped_at
+    third = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=os.environ)
+    assert third.returncode == 0, third.stdout[-2000:] + third.stderr[-2000:]
+    assert "resuming run 'stop-resume' from checkpoint-" in third.stderr
+    card = json.loads((get_settings().models_dir / "stop-resume" / "metrics.json").read_text())
+    assert card["metrics"]["resumed_from_step"] == last  # not from zero
+    assert card["metrics"]["steps"] == 10
+    (rec,) = runs(filled)
+    assert rec.status == "finished"
