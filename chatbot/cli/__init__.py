@@ -39,6 +39,13 @@ def _settings(**overrides: Any) -> Settings:
         first = e.errors()[0]
         where = "MEDCHAT_" + "__".join(str(p).upper() for p in first["loc"])
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from e
+    except (ValueError, OSError) as e:  # the TOML file: not TOML (TOMLDecodeError), not UTF-8, unreadable
+        from chatbot.settings import config_file
+
+        raise ConfigError(
+            f"the settings file {config_file()} cannot be read ({str(e)[:200]}): fix it, or set "
+            "MEDCHAT_CONFIG to another file"
+        ) from e
     return settings
 
 
