@@ -211,3 +211,15 @@ def test_the_default_users_file_is_still_named_when_no_file_is_given(settings):
     settings.ui.host = "0.0.0.0"
     with pytest.raises(ConfigError, match=str(settings.users_path)):
         check_access(settings, Users({}), login=True)
+
+
+# --- found by the fuzzing harness (tests/test_hardening_fuzz.py) ---------------------------------
+
+
+@pytest.mark.parametrize("text", ["0", "[ui\nhost = ", "[ui]\nport = 'x\n", "\udcff"])
+def test_a_settings_file_that_is_not_toml_is_one_sentence(runner, tmp_path, monkeypatch, text):
+    path = tmp_path / "medchat.toml"
+    path.write_text(text, encoding="utf-8", errors="surrogateescape")
+    monkeypatch.setenv("MEDCHAT_CONFIG", str(path))
+    line = one_line_error(runner.invoke(main, ["config"]))
+    assert str(path) in line and "MEDCHAT_CONFIG" in line
