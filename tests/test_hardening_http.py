@@ -18,6 +18,7 @@ from chatbot.labelling.variants import Variant
 from chatbot.retrieval import Passage
 from chatbot.settings import LimitsSettings
 from chatbot.ui.auth import ExpiringTokens, User, Users, hash_password
+from tests.system.test_labelling_browser import browser  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow  # real servers
 
@@ -286,3 +287,32 @@ def test_config_does_not_name_the_variants_to_annotators(store, settings):
         info = c.get("/gradio_api/info")
     for text in (config.text, info.text):
         assert "blind-variant" not in text
+
+
+def test_an_admin_still_picks_a_variant_in_the_browser(store, settings, browser):  # noqa: F811
+    """The names left the page's config; an admin gets them on load and can answer with one."""
+    from playwright.sync_api import expect
+
+    from chatbot.ui.app import build_app
+    from tests.system.test_labelling_browser import SCREEN
+
+    users = _accounts()
+    chain = Chain(settings, retriever=OnePassage(), engine=FakeEngine())
+    app = build_app(chain, store=store, variants=SECRET_VARIANTS, users=users)
+    with served(app, users=users) as url:
+        page = browser.new_context(viewport=SCREEN).new_page()
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.get_by_label("username").fill("root")
+        page.get_by_label("password").fill("r-pass")
+        page.get_by_role("button", name="Login").click()
+        page.get_by_role("tab", name="Chat").wait_for()
+        page.get_by_text("Answer settings").click()
+        picker = page.locator("#chat-variant")
+        expect(picker).to_be_visible(timeout=60_000)
+        picker.locator("input").click()
+        page.get_by_role("option", name="blind-variant-beta").click()
+        page.locator("#question textarea").fill("What is a normal blood pressure?")
+        page.locator("#ask").click()
+        expect(page.locator("#chat-status")).to_contain_text("Answered in", timeout=90_000)
+        expect(page.locator("#chat")).to_contain_text("120/80")
