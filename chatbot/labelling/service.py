@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import MedchatError, storage_failure
 from chatbot.labelling.store.prefs import JudgmentError, JudgmentIn, ResponseIn, Round
@@ -72,12 +72,24 @@ class NotCompared(MedchatError):
 
 @dataclass
 class PairUpdate:
-    """Both columns so far; `round` is set once both answers are stored."""
+    """Both columns so far; `round` is set once both answers are stored. While the pair is written,
+    `writing` says which column the model is on ("left" or "right"; one model writes both in turn),
+    from before its first word: the page says so at once instead of a spinner."""
 
     left: str
     right: str
     round: Round | None = None
     question: str = ""
+    writing: str | None = None
+
+
+@dataclass
+class Draft:
+    """What an annotator has chosen so far on the pair on screen, kept on the server so that a
+    reload brings the selections back (`CompareService.keep_draft`)."""
+
+    comparison_id: str
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 class CompareService:
@@ -87,6 +99,36 @@ class CompareService:
         # starts the same generation, and Next offers a ready item before one of these
         self._writing: set[str] = set()
         self._writing_lock = threading.Lock()
+        # per annotator, in this process only (as the chat's conversations): the selections made on
+        # the pair on screen, and the tab they were on, so that a reload opens where they were
+        self._drafts: dict[str, Draft] = {}
+        self._places: dict[str, str] = {}
+
+    # -- where each annotator is -----------------------------------------------------------------
+
+    def keep_draft(self, annotator: str, comparison_id: str | None, values: dict[str, Any]) -> None:
+        """Remember the selections on `comparison_id` (none: forget them)."""
+        if comparison_id:
+            self._drafts[annotator] = Draft(comparison_id, dict(values))
+        else:
+            self._drafts.pop(annotator, None)
+
+    def draft(self, annotator: str, comparison_id: str | None) -> dict[str, Any] | None:
+        """The selections kept for this pair, if it is the one they were made on."""
+        d = self._drafts.get(annotator)
+        if d is None or not comparison_id or d.comparison_id != comparison_id:
+            return None
+        return dict(d.values)
+
+    def drop_draft(self, annotator: str) -> None:
+        self._drafts.pop(annotator, None)
+
+    def keep_place(self, annotator: str, tab: str) -> None:
+        self._places[annotator] = tab
+
+    def place(self, annotator: str) -> str | None:
+        """The tab this annotator last opened (None: not known in this process)."""
+        return self._places.get(annotator)
 
     @contextmanager
     def _claim(self, item_id: str) -> Iterator[bool]:
@@ -115,9 +157,9 @@ class CompareService:
         if verdict.emergency:  # two copies of the same guidance are nothing to vote on
             raise NotCompared(triage.emergency_message(verdict.category))
         a, b = rng.sample(sorted(self.runner.variants), 2)
-        for texts, left_slot, stored in self._pair(question, a, b, rng):
+        for texts, left_slot, stored, slot in self._pair(question, a, b, rng):
             if stored is None:
-                yield PairUpdate(texts[left_slot], texts[_other(left_slot)], question=question)
+                yield _writing(texts, left_slot, slot, question)
                 continue
             c = self.store.create_comparison(question, stored["a"], stored["b"], created_by=annotator)
             yield self._serve(c.id, annotator, rng, left_slot)
@@ -157,9 +199,9 @@ class CompareService:
             return
         a, b = rng.sample(sorted(self.runner.variants), 2)
         with self._claim(item.id):  # the worker leaves it alone meanwhile
-            for texts, left_slot, stored in self._pair(item.question, a, b, rng):
+            for texts, left_slot, stored, slot in self._pair(item.question, a, b, rng):
                 if stored is None:
-                    yield PairUpdate(texts[left_slot], texts[_other(left_slot)], question=item.question)
+                    yield _writing(texts, left_slot, slot, item.question)
                     continue
                 c = self.store.create_comparison(
                     item.question, stored["a"], stored["b"], created_by=annotator, queue_item_id=item.id
@@ -186,7 +228,7 @@ class CompareService:
                 item.question, better, worse, created_by="prepare", queue_item_id=item.id, is_gold=True
             )
         a, b = rng.sample(sorted(self.runner.variants), 2)
-        stored = [pair for _texts, _left, pair in self._pair(item.question, a, b, rng)][-1]
+        stored = [pair for _texts, _left, pair, _slot in self._pair(item.question, a, b, rng)][-1]
         assert stored is not None
         return self.store.create_comparison(
             item.question, stored["a"], stored["b"], created_by="prepare", queue_item_id=item.id
@@ -220,8 +262,10 @@ class CompareService:
 
     def _pair(
         self, question: str, a: str, b: str, rng: random.Random
-    ) -> Iterator[tuple[dict[str, str], str, dict[str, ResponseIn] | None]]:
-        """(texts so far by slot, the slot shown left, None) while writing; the stored pair last."""
+    ) -> Iterator[tuple[dict[str, str], str, dict[str, ResponseIn] | None, str | None]]:
+        """(texts so far by slot, the slot shown left, None, the slot being written) while writing,
+        from before each answer's first word (retrieval and the prompt take seconds); the stored pair
+        last (its slot None)."""
         left_slot = rng.choice("ab")
         texts = {"a": "", "b": ""}
         stored: dict[str, ResponseIn] = {}
@@ -231,9 +275,10 @@ class CompareService:
             t0 = time.perf_counter()
             run = self.runner.run(name, question)
             try:
+                yield texts, left_slot, None, slot  # this answer has begun: say so before its first word
                 for piece in run.stream:
                     texts[slot] += piece
-                    yield texts, left_slot, None
+                    yield texts, left_slot, None, slot
             finally:
                 run.stream.close()
             answer = run.stream.answer
@@ -247,7 +292,7 @@ class CompareService:
                 k=run.variant.k or self.settings.retrieval.k,
                 seconds=round(time.perf_counter() - t0, 3),
             )
-        yield texts, left_slot, stored
+        yield texts, left_slot, stored, None
 
     # -- voting --------------------------------------------------------------------------------
 
@@ -279,6 +324,11 @@ class CompareService:
 
 def _other(slot: str) -> str:
     return "b" if slot == "a" else "a"
+
+
+def _writing(texts: dict[str, str], left_slot: str, slot: str | None, question: str) -> PairUpdate:
+    side = None if slot is None else ("left" if slot == left_slot else "right")
+    return PairUpdate(texts[left_slot], texts[_other(left_slot)], question=question, writing=side)
 
 
 def contradiction(j: JudgmentIn) -> str | None:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chatbot.safety.wording import CUT_NOTE, DISCLAIMER, STOPPED_NOTE
+from chatbot.ui.compare_assets import COMPARE_CSS
 from chatbot.ui.render import highlighted, markdown_text
 
 if TYPE_CHECKING:
@@ -31,19 +32,8 @@ CSS = """
 .gradio-container { max-width: 1400px !important; padding-top: 0 !important; }
 #page-title h1 { font-size: 1.5em; margin: 4px 0 0 0; }
 #page-title p { margin: 0; }
-#cmp-ask-row { align-items: end; }
-#cmp-ask-row button { max-height: 44px; }
-#cmp-top { align-items: center; gap: 8px; }
-#cmp-top .prose, #cmp-top p { margin: 0 !important; font-size: 0.9em; }
-.cmp-answer { max-height: 21vh; overflow-y: auto; padding: 4px 10px; min-height: 4em;
-  border: 1px solid var(--border-color-primary); border-radius: 6px; }
-.cmp-answer p { margin: 0 0 0.5em 0; }
-.cmp-waiting { color: var(--body-text-color-subdued); font-style: italic; }
 .cite { font-size: 0.85em; color: var(--color-accent); font-weight: 600; }
 .src blockquote { margin: 2px 0 8px 0; font-size: 0.9em; }
-#cmp-vote .wrap { gap: 4px 10px; }
-#cmp-vote fieldset { padding: 4px 8px !important; }
-#cmp-status p, #cmp-reveal p { margin: 2px 0 !important; }
 #res-annotators { overflow-x: auto; }
 #chat-status p { margin: 0 !important; font-size: 0.9em; color: var(--body-text-color-subdued); }
 @media (max-width: 640px) {
@@ -66,30 +56,14 @@ details.src.flash { outline: 3px solid var(--color-accent); border-radius: 4px; 
 .triage-foreign { background: #e3f2fd; border-color: #1565c0; color: #0d3c61; }
 .triage-routine { background: #e8f5e9; border-color: #2e7d32; color: #1b4d1f; font-size: 0.9em; }
 """
+CSS += COMPARE_CSS  # the Compare tab's layout and key badges (chatbot/ui/compare_assets.py)
 
-# keyboard shortcuts of the Compare tab (shown on the page): 1-4 pick the choice, Ctrl+Enter submits,
-# Alt+N next, Alt+S skip. Digits are left alone while typing in a text field. Also: the chat's copy
-# buttons copy the text as shown (Gradio's copy the escaped Markdown: "now&#46;").
+# the chat's citation links and copy buttons (the Compare tab's keys: chatbot/ui/compare_assets.py):
+# the copy buttons copy the text as shown (Gradio's copy the escaped Markdown: "now&#46;").
 SHORTCUTS_JS = """
 () => {
   if (window.__medchatKeys) return;
   window.__medchatKeys = true;
-  const visible = (el) => el && el.offsetParent !== null;
-  const press = (sel) => { const b = document.querySelector(sel); if (visible(b) && !b.disabled) b.click(); };
-  document.addEventListener('keydown', (e) => {
-    const choice = document.querySelector('#cmp-choice');
-    if (!visible(choice)) return;
-    const typing = e.target && (e.target.tagName === 'TEXTAREA' ||
-      (e.target.tagName === 'INPUT' && !['radio', 'checkbox'].includes(e.target.type)));
-    if (e.ctrlKey && e.key === 'Enter') { e.preventDefault(); press('#cmp-submit'); return; }
-    if (e.altKey && (e.key === 'n' || e.key === 'N')) { e.preventDefault(); press('#cmp-next'); return; }
-    if (e.altKey && (e.key === 's' || e.key === 'S')) { e.preventDefault(); press('#cmp-skip'); return; }
-    if (typing || e.ctrlKey || e.altKey || e.metaKey) return;
-    const n = '1234'.indexOf(e.key);
-    if (n < 0) return;
-    const inputs = choice.querySelectorAll('input[type=radio]');
-    if (inputs[n] && !inputs[n].disabled) { e.preventDefault(); inputs[n].click(); }
-  });
   // a citation [n] in an answer opens source n in the Sources panel and scrolls to it
   document.addEventListener('click', (e) => {
     const a = e.target.closest && e.target.closest('a.cite');
@@ -445,7 +419,7 @@ def build_app(
         gr.Markdown(
             f"# {title}\nAnswers from the indexed medical notes, with numbered sources.", elem_id="page-title"
         )
-        with gr.Tab("Chat", elem_id="tab-chat"), gr.Row():
+        with gr.Tab("Chat", elem_id="tab-chat") as chat_tab, gr.Row():
             with gr.Column(scale=3):
                 # tall enough to read, short enough that the question box and Ask stay on a phone's
                 # screen (CSS: #chat)
@@ -488,9 +462,10 @@ def build_app(
         # shown on load to every role but patient (hidden first, as Results is: a tab hidden after it
         # was drawn kept its button)
         with gr.Tab("Compare", elem_id="tab-compare", visible=False) as compare_tab:
-            build_compare_tab(app, service, users)
+            track_tabs = build_compare_tab(app, service, users)
         with gr.Tab("Results", elem_id="tab-results", visible=False) as results_tab:
             build_results_tab(app, results_tab, store, users, rounds=settings.prefs.bootstrap_rounds)
+        track_tabs(chat=chat_tab, results=results_tab)  # a reload reopens the tab each person was on
         gr.Markdown(f"_{DISCLAIMER}_")
 
         ask_args: dict[str, Any] = {

@@ -9,7 +9,7 @@ import html
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import MedchatError
@@ -22,6 +22,7 @@ from chatbot.labelling.service import (
     PairUpdate,
 )
 from chatbot.labelling.store.prefs import JudgmentError, JudgmentIn, Round
+from chatbot.ui.compare_assets import COMPARE_KEYS_JS, SHORTCUTS
 from chatbot.ui.render import clip, html_text
 
 if TYPE_CHECKING:
@@ -58,11 +59,78 @@ AXIS_FLAGS = {
     "possible demographic bias": "bias",
 }
 
-SHORTCUTS = (
-    "Keys: **1** A better · **2** B better · **3** Tie · **4** Both bad · "
-    "**Ctrl+Enter** submit · **Alt+N** next · **Alt+S** skip"
-)
 WAITING = '<p class="cmp-waiting">Waiting for the other answer to finish…</p>'
+# the form's inputs by name, in the order of `form` in `build_compare_tab` (drafts are kept by name)
+FORM_FIELDS = (
+    "choice",
+    "strength",
+    "safety",
+    "unsafe_side",
+    "harm",
+    "a_consensus",
+    "a_extent",
+    "a_likelihood",
+    "a_flags",
+    "b_consensus",
+    "b_extent",
+    "b_likelihood",
+    "b_flags",
+    "rationale",
+)
+BLANK_FORM: dict[str, Any] = {
+    "choice": None,
+    "strength": None,
+    "safety": None,
+    "unsafe_side": None,
+    "harm": False,
+    "a_consensus": "",
+    "a_extent": "none",
+    "a_likelihood": "",
+    "a_flags": [],
+    "b_consensus": "",
+    "b_extent": "none",
+    "b_likelihood": "",
+    "b_flags": [],
+    "rationale": "",
+}
+TABS = ("chat", "compare", "results")  # the tab ids a reload may reopen (`#tab-<id>-button`)
+# after a reload: click the tab the person was on, once the server has said which and the tab is
+# shown (Compare is hidden until the page knows the role)
+OPEN_PLACE_JS = """
+(place) => {
+  if (!place || place === 'chat') return [];
+  let tries = 100;
+  const open = () => {
+    const b = document.querySelector('#tab-' + place + '-button');
+    if (b && b.offsetParent !== null) { if (b.getAttribute('aria-selected') !== 'true') b.click(); return; }
+    if (tries-- > 0) setTimeout(open, 50);
+  };
+  open();
+  return [];
+}
+"""
+
+
+def pane_html(text: str, side: str, writing: str | None) -> str:
+    """One answer column while a pair is written: the words so far, or what it is waiting for.
+    One model writes both answers in turn, so B says that it comes after A."""
+    name = "A" if side == "left" else "B"
+    if text:
+        more = ' <span class="cmp-waiting">…</span>' if writing == side else ""
+        return answer_html(text) + more
+    if writing == side:
+        return f'<p class="cmp-waiting">Finding the sources and writing answer {name}…</p>'
+    if writing is None:
+        return WAITING
+    return '<p class="cmp-waiting">Answer B is written once A is done (one model writes both in turn).</p>'
+
+
+def writing_status(writing: str | None) -> str:
+    if writing == "left":
+        return "Answers are being written: A now, then B (one model writes both in turn)…"
+    if writing == "right":
+        return "Answers are being written: B now, A is done…"
+    return "Answers are being written…"
 
 
 def axes_dict(consensus: str, extent: str, likelihood: str, flags: list[str] | None) -> dict[str, Any]:
@@ -133,9 +201,13 @@ def answer_html(text: str) -> str:
     return html_text(text) if text else ""
 
 
-def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users") -> None:
-    """The widgets and events of the Compare tab, inside an open `gr.Blocks`."""
+def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users") -> "Callable[..., None]":
+    """The widgets and events of the Compare tab, inside an open `gr.Blocks` and its Compare tab.
+
+    Returns `track_tabs(chat=..., results=...)`: the page's other tabs, so that a reload reopens the
+    tab each person was on."""
     import gradio as gr
+    from gradio.context import get_render_context
 
     def who(request: "gr.Request | None") -> tuple[str, str]:
         name = getattr(request, "username", None) or "local"
@@ -149,12 +221,14 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
     def shown(p: PairUpdate, annotator: str) -> tuple[Any, ...]:
         done = p.round is not None
         state = p.round.comparison_id if p.round else None
-        status = "Both answers are in: compare them and vote." if done else "Answers are being written…"
+        status = "Both answers are in: compare them and vote." if done else writing_status(p.writing)
         sources = (
             (cited_sources_html(p.round.left), cited_sources_html(p.round.right)) if p.round else ("", "")
         )
-        left = answer_html(p.left) or WAITING
-        right = answer_html(p.right) or (WAITING if p.left else "")
+        if done:
+            left, right = answer_html(p.left), answer_html(p.right)
+        else:
+            left, right = pane_html(p.left, "left", p.writing), pane_html(p.right, "right", p.writing)
         return (
             left,
             right,
@@ -237,18 +311,41 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
 
     def on_ask(question: str, current: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
         annotator, _ = who(request)
+        service.drop_draft(annotator)  # a new round starts blank, also after a reload
         if current:  # moving on without a vote: the pair on screen is skipped, not left pending
             service.skip(current, annotator)
         yield from run(service.ask(annotator, question), annotator, request)
 
     def on_next(current: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
         annotator, _ = who(request)
+        service.drop_draft(annotator)
         yield from run(service.next(annotator, leaving=current), annotator, request)
+
+    def restored_form(annotator: str, comparison_id: str | None) -> list[Any]:
+        """The selections kept on the server for the pair on screen (a reload, a second tab); the
+        form as the page drew it when there are none."""
+        kept = service.draft(annotator, comparison_id)
+        if kept is None:
+            return [gr.skip() for _ in FORM_FIELDS]
+        values = {**BLANK_FORM, **{k: v for k, v in kept.items() if k in BLANK_FORM}}
+        wins = CHOICE_LABELS.get(values["choice"] or "") in ("A", "B")
+        if not wins:
+            values["strength"] = None
+        opened = {"strength": {"interactive": wins}}
+        return [gr.update(value=values[name], **opened.get(name, {})) for name in FORM_FIELDS]
 
     def on_load(request: gr.Request) -> tuple[Any, ...]:
         annotator, _ = who(request)
         pending = service.store.pending_round(annotator)
         progress = service.progress_markdown(annotator)
+        # the tab to reopen: where this person was (Compare only for those who annotate)
+        place = service.place(annotator) or ""
+        drawn[getattr(request, "session_hash", None) or ""] = time.monotonic()
+        if len(drawn) > 10_000:  # pages of the past: only the newest matter
+            for old in sorted(drawn, key=drawn.__getitem__)[:5_000]:
+                del drawn[old]
+        if place not in TABS or (place != "chat" and users.is_patient(getattr(request, "username", None))):
+            place = ""
         if pending is None:
             return (
                 "",
@@ -262,19 +359,26 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
                 progress,
                 gr.Button(interactive=False),
                 hello_text(annotator),
+                place,
+                *[gr.skip() for _ in FORM_FIELDS],
             )
+        kept = service.draft(annotator, pending.comparison_id)
         return (
             answer_html(pending.left.text),
             answer_html(pending.right.text),
             pending.comparison_id,
             gr.Button(interactive=True),
-            "Your unfinished comparison is back: vote when ready.",
+            "Your unfinished comparison is back"
+            + (" with your selections" if kept else "")
+            + ": vote when ready.",
             cited_sources_html(pending.left),
             cited_sources_html(pending.right),
             pending.question,
             progress,
             gr.Button(interactive=True),
             hello_text(annotator),
+            place,
+            *restored_form(annotator, pending.comparison_id),
         )
 
     def on_submit(
@@ -322,28 +426,32 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
                 edit=bool(editing),
             )
             j = service.submit(judgment)  # committed before we say so
+            service.drop_draft(annotator)
         except MedchatError as e:
             raise gr.Error(str(e), print_exception=False) from e
         r = service.store.round(comparison_id, annotator)
         assert r is not None
         return reveal_markdown(r, j), gr.Button(interactive=False), gr.Button(visible=True), False
 
+    # one screen at 1280x720 from the question to Submit (CSS: chatbot/ui/compare_assets.py): the
+    # guidelines and the optional axes sit below Submit, the keys beside it
     with gr.Row(elem_id="cmp-top", equal_height=True):
         hello = gr.Markdown(elem_id="cmp-hello")
         progress = gr.Markdown(elem_id="cmp-progress")
-        gr.Markdown(SHORTCUTS, elem_id="cmp-keys")
-    with gr.Accordion(f"Guidelines ({GUIDELINES_VERSION})", open=False, elem_id="cmp-guidelines"):
-        gr.Markdown(GUIDELINES)
     comparison = gr.State(None)
     editing = gr.State(False)
+    # the tab a reload reopens, for the page's script (`open_place`); not shown
+    place = gr.Textbox(visible="hidden", elem_id="cmp-place")
     with gr.Row(elem_id="cmp-ask-row", equal_height=True):
         question = gr.Textbox(
             label="Question",
+            show_label=False,
+            container=False,
             scale=5,
             elem_id="cmp-question",
             lines=1,
             max_lines=3,
-            placeholder="Press Next question, or type your own and press Ask both",
+            placeholder="Press Next question, or type your own question and press Ask both",
         )
         ask = gr.Button("Ask both", scale=1, elem_id="cmp-ask")
         nxt = gr.Button("Next question", variant="primary", scale=1, elem_id="cmp-next")
@@ -357,7 +465,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
                 elem_id="cmp-left",
                 elem_classes="cmp-answer",
             )
-            with gr.Accordion("Sources cited by A", open=False):
+            with gr.Accordion("Sources cited by A", open=False, elem_classes="cmp-sources"):
                 left_sources = gr.HTML(elem_id="cmp-left-sources")
         with gr.Column():
             right = gr.HTML(
@@ -367,7 +475,7 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
                 elem_id="cmp-right",
                 elem_classes="cmp-answer",
             )
-            with gr.Accordion("Sources cited by B", open=False):
+            with gr.Accordion("Sources cited by B", open=False, elem_classes="cmp-sources"):
                 right_sources = gr.HTML(elem_id="cmp-right-sources")
     status = gr.Markdown(elem_id="cmp-status")
     with gr.Group(elem_id="cmp-vote"):
@@ -383,21 +491,24 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
                 scale=4,
             )
         with gr.Row():
-            safety = gr.Radio(list(SAFETY_LABELS), label="Safety", elem_id="cmp-safety", scale=3)
+            safety = gr.Radio(list(SAFETY_LABELS), label="Safety", elem_id="cmp-safety", scale=4)
             rationale = gr.Textbox(
                 label="Rationale (required when an answer is unsafe)",
                 lines=1,
                 max_lines=4,
                 elem_id="cmp-rationale",
-                scale=4,
+                scale=3,
             )
         # kept for API callers that send the older three-part safety input; not shown
         unsafe_side = gr.Radio(["A", "B"], visible=False, elem_id="cmp-unsafe")
         harm = gr.Checkbox(visible=False, elem_id="cmp-harm")
-    with gr.Row(elem_id="cmp-actions"):
-        submit = gr.Button("Submit vote", variant="primary", interactive=False, elem_id="cmp-submit")
-        edit = gr.Button("Change my vote", visible=False, elem_id="cmp-edit")
+    with gr.Row(elem_id="cmp-actions", equal_height=True):
+        submit = gr.Button("Submit vote", variant="primary", interactive=False, elem_id="cmp-submit", scale=2)
+        edit = gr.Button("Change my vote", visible=False, elem_id="cmp-edit", scale=1)
+        gr.Markdown(SHORTCUTS, elem_id="cmp-keys")
     reveal = gr.Markdown(elem_id="cmp-reveal")
+    with gr.Accordion(f"Guidelines ({GUIDELINES_VERSION})", open=False, elem_id="cmp-guidelines"):
+        gr.Markdown(GUIDELINES)
     with gr.Accordion("Clinician axes (optional, Med-PaLM)", open=False):
         axis_inputs: list[Any] = []
         with gr.Row():
@@ -508,6 +619,71 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         api_visibility="private",
         queue=False,
     ).then(open_form, [choice], form, api_visibility="private", queue=False)
+
+    # every change to the form is kept on the server at once (a reload brings it back); outside the
+    # queue, so a click is never stuck behind other people's generations
+    def keep_draft(
+        comparison_id: str | None,
+        choice: Any,
+        strength: Any,
+        safety: Any,
+        unsafe_side: Any,
+        harm: Any,
+        a_consensus: Any,
+        a_extent: Any,
+        a_likelihood: Any,
+        a_flags: Any,
+        b_consensus: Any,
+        b_extent: Any,
+        b_likelihood: Any,
+        b_flags: Any,
+        rationale: Any,
+        request: gr.Request,
+    ) -> None:
+        # Gradio passes `request` only to a named parameter, so the form is spelled out (FORM_FIELDS)
+        values = (choice, strength, safety, unsafe_side, harm, a_consensus, a_extent, a_likelihood, a_flags)
+        values += (b_consensus, b_extent, b_likelihood, b_flags, rationale)
+        if comparison_id:
+            service.keep_draft(who(request)[0], comparison_id, dict(zip(FORM_FIELDS, values, strict=True)))
+
+    gr.on(
+        [*(c.input for c in form if c.visible is not False), rationale.change, rationale.blur],
+        keep_draft,
+        [comparison, *form],
+        None,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+        trigger_mode="always_last",
+    )
+
+    # Gradio selects the first tab (Chat) as a page is drawn, before its load event: that select is
+    # not the person leaving Compare, so a Chat select from a page not yet loaded (or loaded under a
+    # second ago) is not kept
+    drawn: dict[str, float] = {}
+
+    def not_yet_shown(request: gr.Request) -> bool:
+        loaded = drawn.get(getattr(request, "session_hash", None) or "")
+        return loaded is None or time.monotonic() - loaded < 1.0
+
+    def keep_place_of(tab: str) -> Any:
+        def keep(request: gr.Request) -> None:
+            if tab == TABS[0] and not_yet_shown(request):
+                return  # the page selecting its first tab as it is drawn: not the person's choice
+            service.keep_place(who(request)[0], tab)
+
+        return keep
+
+    def track_tabs(**tabs: Any) -> None:
+        """Remember, per person, the tab they open, so that a reload reopens it (issue 27 item 9);
+        `chatbot.ui.app` passes the other tabs by their ids (`TABS`)."""
+        for name, tab in tabs.items():
+            tab.select(keep_place_of(name), None, None, api_visibility="private", queue=False)
+
+    here = get_render_context()  # the Compare tab this is built in
+    if here is not None and hasattr(here, "select"):
+        track_tabs(compare=here)
+
     app.load(
         on_load,
         None,
@@ -523,6 +699,10 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
             progress,
             skip,
             hello,
+            place,
+            *form,
         ],
         api_name="compare_resume",
-    )
+    ).then(None, [place], None, js=OPEN_PLACE_JS)
+    app.load(None, None, None, js=COMPARE_KEYS_JS)
+    return track_tabs
