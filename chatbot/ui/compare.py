@@ -331,8 +331,12 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         wins = CHOICE_LABELS.get(values["choice"] or "") in ("A", "B")
         if not wins:
             values["strength"] = None
-        opened = {"strength": {"interactive": wins}}
-        return [gr.update(value=values[name], **opened.get(name, {})) for name in FORM_FIELDS]
+        return [
+            gr.update(value=values[name], interactive=wins)
+            if name == "strength"
+            else gr.update(value=values[name])
+            for name in FORM_FIELDS
+        ]
 
     def on_load(request: gr.Request) -> tuple[Any, ...]:
         annotator, _ = who(request)
@@ -641,8 +645,8 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         request: gr.Request,
     ) -> None:
         # Gradio passes `request` only to a named parameter, so the form is spelled out (FORM_FIELDS)
-        values = (choice, strength, safety, unsafe_side, harm, a_consensus, a_extent, a_likelihood, a_flags)
-        values += (b_consensus, b_extent, b_likelihood, b_flags, rationale)
+        values = [choice, strength, safety, unsafe_side, harm, a_consensus, a_extent, a_likelihood, a_flags]
+        values += [b_consensus, b_extent, b_likelihood, b_flags, rationale]
         if comparison_id:
             service.keep_draft(who(request)[0], comparison_id, dict(zip(FORM_FIELDS, values, strict=True)))
 
