@@ -36,6 +36,7 @@ TARGETS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=1500, help="Hypothesis cases per target.")
+    parser.add_argument("--logs", default=".", help="Folder for each target's pytest output.")
     parser.add_argument("--targets", default=",".join(TARGETS), help="Comma-separated: " + ", ".join(TARGETS))
     args = parser.parse_args()
     env = {**os.environ, "MEDCHAT_FUZZ_EXAMPLES": str(args.examples), "MEDCHAT_FUZZ_RANDOM": "1"}
@@ -43,35 +44,41 @@ def main() -> None:
     for target in args.targets.split(","):
         test = f"tests/test_hardening_fuzz.py::{TARGETS[target]}"
         started = time.perf_counter()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                test,
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--hypothesis-show-statistics",
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        log = Path(args.logs) / f"fuzz-{target}.log"
+        with log.open("w") as out:
+            child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    test,
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "--hypothesis-show-statistics",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            _, status, usage = os.wait4(child.pid, 0)  # this child's own peak memory
+        returncode = os.waitstatus_to_exitcode(status)
+        stdout = log.read_text(errors="replace")
         took = time.perf_counter() - started
         counts = [
             tuple(int(n) for n in m)
-            for m in re.findall(r"(\d+) passing, (\d+) failing, and (\d+) invalid", done.stdout)
+            for m in re.findall(r"(\d+) passing, (\d+) failing, and (\d+) invalid", stdout)
         ]
+        generated = counts[0] if counts else (0, 0, 0)  # the generate phase (shrinking replays cases)
         results[target] = {
-            "cases": sum(c[0] + c[1] for c in counts),
-            "failing": sum(c[1] for c in counts),
-            "passed": done.returncode == 0,
+            "cases": generated[0] + generated[1],
+            "failing": generated[1],
+            "passed": returncode == 0,
             "seconds": round(took, 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024),
+            "log": str(log),
         }
-        if done.returncode != 0:
-            results[target]["output_tail"] = done.stdout[-3000:]
         print(target, results[target], file=sys.stderr, flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     total = sum(int(str(r["cases"])) for r in results.values())

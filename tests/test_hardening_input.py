@@ -223,3 +223,14 @@ def test_a_settings_file_that_is_not_toml_is_one_sentence(runner, tmp_path, monk
     monkeypatch.setenv("MEDCHAT_CONFIG", str(path))
     line = one_line_error(runner.invoke(main, ["config"]))
     assert str(path) in line and "MEDCHAT_CONFIG" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["triage", "--file", ""], ["export", "--format", "jsonl", "-o", ""], ["batch", ""]],
+)
+def test_an_empty_path_is_a_usage_error_not_a_folder(runner, medchat_home, args):
+    """click reads "" as "." (a folder): `triage --file ''` was an IsADirectoryError traceback."""
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit | None)
+    assert "the path is empty" in result.output and "Traceback" not in result.output

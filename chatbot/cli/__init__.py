@@ -23,6 +23,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("medchat")
 
 
+class PathArg(click.Path):
+    """`click.Path` that refuses an empty value: click reads "" as ".", the current folder, which
+    slips past `dir_okay=False` and reached commands as a folder (IsADirectoryError tracebacks)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("the path is empty: give a file or folder name", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _settings(**overrides: Any) -> Settings:
     from pydantic import ValidationError
 

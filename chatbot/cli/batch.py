@@ -8,15 +8,15 @@ from pathlib import Path
 
 import click
 
-from chatbot.cli import _settings, _setup_logging, _user_errors, main
+from chatbot.cli import PathArg, _settings, _setup_logging, _user_errors, main
 
 
 @main.command()
-@click.argument("questions", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("questions", type=PathArg(path_type=Path, exists=True, dir_okay=False))
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=PathArg(path_type=Path, dir_okay=False),
     required=True,
     help="JSONL file of answers; a rerun skips the questions already in it.",
 )
@@ -57,12 +57,13 @@ def batch(
         }
     )
     _setup_logging(settings, ctx.obj["verbose"])
-    from chatbot.batch import run_batch
+    from chatbot.batch import read_questions, run_batch
     from chatbot.chain import Chain
 
+    # the questions file first (its format, its fields), then an index that cannot be opened (missing,
+    # a read-only home, damaged): one error now, not a traceback for each of thousands of questions
+    read_questions(questions, settings.batch.question_field, settings.batch.id_field)
     chain = Chain(settings)
-    # an index that cannot be opened (missing, read-only home, damaged) is one error now, not a
-    # traceback for each of thousands of questions
     chain.retriever  # noqa: B018
     summary = run_batch(
         chain,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from chatbot.cli import _settings, _setup_logging, _user_errors, main
+from chatbot.cli import PathArg, _settings, _setup_logging, _user_errors, main
 
 
 def _ks(value: str | None) -> list[int] | None:
@@ -27,11 +27,11 @@ def _ks(value: str | None) -> list[int] | None:
     "dataset",
     type=click.Choice(["medquad", "covidqa", "pubmedqa", "pubmedqa-retrieval", "mirage", "generic"]),
 )
-@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.argument("path", type=PathArg(path_type=Path, exists=True))
 @click.option(
     "-o",
     "--outdir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathArg(path_type=Path, file_okay=False),
     required=True,
     help="Folder for report.json, report.md, questions.jsonl and the plots.",
 )
@@ -47,7 +47,7 @@ def _ks(value: str | None) -> list[int] | None:
 @click.option(
     "--questions",
     "questions_file",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    type=PathArg(path_type=Path, exists=True, dir_okay=False),
     default=None,
     help="generic: the questions JSONL ({question, relevant_ids}).",
 )
@@ -68,7 +68,7 @@ def _ks(value: str | None) -> list[int] | None:
 )
 @click.option(
     "--corpus",
-    type=click.Path(path_type=Path, exists=True),
+    type=PathArg(path_type=Path, exists=True),
     default=None,
     help="Answer benchmarks: a corpus to ingest and retrieve from in the retrieval setting.",
 )

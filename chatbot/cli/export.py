@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from chatbot.cli import _settings, _user_errors, main
+from chatbot.cli import PathArg, _settings, _user_errors, main
 
 
 @main.command(name="export")
@@ -22,7 +22,7 @@ from chatbot.cli import _settings, _user_errors, main
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=PathArg(path_type=Path, dir_okay=False),
     default=None,
     help="Default ./medchat-FORMAT.jsonl",
 )

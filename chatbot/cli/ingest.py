@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from chatbot.cli import _settings, _setup_logging, _user_errors, main
+from chatbot.cli import PathArg, _settings, _setup_logging, _user_errors, main
 
 if TYPE_CHECKING:
     from chatbot.settings import Settings
@@ -71,7 +71,7 @@ def run_ingest(
 
 
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=PathArg(path_type=Path))
 @click.option("--sample", is_flag=True, help="Also ingest the bundled sample corpus.")
 @click.option("--rebuild", is_flag=True, help="Drop the index and build it anew.")
 @click.option("--prune", is_flag=True, default=None, help="Remove the chunks of indexed files that are gone.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from chatbot.cli import _settings, _user_errors, main
+from chatbot.cli import PathArg, _settings, _user_errors, main
 from chatbot.cli._progress import Progress
 
 
@@ -17,7 +17,7 @@ def prefs() -> None:
 
 
 @prefs.command(name="load-questions")
-@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("path", type=PathArg(path_type=Path, dir_okay=False))
 @click.option(
     "--overlap", type=click.IntRange(1, 20), default=None, help="Annotators per item (default from settings)."
 )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from chatbot.cli import _settings, _setup_logging, _user_errors, main
+from chatbot.cli import PathArg, _settings, _setup_logging, _user_errors, main
 
 if TYPE_CHECKING:
     pass
@@ -24,7 +24,7 @@ from chatbot.cli.ingest import _print_report, run_ingest
 @click.option(
     "--users",
     "users_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=PathArg(path_type=Path, dir_okay=False),
     default=None,
     help="Annotator accounts (YAML; default $MEDCHAT_HOME/users.yaml); logins required when it has users.",
 )

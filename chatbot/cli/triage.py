@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from chatbot.cli import _settings, _setup_logging, _user_errors, main
+from chatbot.cli import PathArg, _settings, _setup_logging, _user_errors, main
 
 if TYPE_CHECKING:
     from chatbot.settings import Settings
@@ -29,12 +29,12 @@ BATCH = 64
 @click.argument("message", required=False, default="")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision and its reasons as JSON.")
 @click.option(
-    "--file", "source", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+    "--file", "source", type=PathArg(dir_okay=False, allow_dash=True, path_type=Path), default=None,
     help='Triage every line of this JSON Lines file ({"text": ...}, or "question"/"message"; - for stdin) '
     "instead of MESSAGE.",
 )  # fmt: skip
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default="-",
+    "-o", "--output", type=PathArg(dir_okay=False, allow_dash=True, path_type=Path), default="-",
     show_default=True, help="Where --file's decisions go (JSON Lines).",
 )  # fmt: skip
 @click.pass_context
