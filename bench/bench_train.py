@@ -1,31 +1,43 @@
-"""Close the loop with a scripted annotator: collect judgments, train DPO, compare base and trained blind.
+"""Close the loop through the app, stage by stage: judgments in, a trained model out, compared blind.
 
-The annotator is SIMULATED: it prefers the answer whose sentences are all supported by the passages
-it cites (medchat's own check step: no unsupported sentence, no invalid citation, at least one
-citation, not an abstention), and calls a tie otherwise. Its preference is measurable, so whether
-training learned it can be measured on questions it never saw.
+The annotator is SIMULATED (a script, not a clinician). Its preference is measurable and is not the
+model's own output: between two answers it prefers, in this order,
+1. the one without a sentence that a passage contradicts (when the other has one),
+2. the one with more sentences that medchat's grounding check (`chatbot.grounding.check_answer`)
+   finds supported by the passages shown,
+3. the one that cites the passage holding the MedQuAD reference answer of the question,
+and calls a tie otherwise.
 
-1. MedQuAD answers on a set of topics are ingested into a fresh MEDCHAT_HOME; their questions are
-   split by question into a collection set and a held-out set.
-2. Collection: the two sampling variants below answer each collection question (the bundled SmolLM2
-   through llama.cpp) and the judge votes. `--via http` starts `medchat serve --no-login` and does both
-   through the running app's API (gradio_client: /compare_next, /vote), as tests/system/test_concurrency.py
-   does; `--via service` calls the same Compare service in-process (no web server).
-3. `medchat train dpo ... --register trained --like sample-a` trains LoRA on the CPU from the store.
-4. Held-out questions: base (`sample-a`) and `trained` answer each one; the same judge compares each
-   pair blind (random sides); the Bradley-Terry win rate of trained over base with a 95% bootstrap
-   interval, the judge's criterion rate, answer length and abstention rate for each.
+Stages (each writes its result into OUT/state.json as it finishes; rerunning the same command skips
+what is done and continues the stage under way: the queue, `prefs prepare` and `train` all resume):
 
-    nice -n 19 .venv/bin/python bench/bench_train.py --pairs 300 --heldout 100   # the issue's size
-    nice -n 19 .venv/bin/python bench/bench_train.py --pairs 40 --heldout 30     # what fits an hour here
+  setup       MedQuAD answers on whole topics ingested into OUT/home; questions split, by question,
+              into a collection set and a held-out set never seen in training
+  queue       `medchat prefs load-questions` (the collection questions)
+  pairs       `medchat prefs prepare`: the worker writes both answers of each pair (two sampling
+              variants of the base model, seeds 1 and 2)
+  votes       `medchat serve --no-login`; the annotator takes each pair with /compare_next and votes
+              with /vote (the running app's API, as tests/system/test_concurrency.py does)
+  export      `medchat export --format dpo` (what training will read, and what was left out)
+  train       `medchat train dpo --register trained --like sample-a` (the CPU profile; GGUF; register)
+  held-*      the held-out questions queued, prepared and judged the same way in a second store whose
+              variants are only base (`sample-a`) and `trained`, sides drawn at random by the app
+  report      Bradley-Terry ratings from the app's leaderboard (`chatbot.labelling.leaderboard.results`)
+              -> the trained model's win rate over base with its 95% interval; per variant: answer
+              length, abstention rate, share of sentences supported, gold-passage citation, TTFT
 
-Writes bench-train-<time>/summary.json and prints the summary. Needs ../shared/datasets/medquad.
+    nice -n 15 .venv/bin/python bench/bench_train.py --out bench-train-run           # 200 pairs, 60 held out
+    nice -n 15 .venv/bin/python bench/bench_train.py --out bench-train-run           # rerun: continues
+    .venv/bin/python bench/bench_train.py --out bench-train-run --redo report        # one stage again
+
+Writes OUT/summary.json, OUT/summary.md and OUT/winrate.png. Needs ../shared/datasets/medquad.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -33,7 +45,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -42,46 +53,104 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 MEDQUAD = REPO.parent / "shared" / "datasets" / "medquad" / "medquad_answered.jsonl"
+STAGES = (
+    "setup", "queue", "pairs", "votes", "export", "train", "held-queue", "held-pairs", "held-votes", "report",
+)  # fmt: skip
 
-VARIANTS_YAML = """\
-# bench_train: two samples of the same prompt and model, so a pair differs only by chance;
-# the judge's preference between them is what DPO is asked to learn
-variants:
-  sample-a:
-    description: base model, temperature 0.8, seed 1
-    prompt: {persona: clinician_to_patient, format: short_then_details, exemplar: cited_answer}
-    retrieval: {k: 3}
-    generation: {temperature: 0.8, seed: 1, max_new_tokens: MAXTOK}
-  sample-b:
-    description: base model, temperature 0.8, seed 2
-    prompt: {persona: clinician_to_patient, format: short_then_details, exemplar: cited_answer}
-    retrieval: {k: 3}
-    generation: {temperature: 0.8, seed: 2, max_new_tokens: MAXTOK}
+VARIANT = """\
+  {name}:
+    description: base model, temperature 0.8, seed {seed}
+    prompt: {{persona: clinician_to_patient, format: short_then_details, exemplar: cited_answer}}
+    retrieval: {{k: 3}}
+    generation: {{temperature: 0.8, seed: {seed}, max_new_tokens: {maxtok}}}
 """
+HEADER = "# bench_train: two samples of the same prompt and model; the annotator's preference between them\n"
 
 
-def supported(answer: dict[str, Any]) -> bool:
-    """The judge's criterion, from the check step's own record of the answer."""
-    return bool(
-        answer
-        and not answer.get("abstained")
-        and not answer.get("emergency")
-        and answer.get("cited")
-        and not answer.get("invalid_citations")
-        and not answer.get("unsupported")
-    )
+# -- the scripted annotator --------------------------------------------------------------------
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def assess(answer: dict[str, Any], gold: str) -> dict[str, Any]:
+    """What the annotator looks at in one answer; `gold` is the MedQuAD reference answer's text."""
+    from chatbot.grounding import CONTRADICTED, SUPPORTED, check_answer
+
+    text = (answer.get("raw_answer") or answer.get("answer") or "").strip()
+    abstained = bool(answer.get("abstained") or answer.get("emergency"))
+    sources = sorted(answer.get("sources") or [], key=lambda s: s.get("n", 0))
+    out = {"words": len(re.findall(r"\w+", text)), "abstained": abstained, "sentences": 0, "supported": 0}
+    out |= {
+        "contradicted": 0,
+        "gold_cited": False,
+        "ttft_s": (answer.get("timings") or {}).get("first_token_s"),
+    }
+    if abstained or not text:
+        return out
+    checks = check_answer(text, [s.get("text", "") for s in sources])
+    out["sentences"] = len(checks)
+    out["supported"] = sum(c.verdict == SUPPORTED for c in checks)
+    out["contradicted"] = sum(c.verdict == CONTRADICTED for c in checks)
+    g = _norm(gold)
+    for n in answer.get("cited") or []:
+        if 1 <= n <= len(sources) and _norm(sources[n - 1].get("text", ""))[:300] in g:
+            out["gold_cited"] = True
+    return out
 
 
 def verdict(left: dict[str, Any], right: dict[str, Any]) -> str:
-    a, b = supported(left), supported(right)
-    return "A" if a and not b else "B" if b and not a else "tie"
+    """'A' (left), 'B' (right) or 'tie', from two `assess` results."""
+    for key, better in (("contradicted", min), ("supported", max), ("gold_cited", max)):
+        a, b = left[key], right[key]
+        if key == "contradicted" and min(a, b) > 0:
+            continue  # both contradict: no preference on this ground
+        if a != b:
+            return "A" if better(a, b) == a else "B"
+    return "tie"
 
 
-def words(text: str) -> int:
-    return len(re.findall(r"\w+", text))
+# -- plumbing ----------------------------------------------------------------------------------
 
 
-def corpus_and_questions(args: argparse.Namespace, home: Path) -> tuple[Path, list[str], list[str]]:
+class State:
+    def __init__(self, out: Path) -> None:
+        self.path = out / "state.json"
+        self.data: dict[str, Any] = (
+            json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {"done": {}}
+        )
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self.path)
+
+    def done(self, stage: str) -> bool:
+        return stage in self.data["done"]
+
+    def finish(self, stage: str, seconds: float, **result: Any) -> None:
+        self.data["done"][stage] = {"seconds": round(seconds, 1), **result}
+        self.save()
+        print(f"[{stage}] done in {seconds:.0f} s {json.dumps(result)[:300]}", flush=True)
+
+
+def medchat(env: dict[str, str], *args: str, capture: bool = False) -> str:
+    cmd = [sys.executable, "-m", "chatbot.cli", *args]
+    print("$ medchat " + " ".join(args), flush=True)
+    if capture:
+        return subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    subprocess.run(cmd, env=env, check=True)
+    return ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def corpus_and_questions(args: argparse.Namespace, home: Path) -> tuple[Path, dict[str, Any]]:
     rows = [json.loads(line) for line in MEDQUAD.open(encoding="utf-8")]
     rng = random.Random(args.seed)
     by_focus: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -95,40 +164,39 @@ def corpus_and_questions(args: argparse.Namespace, home: Path) -> tuple[Path, li
         if len(sample) >= args.answers:
             break
         sample.extend(by_focus[focus])
-    questions = sorted({r["question"].strip() for r in sample})
+    gold: dict[str, str] = {}
+    for r in sample:
+        gold.setdefault(r["question"].strip(), r["answer"])
+    questions = sorted(gold)
     rng.shuffle(questions)
     need = args.pairs + args.heldout
     if len(questions) < need:
         raise SystemExit(f"only {len(questions)} questions in the sample: raise --answers")
     corpus = home / "medquad-sample.jsonl"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in sample), encoding="utf-8")
-    return corpus, questions[: args.pairs], questions[args.pairs : need]
+    collect, held = questions[: args.pairs], questions[args.pairs : need]
+    return corpus, {"collect": collect, "heldout": held, "gold": {q: gold[q] for q in collect + held}}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def collect_http(questions: list[str], env: dict[str, str], log: Path) -> dict[str, int]:
-    """Queue the questions, start the app, take each pair with /compare_next and vote with /vote."""
+def judge_through_app(env: dict[str, str], gold: dict[str, str], log: Path, want: int) -> dict[str, Any]:
+    """Start `medchat serve --no-login`; take each queued pair with /compare_next and vote with /vote
+    until the queue is empty. Resumes: judged pairs are not served again."""
     import urllib.request
 
     from gradio_client import Client
 
-    qfile = log.with_name("questions.txt")
-    qfile.write_text("\n".join(questions) + "\n", encoding="utf-8")
-    medchat = [sys.executable, "-m", "chatbot.cli"]
-    subprocess.run([*medchat, "prefs", "load-questions", str(qfile)], env=env, check=True)
+    from chatbot.labelling.store.prefs import PreferenceStore
+
     port = free_port()
-    with log.open("w") as out:
+    with log.open("a") as out:
         proc = subprocess.Popen(
-            [*medchat, "serve", "--no-login", "--port", str(port)],
+            [sys.executable, "-m", "chatbot.cli", "serve", "--no-login", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    store = PreferenceStore(env["MEDCHAT_PREFS__DB_URL"])
+    counts: dict[str, int] = defaultdict(int)
     try:
         url = f"http://127.0.0.1:{port}/"
         for _ in range(600):
@@ -140,156 +208,191 @@ def collect_http(questions: list[str], env: dict[str, str], log: Path) -> dict[s
                     raise SystemExit(f"the app exited; see {log}") from None
                 time.sleep(1)
         client = Client(url, verbose=False)
-        params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/vote"][
-            "parameters"
-        ]
-        from chatbot.labelling.store.prefs import PreferenceStore
-        from chatbot.settings import Settings
-
-        store = PreferenceStore(Settings().prefs_db_url)
-        counts: dict[str, int] = defaultdict(int)
-        for n in range(len(questions)):
+        labels = {"A": "A is better", "B": "B is better", "tie": "Tie"}
+        for n in range(want + 5):
             client.predict(api_name="/compare_next")
             r = store.pending_round("local")
             if r is None:
                 break
-            choice = verdict(r.left.answer, r.right.answer)
-            values: list[Any] = []
-            for p in params:
-                name = p.get("parameter_name") or p.get("label", "")
-                if name == "choice":
-                    values.append({"A": "A is better", "B": "B is better", "tie": "Tie"}[choice])
-                elif name == "strength":
-                    values.append("Better" if choice != "tie" else None)
-                elif name == "safety":
-                    values.append("Both safe")
-                elif name in ("harm", "editing"):
-                    values.append(False)
-                elif name.endswith("flags"):
-                    values.append([])
-                elif name.endswith("extent"):
-                    values.append("none")
-                else:
-                    values.append(p.get("parameter_default", "") if p.get("parameter_has_default") else "")
-            client.predict(*values, api_name="/vote")
+            g = gold.get(r.question.strip(), "")
+            choice = verdict(assess(r.left.answer or {}, g), assess(r.right.answer or {}, g))
+            vote = (labels[choice], "Better" if choice != "tie" else None, "Both safe", None, False)
+            vote += ("", "none", "", [], "", "none", "", [], "")  # no annotation flags, no rationale
+            client.predict(*vote, api_name="/vote")
             counts[choice] += 1
             if (n + 1) % 10 == 0:
-                print(f"  {n + 1}/{len(questions)} judged {dict(counts)}", flush=True)
-        store.close()
-        return dict(counts)
+                print(f"  {n + 1} judged {dict(counts)}", flush=True)
     finally:
+        store.close()
         proc.terminate()
         proc.wait(timeout=60)
+    return dict(counts)
 
 
-def collect_service(questions: list[str]) -> dict[str, int]:
-    from chatbot.chain import Chain
-    from chatbot.labelling.service import CompareService
-    from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore
-    from chatbot.labelling.variants import VariantRunner, load_variants
-    from chatbot.settings import Settings
+def stored_votes(env: dict[str, str]) -> dict[str, int]:
+    """The votes in the store, by choice (as shown: A left, B right): over every run of the stage."""
+    from chatbot.labelling.store.prefs import PreferenceStore
 
-    settings = Settings()
-    store = PreferenceStore(settings.prefs_db_url)
-    service = CompareService(
-        store, VariantRunner(Chain(settings), load_variants(settings.prefs.variants_file)), settings
-    )
-    rng = random.Random(0)
+    store = PreferenceStore(env["MEDCHAT_PREFS__DB_URL"])
     counts: dict[str, int] = defaultdict(int)
-    for n, q in enumerate(questions):
-        r = list(service.ask("judge", q, rng=rng))[-1].round
-        assert r is not None  # the last step of `ask` carries the stored round
-        choice = verdict(r.left.answer, r.right.answer)
-        service.submit(
-            JudgmentIn(r.comparison_id, "judge", choice, "" if choice == "tie" else "better", "both_safe")
-        )
-        counts[choice] += 1
-        if (n + 1) % 10 == 0:
-            print(f"  {n + 1}/{len(questions)} judged {dict(counts)}", flush=True)
+    for j in store.judgments(status="submitted"):
+        counts[j.choice] += 1
     store.close()
     return dict(counts)
 
 
-def compare(heldout: list[str], rounds: int, seed: int) -> dict[str, Any]:
-    """Base vs trained on held-out questions, judged blind; BT win rate with a bootstrap interval."""
-    from chatbot.chain import Chain
-    from chatbot.labelling.variants import VariantRunner, load_variants
-    from chatbot.settings import Settings
+def report(env: dict[str, str], gold: dict[str, str], out: Path, rounds: int) -> dict[str, Any]:
+    """The app's leaderboard over the held-out store, and per-variant measures of the answers."""
+    from chatbot.labelling.export import records
+    from chatbot.labelling.leaderboard import SCALE, results
+    from chatbot.labelling.store.prefs import PreferenceStore
 
-    settings = Settings()
-    runner = VariantRunner(Chain(settings), load_variants(settings.prefs.variants_file))
-    rng = random.Random(seed)
-    per: dict[str, list[dict[str, Any]]] = {"sample-a": [], "trained": []}
-    outcomes = []  # score of trained: 1 win, 0.5 tie, 0 loss
-    for q in heldout:
-        got = {}
-        for name in per:
-            run = runner.run(name, q)
-            for _ in run.stream:
-                pass
-            assert run.stream.answer is not None
-            got[name] = run.stream.answer.as_dict()
-            per[name].append(got[name])
-        trained_left = rng.random() < 0.5
-        left, right = (got["trained"], got["sample-a"]) if trained_left else (got["sample-a"], got["trained"])
-        v = verdict(left, right)
-        outcomes.append(0.5 if v == "tie" else float((v == "A") == trained_left))
-    n = len(outcomes)
-    win = sum(outcomes) / n
-    boots = sorted(sum(outcomes[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds))
-    lo, hi = boots[int(0.025 * rounds)], boots[int(0.975 * rounds) - 1]
+    store = PreferenceStore(env["MEDCHAT_PREFS__DB_URL"])
+    res = results(store, rounds=rounds)
+    recs = [r for r in records(store, status="submitted") if not r.comparison.is_gold]
+    store.close()
+    ratings = {r.variant: r for r in res.ratings}
+    per: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    outcome: dict[str, int] = defaultdict(int)
+    for rec in recs:
+        for resp in (rec.left, rec.right):
+            per[resp.variant].append(assess(resp.answer or {}, gold.get(rec.comparison.question.strip(), "")))
+        w = rec.winner
+        outcome["tie" if w is None else ("trained" if w.variant == "trained" else "base")] += 1
 
-    def rates(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    def p(rating: float) -> float:  # two variants: ratings are symmetric around 1000
+        return 1 / (1 + math.exp(-2 * (rating - 1000) / SCALE))
+
+    t = ratings.get("trained")
+    win = {"rate": p(t.rating), "ci95": [p(t.lower), p(t.upper)]} if t else {}
+
+    def measures(xs: list[dict[str, Any]]) -> dict[str, Any]:
+        answered = [x for x in xs if not x["abstained"]]
+        ttft = [x["ttft_s"] for x in xs if x["ttft_s"] is not None]
+        sentences = sum(x["sentences"] for x in xs)
         return {
-            "criterion_rate": sum(supported(a) for a in answers) / len(answers),
-            "cited_rate": sum(bool(a.get("cited")) for a in answers) / len(answers),
-            "abstention_rate": sum(bool(a.get("abstained")) for a in answers) / len(answers),
-            "mean_words": statistics.fmean(words(a.get("answer", "")) for a in answers),
+            "n": len(xs),
+            "mean_words": round(statistics.fmean(x["words"] for x in xs), 1) if xs else None,
+            "abstention_rate": round(1 - len(answered) / len(xs), 3) if xs else None,
+            "supported_share": round(sum(x["supported"] for x in xs) / sentences, 3) if sentences else None,
+            "with_contradiction_rate": round(sum(x["contradicted"] > 0 for x in xs) / len(xs), 3)
+            if xs
+            else None,
+            "gold_cited_rate": round(sum(x["gold_cited"] for x in xs) / len(xs), 3) if xs else None,
+            "ttft_median_s": round(statistics.median(ttft), 2) if ttft else None,
         }
 
-    return {
-        "questions": n,
-        "trained_wins": outcomes.count(1.0),
-        "ties": outcomes.count(0.5),
-        "base_wins": outcomes.count(0.0),
-        # with two models the Bradley-Terry win probability is the tie-halved win share
+    result = {
+        "judgments": len(recs),
+        "outcomes": dict(outcome),
+        "leaderboard": [
+            {
+                "variant": r.variant,
+                "rating": round(r.rating, 1),
+                "ci95": [round(r.lower, 1), round(r.upper, 1)],
+            }
+            | {"battles": r.battles, "wins": r.wins}
+            for r in res.ratings
+        ],
         "trained_win_rate": win,
-        "ci95": [lo, hi],
-        "base": rates(per["sample-a"]),
-        "trained": rates(per["trained"]),
+        "base": measures(per.get("sample-a", [])),
+        "trained": measures(per.get("trained", [])),
     }
+    if win:
+        plot(win, len(recs), out / "winrate.png")
+    return result
+
+
+def plot(win: dict[str, Any], n: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    lo, hi = win["ci95"]
+    ax.errorbar([0], [win["rate"]], yerr=[[win["rate"] - lo], [hi - win["rate"]]], fmt="o", capsize=8)
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xticks([0], ["trained vs base"])
+    ax.set_ylabel("Bradley-Terry win rate")
+    ax.set_title(f"held-out questions, n = {n} (95% bootstrap interval)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    r = summary.get("report") or {}
+    win = r.get("trained_win_rate") or {}
+    lines = [
+        "# bench_train: the loop on this machine",
+        "",
+        f"Command: `{summary['command']}`; machine: {summary['machine']}. The annotator is simulated.",
+        "",
+        "| stage | seconds | result |",
+        "|---|---|---|",
+    ]
+    for stage in STAGES:
+        d = summary["stages"].get(stage)
+        if d:
+            rest = {k: v for k, v in d.items() if k != "seconds"}
+            lines.append(f"| {stage} | {d['seconds']} | {json.dumps(rest)[:160]} |")
+        else:
+            lines.append(f"| {stage} | not run yet | |")
+    if win:
+        lo, hi = win["ci95"]
+        lines += ["", f"Trained over base: win rate {win['rate']:.3f}, 95% interval {lo:.3f}-{hi:.3f}, "
+                  f"{r['judgments']} held-out judgments ({r['outcomes']})."]  # fmt: skip
+        lines += ["", "| measure | base | trained |", "|---|---|---|"]
+        for key in r["base"]:
+            lines.append(f"| {key} | {r['base'][key]} | {r['trained'][key]} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pairs", type=int, default=300, help="collection questions (one vote each)")
-    ap.add_argument("--heldout", type=int, default=100, help="held-out questions for the blind comparison")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the home, the state and the report")
+    ap.add_argument("--pairs", type=int, default=200, help="collection questions (one vote each)")
+    ap.add_argument("--heldout", type=int, default=60, help="held-out questions for the blind comparison")
     ap.add_argument("--answers", type=int, default=1500, help="MedQuAD answers ingested (whole topics)")
     ap.add_argument("--max-new-tokens", type=int, default=160)
-    ap.add_argument("--via", choices=["http", "service"], default="http")
-    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--max-steps", type=int, default=-1, help="cap the optimizer steps (a small run)")
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--beta", type=float, default=0.1)
-    ap.add_argument("--max-length", type=int, default=1024)
-    ap.add_argument("--bootstrap", type=int, default=2000)
+    ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--home", type=Path, default=None, help="MEDCHAT_HOME to use (default: a new temp folder)"
-    )
+    ap.add_argument("--redo", choices=STAGES, default=None, help="forget this stage and the ones after it")
+    ap.add_argument("--stop-after", choices=STAGES, default=None)
     args = ap.parse_args()
     if not MEDQUAD.is_file():
         raise SystemExit(f"{MEDQUAD} is missing: this benchmark reads the shared MedQuAD file")
-    home = args.home or Path(tempfile.mkdtemp(prefix="medchat-bench-train-"))
-    out = REPO / f"bench-train-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir()
-    variants = home / "variants.yaml"
+    out = args.out.resolve()
+    home = out / "home"
     home.mkdir(parents=True, exist_ok=True)
-    variants.write_text(VARIANTS_YAML.replace("MAXTOK", str(args.max_new_tokens)), encoding="utf-8")
+    state = State(out)
+    keep = {k: v for k, v in vars(args).items() if k not in ("out", "redo", "stop_after")}
+    if state.data.get("args") and state.data["args"] != keep:
+        print(f"note: continuing {out} with the settings it started with: {state.data['args']}", flush=True)
+        for k, v in state.data["args"].items():
+            setattr(args, k, v)
+    state.data["args"] = {k: getattr(args, k) for k in keep}
+    if args.redo:
+        for stage in STAGES[STAGES.index(args.redo) :]:
+            state.data["done"].pop(stage, None)
+    state.save()
+    variants, held_variants = home / "variants.yaml", home / "heldout-variants.yaml"
     env = {
         **os.environ,
         "MEDCHAT_HOME": str(home),
         "MEDCHAT_PREFS__VARIANTS_FILE": str(variants),
+        "MEDCHAT_PREFS__DB_URL": f"sqlite:///{home / 'prefs.sqlite3'}",
         "MEDCHAT_PREFS__GOLD_RATIO": "0",
+        "MEDCHAT_PREFS__PREPARE_AHEAD": "0",
+        # the model's own words are compared (free), not the extractive text the app shows by default
+        "MEDCHAT_GENERATION__GROUNDING": "free",
         # the base as shipped (Q4_1): the automatic Q4_0 copy would add rounding the trained GGUF lacks
         "MEDCHAT_GENERATION__REQUANTIZE": "none",
         "MEDCHAT_INGESTION__JSONL_TEXT_FIELD": "answer",
@@ -297,71 +400,95 @@ def main() -> None:
         "MEDCHAT_INGESTION__JSONL_TITLE_FIELD": "focus",
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
-    os.environ.update(env)
-    t0 = time.perf_counter()
-    corpus, collect_qs, heldout_qs = corpus_and_questions(args, home)
-    subprocess.run([sys.executable, "-m", "chatbot.cli", "ingest", str(corpus)], env=env, check=True)
-    timings = {"ingest_s": time.perf_counter() - t0}
-    print(f"collecting {len(collect_qs)} judgments via {args.via}", flush=True)
-    t = time.perf_counter()
-    votes = (
-        collect_http(collect_qs, env, out / "serve.log")
-        if args.via == "http"
-        else collect_service(collect_qs)
-    )
-    timings["collect_s"] = time.perf_counter() - t
-    print(f"votes: {votes}", flush=True)
-    t = time.perf_counter()
-    cmd = [
-        sys.executable,
-        "-m",
-        "chatbot.cli",
-        "train",
-        "dpo",
-        "--name",
-        "bench",
-        "--epochs",
-        str(args.epochs),
-        "--lr",
-        str(args.lr),
-        "--beta",
-        str(args.beta),
-        "--max-length",
-        str(args.max_length),
-        "--register",
-        "trained",
-        "--like",
-        "sample-a",
-        "--seed",
-        str(args.seed),
-        "--min-pairs",
-        "4",
-    ]
-    print(" ".join(cmd[2:]), flush=True)
-    subprocess.run(cmd, env=env, check=True)
-    timings["train_s"] = time.perf_counter() - t
-    card = json.loads((home / "models" / "bench" / "metrics.json").read_text(encoding="utf-8"))
-    t = time.perf_counter()
-    result = compare(heldout_qs, args.bootstrap, args.seed)
-    timings["compare_s"] = time.perf_counter() - t
+    held_env = {
+        **env,
+        "MEDCHAT_PREFS__VARIANTS_FILE": str(held_variants),
+        "MEDCHAT_PREFS__DB_URL": f"sqlite:///{home / 'heldout.sqlite3'}",
+    }
+    qfile = out / "questions.json"
+    for stage in STAGES:
+        if state.done(stage):
+            continue
+        t = time.perf_counter()
+        print(f"[{stage}] starting", flush=True)
+        if stage == "setup":
+            corpus, qs = corpus_and_questions(args, home)
+            qfile.write_text(json.dumps(qs) + "\n", encoding="utf-8")
+            (out / "collect.txt").write_text("\n".join(qs["collect"]) + "\n", encoding="utf-8")
+            (out / "heldout.txt").write_text("\n".join(qs["heldout"]) + "\n", encoding="utf-8")
+            blocks = [
+                VARIANT.format(name=n, seed=k, maxtok=args.max_new_tokens)
+                for n, k in (("sample-a", 1), ("sample-b", 2))
+            ]
+            variants.write_text(HEADER + "variants:\n" + "".join(blocks), encoding="utf-8")
+            medchat(env, "ingest", str(corpus))
+            state.finish(
+                stage, time.perf_counter() - t, collect=len(qs["collect"]), heldout=len(qs["heldout"])
+            )
+        elif stage in ("queue", "held-queue"):
+            e, f = (env, out / "collect.txt") if stage == "queue" else (held_env, out / "heldout.txt")
+            said = medchat(e, "prefs", "load-questions", str(f), "--overlap", "1", capture=True)
+            state.finish(stage, time.perf_counter() - t, said=said.strip())
+        elif stage in ("pairs", "held-pairs"):
+            medchat(env if stage == "pairs" else held_env, "prefs", "prepare", "--seed", str(args.seed))
+            state.finish(stage, time.perf_counter() - t)
+        elif stage in ("votes", "held-votes"):
+            gold = json.loads(qfile.read_text(encoding="utf-8"))["gold"]
+            e, n = (env, args.pairs) if stage == "votes" else (held_env, args.heldout)
+            judge_through_app(e, gold, out / f"serve-{stage}.log", n)
+            state.finish(stage, time.perf_counter() - t, votes=stored_votes(e))
+        elif stage == "export":
+            said = medchat(
+                env, "export", "--format", "dpo", "--output", str(out / "export.jsonl"), capture=True
+            )
+            state.finish(stage, time.perf_counter() - t, said=said.strip()[-600:])
+        elif stage == "train":
+            cmd = ["train", "dpo", "--name", "bench", "--epochs", str(args.epochs), "--lr", str(args.lr)]
+            cmd += ["--beta", str(args.beta), "--seed", str(args.seed), "--min-pairs", "4", "--no-progress"]
+            cmd += ["--max-steps", str(args.max_steps), "--register", "trained", "--like", "sample-a"]
+            card_path = home / "models" / "bench" / "metrics.json"
+            if not card_path.is_file():  # a finished run is not trained again; a stopped one resumes
+                medchat(env, *cmd)
+            card = json.loads(card_path.read_text(encoding="utf-8"))
+            import yaml
+
+            spec = yaml.safe_load(variants.read_text(encoding="utf-8"))["variants"]
+            held_variants.write_text(
+                yaml.safe_dump({"variants": {k: spec[k] for k in ("sample-a", "trained")}}, sort_keys=False),
+                encoding="utf-8",
+            )
+            m = card["metrics"]
+            state.finish(
+                stage,
+                time.perf_counter() - t,
+                train_s=m["train_seconds"],
+                steps=m["steps"],
+                resumed_from_step=m.get("resumed_from_step", 0),
+                data={k: v for k, v in card["data"].items() if not k.endswith("judgment_ids")},
+                heldout_reward=m["heldout"],
+                loss_first=m.get("loss_first"),
+                loss_last=m.get("loss_last"),
+                hyperparameters=card["hyperparameters"],
+                gguf=card["files"].get("gguf"),
+                gguf_change_kept=card["files"].get("gguf_change_kept"),
+                variant=card.get("variant"),
+            )
+        elif stage == "report":
+            gold = json.loads(qfile.read_text(encoding="utf-8"))["gold"]
+            state.finish(stage, time.perf_counter() - t, **report(held_env, gold, out, args.bootstrap))
+        if args.stop_after == stage:
+            break
     summary = {
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "judge": "simulated: prefers the answer whose sentences are all supported by its cited passages",
-        "votes": votes,
-        "training": {
-            "data": {k: v for k, v in card["data"].items() if not k.endswith("judgment_ids")},
-            "heldout_reward": card["metrics"]["heldout"],
-            "loss_first": card["metrics"].get("loss_first"),
-            "loss_last": card["metrics"].get("loss_last"),
-            "seconds": card["metrics"]["train_seconds"],
-            "gguf": card["files"].get("gguf"),
-            "gguf_change_kept": card["files"].get("gguf_change_kept"),
-        },
-        "blind_comparison": result,
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end",
+        "annotator": "simulated: no contradicted sentence, then more supported sentences, then the gold "
+        "passage cited; tie otherwise",
+        "stages": state.data["done"],
+        "report": state.data["done"].get("report", {}),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(markdown(summary), encoding="utf-8")
+    print(markdown(summary))
 
 
 if __name__ == "__main__":

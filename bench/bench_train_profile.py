@@ -209,7 +209,12 @@ def main() -> None:
         t = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not result.is_file():
-            print(f"{name}: failed\n{proc.stderr[-2000:]}", flush=True)
+            why = (
+                "killed (SIGKILL: the kernel's out-of-memory killer, see dmesg)"
+                if proc.returncode == -9
+                else "failed"
+            )
+            print(f"{name}: {why} after {time.perf_counter() - t:.0f} s\n{proc.stderr[-2000:]}", flush=True)
             continue
         res = json.loads(result.read_text(encoding="utf-8"))
         res["wall_s"] = round(time.perf_counter() - t, 1)

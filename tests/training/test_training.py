@@ -150,6 +150,20 @@ def test_dpo_loop_on_cpu_trains_saves_registers_and_the_variant_answers(
     answer = run_.stream.answer
     assert text.strip() and answer is not None and answer.model != "fake"
     assert runner.chain_for("tiny-dpo").engine is not chain.engine
+    # the leaderboard ranks it: two rounds of the trained variant against the one it was copied from,
+    # judged by the scripted annotator through the Compare service
+    from chatbot.labelling.leaderboard import results
+
+    pitted = [v for v in load_variants(variants) if v.name in ("patient-default", "tiny-dpo")]
+    service = CompareService(filled, VariantRunner(chain, pitted), served)
+    rng = random.Random(5)
+    for q in QUESTIONS[:2]:
+        r = list(service.ask("dr_c", q, rng=rng))[-1].round
+        assert {r.left.variant, r.right.variant} == {"patient-default", "tiny-dpo"}
+        service.submit(JudgmentIn(r.comparison_id, "dr_c", _judge(r), "better", "both_safe"))
+    ratings = {x.variant: x for x in results(filled, rounds=20).ratings}
+    assert ratings["tiny-dpo"].battles == 2 and math.isfinite(ratings["tiny-dpo"].rating)
+    assert ratings["tiny-dpo"].lower <= ratings["tiny-dpo"].rating <= ratings["tiny-dpo"].upper
 
 
 def test_too_few_pairs_says_how_many_and_why(settings, few_index, embedder):
