@@ -109,9 +109,12 @@ def assess_all(triage: Triage, texts: list[str]) -> tuple[list[Any], float]:
     """Triage results for `texts` (vectors embedded in batches first) and the mean seconds per message
     spent beyond the embedding (rules, features, head, nearest examples)."""
     from chatbot.triage.train import embed
+    from chatbot.triage.tune import embed_cached
 
-    cached = CACHE is not None and not triage.head.adapter  # the cache holds the plain encoder's vectors
-    vectors = embed(texts, CACHE) if cached else triage.embed(texts)
+    if CACHE is not None and not triage.head.adapter:  # the plain encoder's vectors
+        vectors = embed(texts, CACHE)
+    else:  # the file's own encoder (keyed by its adapters' digest), cached with --cache
+        vectors = embed_cached(triage, texts, CACHE)
     started = time.perf_counter()
     results = [triage.assess(t, v) for t, v in zip(texts, vectors, strict=True)]
     AUDIT.extend(zip(texts, results, strict=True))
@@ -349,7 +352,9 @@ def main() -> None:
     parser.add_argument(
         "--consumer-only", action="store_true", help="only the consumer questions and the evidence check"
     )
-    parser.add_argument("--cache", type=Path, default=None, help="keep the sets' vectors here between runs")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="keep the sets' vectors here between runs (per encoder)"
+    )
     parser.add_argument(
         "--head", type=Path, default=None, help="a classifier file (default: the package's own)"
     )

@@ -125,6 +125,21 @@ def veto_applies(meta: dict[str, Any], text: str) -> bool:
     return len(text.split()) <= int(rule)
 
 
+QUERY = (
+    "the message is short and names no one (a question about a thing, such as a medicine), which "
+    "needs ≥ {threshold:.2f} from the classifier alone"
+)
+
+
+def asks_about_a_thing(meta: dict[str, Any], text: str) -> bool:
+    """A message of at most the head's `query_words` words that names no one (`names_no_one`): "lorcet
+    7.5 liquid whats in this", "vyvanse 10 what is all in this pill". Issue #28: the classifier alone
+    takes such a message over only above the head's "query" threshold; under it the answer is graded.
+    Both are chosen on dev (`tune.query_band`); files without them: off."""
+    words = int(meta.get("query_words", 0))
+    return words > 0 and len(text.split()) <= words and names_no_one(text)
+
+
 def names_no_one(text: str) -> bool:
     """No person, and no "now", "help" or "please", in the message ("asthma inhalers", "What are the
     symptoms of sepsis?"): the rules' own test for a situation, applied to a classifier-only alarm as
@@ -319,7 +334,9 @@ class Triage:
         elif pe >= th_g:
             found = self.evidence(text, sims, rule)
             result.evidence, result.category = found, found.category
-            if pe >= th_e and (found.source or pe >= th_n):  # confident (a rule would have decided)
+            th_q = head.thresholds.get("query", 0.0)  # files from before: no such band
+            query = pe < th_q and not language and asks_about_a_thing(head.meta, text)
+            if pe >= th_e and (found.source or pe >= th_n) and not query:  # confident
                 result.level, result.decided_by = "emergency", "classifier"
                 result.reasons = [
                     f"classifier: {name} {pe:.2f} ≥ threshold {th_e:.2f}"
@@ -336,6 +353,8 @@ class Triage:
                 short = (
                     f"under the confident threshold {th_e:.2f}"
                     if pe < th_e
+                    else QUERY.format(threshold=th_q)
+                    if query
                     else f"the message shows no evidence of which emergency, which needs ≥ {th_n:.2f}"
                 )
                 result.reasons = [

@@ -28,6 +28,7 @@ from typing import Any
 
 from chatbot.triage.model import LEVELS, Head
 from chatbot.triage.train import (
+    EMERGENCY_GRID,
     GRADED_RECALL,
     ROUTINE_CAP,
     TARGET_PRECISION,
@@ -164,11 +165,82 @@ def training_rows(generated_fraction: float) -> tuple[list[dict[str, Any]], list
     return generated, hand
 
 
+def embed_cached(triage: Any, texts: list[str], cache: Path | None = None) -> Any:
+    """The vectors `triage` reads for `texts` (its encoder: for a tuned file, the merged copy); with
+    `cache` (a folder), only texts that encoder has not embedded before are sent to it. The cache is
+    keyed by the encoder's id, which names the adapters' digest, so another file's vectors are
+    never reused."""
+    import hashlib
+
+    import numpy as np
+
+    if cache is None:
+        return np.asarray(triage.embed(texts), dtype=np.float32)
+    name = hashlib.sha256(triage.head.encoder.encode()).hexdigest()[:16]
+    store = cache / f"tuned-{name}.npz"
+    known: dict[str, Any] = {}
+    if store.is_file():
+        with np.load(store) as data:
+            known = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    missing = sorted({t for t in texts if key(t) not in known})
+    if missing:
+        for text, vector in zip(missing, np.asarray(triage.embed(missing), dtype=np.float32), strict=True):
+            known[key(text)] = vector
+        cache.mkdir(parents=True, exist_ok=True)
+        keys = sorted(known)
+        np.savez(store, keys=np.array(keys), vectors=np.stack([known[k] for k in keys]))
+    return np.stack([known[key(t)] for t in texts]).astype(np.float32)
+
+
+QUERY_WORDS = (0, 4, 6, 8, 10, 12, 15, 20, 25, 30)
+"""Lengths tried for `gate.asks_about_a_thing` (`query_band`; 0: off)."""
+
+
+def query_band(
+    dev: list[dict[str, Any]],
+    pe: Any,
+    fired: Any,
+    th: dict[str, float],
+    flagged: Any,
+    emergency: Any,
+    part: Any,
+) -> tuple[int, float, Any]:
+    """The words and the threshold for `gate.asks_about_a_thing`: a short message that names no one,
+    raised by the classifier alone, is taken over only at or above the threshold. For each length in
+    `QUERY_WORDS`, the threshold is the highest of `EMERGENCY_GRID` that keeps every such dev emergency
+    (English parts) raised; of the lengths, the one that turns the most dev false alarms into graded
+    answers (on a tie, the longer: every length keeps every dev emergency). Returns (words, threshold,
+    the dev alarms it turns graded)."""
+    import numpy as np
+
+    from chatbot.triage.gate import names_no_one
+
+    english = np.asarray(part) != -1
+    by_rules = np.asarray(fired) & (pe >= th.get("rules", 0.0))
+    open_to = flagged & ~by_rules & english
+    n_words = np.array([len(r["text"].split()) for r in dev])
+    no_one = np.array([bool(o) and names_no_one(r["text"]) for r, o in zip(dev, open_to, strict=True)])
+    best: tuple[int, float, Any] = (0, 0.0, np.zeros(len(dev), dtype=bool))
+    for words in QUERY_WORDS[1:]:
+        group = open_to & no_one & (n_words <= words)
+        lowest = float(pe[group & emergency].min()) if (group & emergency).any() else 1.0
+        t = max((float(g) for g in EMERGENCY_GRID if g <= lowest), default=0.0)
+        spared = group & (pe < t)
+        if spared.sum() >= best[2].sum():
+            best = (words, t, spared)
+    return best
+
+
 def add_neighbours(
     path: Path,
     knn: dict[str, float] | None,
     target: float = TARGET_RECALL,
     rebuild_examples: float | None = None,
+    cache: Path | None = None,
 ) -> Head:
     """Give the tuned head in `path` its neighbour blend (`knn`; None: none) and choose its
     thresholds again on dev with the emergency score, reading dev through the same encoder the
@@ -193,7 +265,7 @@ def add_neighbours(
         rows = generated + others
         keep = examples(rows, np.zeros((len(rows), 1), np.float32))[1]
         kept = [rows[i] for i in keep]
-        q = np.asarray(triage.embed([r["text"] for r in kept]), dtype=np.float32)
+        q = embed_cached(triage, [r["text"] for r in kept], cache)
         head.example_vectors = np.clip(np.round(q * 127.0), -127, 127).astype(np.int8)
         head.example_texts = [r["text"] for r in kept]
         head.example_levels = [r["level"] for r in kept]
@@ -204,7 +276,7 @@ def add_neighbours(
     gate = EmergencyGate()
     fired = np.array([gate.classify(r["text"]) is not None for r in dev])
     y = np.array([LEVELS.index(r["level"]) for r in dev])
-    vectors = np.asarray(triage.embed([r["text"] for r in dev]), dtype=np.float32)
+    vectors = embed_cached(triage, [r["text"] for r in dev], cache)
     p = np.array(
         [
             [q[level] for level in LEVELS]
@@ -241,6 +313,14 @@ def add_neighbours(
     _, floor, th, shown = best
     head.meta["evidence_floor"] = floor
     flagged = raised(p[:, 0], fired, th, shown)
+    words, th["query"], spared = query_band(dev, p[:, 0], fired, th, flagged, y == 0, part)
+    head.meta["query_words"] = words
+    flagged &= ~spared
+    print(
+        f"  query band: at most {words} words, threshold {th['query']}: {int(spared.sum())} dev alarms "
+        "become graded answers",
+        flush=True,
+    )
     rec, prec = lowest_recall(flagged, y == 0, part), rates(flagged, y == 0, balance(dev))[1]
     room = margin(flagged, y == 0, part, target, TARGET_PRECISION)
     consumer = part == 2
@@ -268,6 +348,89 @@ def add_neighbours(
         flush=True,
     )
     return head
+
+
+def refit_head(
+    path: Path,
+    knn: dict[str, float] | None,
+    *,
+    generated_fraction: float = 0.4,
+    reframe_share: float = 0.3,
+    emergency_weight: float = 3.0,
+    steps: int = 300,
+    lr: float = 5e-3,
+    seed: int = 0,
+    target: float = TARGET_RECALL,
+    cache: Path | None = None,
+) -> Head:
+    """Train the head of the file in `path` again, its encoder (the adapters) unchanged, on the
+    training split as it is now (with the routine consumer questions, issue #28), then make its
+    labelled examples from the same rows and choose its thresholds on dev (`add_neighbours`).
+
+    Much cheaper than `main` (one encoder pass over the training messages instead of six epochs of
+    back-propagation through it): the head, warm-started from the file's weights, is trained by
+    full-batch AdamW over the file's own sentence vectors of every training message as written and
+    of `reframe_share` of them with a neutral framing added (`reframe`), with the class weights of
+    `main`. Deterministic for a given seed. Writes the file back; returns the head."""
+    import numpy as np
+    import torch
+
+    from chatbot.safety.emergency import EmergencyGate
+    from chatbot.triage.features import rule_features
+    from chatbot.triage.gate import Triage
+
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    triage = Triage(head_path=path).load()
+    head = triage.head
+    generated, others = training_rows(generated_fraction)
+    rows = generated + others
+    texts = [r["text"] for r in rows]
+    framed = reframe(texts, reframe_share, framings(), random.Random(seed + 1))
+    extra = [i for i, (a, b) in enumerate(zip(texts, framed, strict=True)) if a != b]
+    all_texts = texts + [framed[i] for i in extra]
+    y = np.array([LEVELS.index(r["level"]) for r in rows] + [LEVELS.index(rows[i]["level"]) for i in extra])
+    print(f"refit: embedding {len(all_texts)} training messages through the file's encoder", flush=True)
+    vectors = embed_cached(triage, all_texts, cache)
+    gate = EmergencyGate()
+    feats = np.array([rule_features(t, gate.classify(t) is not None) for t in all_texts], np.float32)
+    x = torch.tensor(np.hstack([vectors, feats]))
+    (w0, b0), *deeper = head.weights
+    if deeper:
+        raise ValueError(f"{path}: refit_head needs a one-layer head, this one has {len(head.weights)}")
+    layer = torch.nn.Linear(x.shape[1], len(LEVELS))
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(np.asarray(w0, np.float32).T))
+        layer.bias.copy_(torch.tensor(np.asarray(b0, np.float32)))
+    counts = np.bincount(y, minlength=3).astype(np.float32)
+    cw = counts.sum() / (3 * np.maximum(counts, 1))
+    cw[0] *= emergency_weight
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(cw))
+    opt = torch.optim.AdamW(layer.parameters(), lr=lr, weight_decay=1e-4)
+    yt = torch.tensor(y)
+    for step in range(steps):
+        opt.zero_grad()
+        loss = loss_fn(layer(x), yt)
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            print(f"  step {step}: loss {loss.item():.4f}", flush=True)
+    head.weights = [(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy())]
+    keep = examples(rows, np.zeros((len(rows), 1), np.float32))[1]
+    head.example_vectors = np.clip(np.round(vectors[keep] * 127.0), -127, 127).astype(np.int8)
+    head.example_texts = [rows[i]["text"] for i in keep]
+    head.example_levels = [rows[i]["level"] for i in keep]
+    head.example_categories = [rows[i]["category"] for i in keep]
+    head.meta["trained_on"] = (
+        f"the encoder as before; the head again (refit_head, {steps} full-batch steps from the previous "
+        f"head) on data/triage/train.jsonl ({len(generated)} messages, a share of {generated_fraction}) + "
+        f"handwritten/train_*.jsonl and consumer_train.jsonl ({sum(source(r) == 'hand' for r in others)} + "
+        f"{sum(source(r) == 'consumer' for r in others)} messages), {reframe_share:.0%} of them also "
+        "with a neutral framing (framings.jsonl)"
+    )
+    head.save(path)
+    print(f"refit: head trained in {time.perf_counter() - started:.0f} s", flush=True)
+    return add_neighbours(path, knn, target, cache=cache)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -344,6 +507,17 @@ def main(argv: list[str] | None = None) -> None:
         help="with --rethreshold: make the labelled examples again from the training data first (new "
         "data, such as the consumer questions, becomes nearest examples without retraining)",
     )
+    parser.add_argument(
+        "--refit-head",
+        action="store_true",
+        help="do not train the encoder: train the head of the file in --out again on the training split "
+        "as it is now (warm start, --head-steps full-batch steps), remake its labelled examples and "
+        "choose its thresholds (refit_head)",
+    )
+    parser.add_argument("--head-steps", type=int, default=300, help="with --refit-head: full-batch steps")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="keep the file encoder's vectors here between runs"
+    )
     parser.add_argument("--out", type=Path, default=TUNED_FILE)
     parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)  # smoke runs only
     args = parser.parse_args(argv)
@@ -352,8 +526,23 @@ def main(argv: list[str] | None = None) -> None:
         if args.neighbours > 0
         else None
     )
+    if args.refit_head:
+        refit_head(
+            args.out,
+            knn,
+            generated_fraction=args.generated_fraction,
+            reframe_share=args.reframe,
+            emergency_weight=args.emergency_weight,
+            steps=args.head_steps,
+            seed=args.seed,
+            target=args.target_recall,
+            cache=args.cache,
+        )
+        return
     if args.rethreshold:
-        add_neighbours(args.out, knn, args.target_recall, args.generated_fraction if args.examples else None)
+        add_neighbours(
+            args.out, knn, args.target_recall, args.generated_fraction if args.examples else None, args.cache
+        )
         return
 
     started = time.perf_counter()
