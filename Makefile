@@ -12,7 +12,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# llama.cpp compiled for any x86-64 with AVX2 rather than for the building CPU: a native build uses
+# AVX-512 and AMX instructions that some virtual machines advertise and then refuse (the process dies
+# with SIGILL at its first answer). Built without pip's cache, which may hold a native build.
+LLAMA       := llama-cpp-python==0.3.36
+LLAMA_STAMP := $(VENV)/.llama-cpp-portable-0.3.36
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
+	-DLLAVA_BUILD=OFF -DMTMD_BUILD=OFF
+
+$(LLAMA_STAMP): | $(BIN)/python
+	if [ "$$(uname -m)" = x86_64 ]; then export CMAKE_ARGS="$(LLAMA_CMAKE)"; fi; \
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install --no-cache-dir --force-reinstall --no-deps '$(LLAMA)'
+	touch $@
+
+$(STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
 	$(BIN)/pip install $(TORCH)
 	$(BIN)/pip install -e '.[dev]'
 	touch $@

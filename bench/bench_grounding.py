@@ -35,7 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot.attribution import attribute  # noqa: E402
-from chatbot.grounding import CONTRADICTED, NOT_FOUND, SUPPORTED, check_sentence, present, units  # noqa: E402
+from chatbot.grounding import (  # noqa: E402
+    CONTRADICTED,
+    NOT_FOUND,
+    SUPPORTED,
+    Meaning,
+    check_sentence,
+    present,
+    units,
+)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -58,24 +66,45 @@ def overlap_flags(sentence: str, passages: list[str]) -> bool:
     return bool(attribute(sentence, passages).unsupported)
 
 
-def grounding_flags(sentence: str, passages: list[str], found: Any) -> tuple[bool, str]:
-    c = check_sentence(sentence, passages, found)
+def grounding_flags(
+    sentence: str, passages: list[str], found: Any, meaning: Any = None, question: str = ""
+) -> tuple[bool, str]:
+    c = check_sentence(sentence, passages, found, meaning=meaning, question=question)
     return c.verdict != SUPPORTED, c.verdict
 
 
-def run_check(split: str | None) -> dict[str, Any]:
-    from bench.grounding_data import load_labelled
+def bundled_embedder() -> Any:
+    """The MiniLM that the index and the chain use (from the installed package, offline)."""
+    from chatbot.settings import Settings
+    from ingestion.embedding import get_embedder
 
-    answers = [a for a in load_labelled() if split in (None, "all", a["split"])]
+    return get_embedder(Settings())
+
+
+def run_check(split: str | None, lexical_only: bool = False) -> dict[str, Any]:
+    """`split`: dev, test (the first labelled set), free (labelled later, blind, on the raw free
+    answers of bench/grounding/answers.jsonl), or all."""
+    from bench.grounding_data import load_free, load_labelled
+
+    if split == "free":
+        answers = load_free()
+    else:
+        answers = [a for a in load_labelled() if split in (None, "all", a["split"])]
+        if split in (None, "all"):
+            answers += load_free()
+    embedder = None if lexical_only else bundled_embedder()
+    if embedder is not None:
+        embedder.embed_query("warm up")
     rows = []
     seconds = []
     for a in answers:
         passages = a["passages"]
         t = time.perf_counter()
         found = units(passages)
+        meaning = Meaning(embedder, found) if embedder is not None else None
         verdicts = []
         for s in a["sentences"]:
-            verdicts.append(grounding_flags(s["sentence"], passages, found))
+            verdicts.append(grounding_flags(s["sentence"], passages, found, meaning, a.get("question", "")))
         seconds.append(time.perf_counter() - t)
         for s, (flag, verdict) in zip(a["sentences"], verdicts, strict=True):
             if not s.get("claim", True):
@@ -259,7 +288,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check", help="the check against hand labels")
-    c.add_argument("--split", default="test", choices=["dev", "test", "all"])
+    c.add_argument("--split", default="test", choices=["dev", "test", "free", "all"])
+    c.add_argument("--lexical-only", action="store_true", help="the rules alone, without MiniLM (Meaning)")
     c.add_argument("--full", action="store_true", help="also print the sentences let through")
     a = sub.add_parser("answers", help="answer held-out questions in each mode (resumable)")
     a.add_argument("--questions", type=Path, default=ROOT / "bench/grounding/questions_test.txt")
@@ -273,7 +303,7 @@ def main() -> None:
     r.add_argument("--judged", type=Path, default=ROOT / "bench/grounding/judged.jsonl")
     args = ap.parse_args()
     if args.cmd == "check":
-        result = run_check(args.split)
+        result = run_check(args.split, args.lexical_only)
         if not args.full:
             for name in ("new", "old"):
                 result[name].pop("let_through")

@@ -82,6 +82,33 @@ def load_labelled(path: Path | str | None = None, shared: Path | str | None = No
     return out
 
 
+FREE_PATH = REPO / "bench" / "grounding" / "labelled_free.jsonl"
+FREE_INPUT = REPO / "bench" / "grounding" / "to_label_free.jsonl"
+
+
+def load_free(path: Path | str | None = None) -> list[dict[str, Any]]:
+    """The second labelled set (split "free"): every sentence of the 40 raw `free` answers of
+    bench/grounding/answers.jsonl, labelled later and blind to the checker (LABELLING_FREE.md), with
+    the passages of to_label_free.jsonl as text. Empty when the labels are not there yet."""
+    file = Path(path or FREE_PATH)
+    if not file.is_file():
+        return []
+    inputs = {}
+    for line in FREE_INPUT.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            inputs[row["id"]] = row
+    out = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        source = inputs[row["id"]]
+        passages = [p["text"] for p in sorted(source["passages"], key=lambda p: p["n"])]
+        out.append({**row, "split": "free", "corpus": "notes", "passages": passages})
+    return out
+
+
 if __name__ == "__main__":
     from collections import Counter
 

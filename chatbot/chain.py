@@ -506,7 +506,9 @@ class Chain:
         engine = self.engine
         turn.answer.model, turn.answer.quantization = engine.name, engine.quantization
         params = turn.params or GenerationParams.from_settings(self.settings.generation)
-        checker = SentenceStream([p.text for p in turn.answer.passages]) if mode == "checked" else None
+        asked = turn.answer.query or turn.question
+        texts = [p.text for p in turn.answer.passages]
+        checker = SentenceStream(texts, question=asked) if mode == "checked" else None
         for piece in engine.stream(turn.prompt.messages, params):
             if "model_first_token_s" not in turn.timings:
                 turn.timings["model_first_token_s"] = time.perf_counter() - t
@@ -568,7 +570,7 @@ class Chain:
         if mode == "extractive":
             shown = Presented(check.text, checks=list(turn.quoted))
         else:
-            shown = present(check.text, texts, inline=mode == "free")
+            shown = present(check.text, texts, inline=mode == "free", question=answer.query or turn.question)
             if mode == "checked" and not shown.supported and not turn.stopped:
                 # nothing of the model's own survived: what the sources say answers instead (its
                 # corrections kept, its claim-free lines such as "consult your doctor" dropped)

@@ -74,7 +74,14 @@ _BENEFIT = frozenset(
 )
 _HARM = frozenset(
     "trigger triggers triggered worsen worsens worse cause causes provoke provokes dangerous harmful "
-    "unsafe contraindicated avoid avoided bronchospasm".split()
+    "unsafe contraindicated avoid avoided bronchospasm harm harms damage damages".split()
+)
+# words that decide what a sentence claims: one its passage does not have keeps the sentence from being
+# supported by the rest of its words ("ACE inhibitors are safe in pregnancy" is not "ACE inhibitors ...
+# in pregnancy")
+_DECISIVE = frozenset(
+    "safe unsafe harmless dangerous recommended effective ineffective cure cures curable cured "
+    "contagious infectious fatal permanent".split()
 )
 _TIMING = re.compile(
     r"\b(with|before|after|during|without|between)\s+(?:a\s+|the\s+|your\s+|any\s+|\w+\s+)?"
@@ -491,6 +498,74 @@ def _windows(all_units: list[Unit]) -> list[tuple[Unit, frozenset[str]]]:
     return out
 
 
+class Meaning:
+    """Sentence-embedding similarity between claims and the passages' sentences (the bundled MiniLM):
+    what the rules cannot see, a paraphrase that shares few words with its source ("The main cause of
+    cataracts is aging" for "Most cataracts are related to aging").
+
+    It only ever turns a `not_found` into `supported`, and only where every figure, drug, route and
+    population of the claim is in that same passage sentence and no rule finds a conflict with it, so
+    it cannot let a swapped figure or direction through that the rules catch. The passage sentences are
+    embedded once per answer."""
+
+    def __init__(self, embedder: Any, all_units: Sequence[Unit]) -> None:
+        self.embedder = embedder
+        self.units = list(all_units)
+        self._matrix: Any = None
+
+    def scores(self, claim: str) -> list[float]:
+        """Cosine similarity of `claim` to each unit, in `units` order."""
+        import numpy as np
+
+        if not self.units:
+            return []
+        if self._matrix is None:
+            m = np.asarray(self.embedder.embed_documents([u.text for u in self.units]), dtype=float)
+            norms = np.linalg.norm(m, axis=1, keepdims=True)
+            self._matrix = m / np.where(norms == 0, 1.0, norms)
+        q = np.asarray(self.embedder.embed_query(claim), dtype=float)
+        q = q / (np.linalg.norm(q) or 1.0)
+        return [float(x) for x in self._matrix @ q]
+
+
+MIN_MEANING = 0.7
+"""Similarity at which a claim means what a passage sentence says (chosen on bench/grounding/labelled.jsonl,
+measured on a set labelled later: docs/benchmarks.md#grounded-answers)."""
+
+MEANING_SHARE = 0.6
+"""...and shares at least this part of the claim's words with that sentence."""
+_FRAGMENT = re.compile(
+    r"^\W*(?:so,? )?(?:to answer your question[:,]? )?(?:the )?(?:answer|response)"
+    r" (?:is|would be|should be)\W*",
+    re.IGNORECASE,
+)
+"""An answer given as a bare fragment ("The answer is: 140/90 mmHg or higher")."""
+_LEAD_VERDICT = re.compile(r"^\W*(?:yes|no)\b[\s,.;:!-]*", re.IGNORECASE)
+
+
+def _by_meaning(
+    bare: str, numbers: set[str], passages: Sequence[str], meaning: Meaning, min_meaning: float
+) -> tuple[Unit, float] | None:
+    """The passage sentence that says `bare` in other words, if one does (see `Meaning`)."""
+    claim = _LEAD_VERDICT.sub("", bare).strip()
+    if len(words_of(claim)) < 2:
+        return None  # a bare "No." needs its question, which the check does not have
+    scores = meaning.scores(claim)
+    if not scores:
+        return None
+    best = max(range(len(scores)), key=scores.__getitem__)
+    if scores[best] < min_meaning:
+        return None
+    unit = meaning.units[best]
+    text = passages[unit.passage - 1]
+    span = text[unit.start : unit.end]
+    if numbers - _numbers(span.lower()) or conflict(bare, span, text) or _missing_names(bare, span):
+        return None
+    if len(words_of(claim) & unit.words) < MEANING_SHARE * len(words_of(claim)):
+        return None  # close in meaning overall, but half of what it says is not in that sentence
+    return unit, scores[best]
+
+
 def check_sentence(
     sentence: str,
     passages: Sequence[str],
@@ -498,10 +573,18 @@ def check_sentence(
     *,
     min_support: float = 0.75,
     min_topic: float = 0.4,
+    meaning: Meaning | None = None,
+    min_meaning: float = MIN_MEANING,
+    question: str = "",
 ) -> SentenceCheck:
-    """One sentence's verdict against `passages` (see the module's docstring)."""
+    """One sentence's verdict against `passages` (see the module's docstring). With the `question`,
+    an answer given as a bare fragment ("The answer is: 140/90 mmHg or higher") is checked as the
+    answer to that question, as a reader takes it."""
     all_units = units(passages) if all_units is None else all_units
     bare = _CITE.sub("", sentence).strip()
+    fragment = _FRAGMENT.match(bare)
+    if question and fragment and words_of(bare[fragment.end() :]) and not _YES_NO.search(bare):
+        bare = f"{question.strip().rstrip('?')}: {bare[fragment.end() :]}"
     words = words_of(bare)
     numbers = _numbers(bare.lower())
     verdict_word = _YES_NO.search(bare)  # "The answer should be 'yes'" takes a side
@@ -536,7 +619,8 @@ def check_sentence(
     text = passages[unit.passage - 1]
     span = text[unit.start : unit.end]
     missing_numbers = numbers - _numbers(span.lower())
-    supports = share >= min_support and not missing_numbers
+    undecided = (set(_tokens(bare.lower())) & _DECISIVE) - set(_tokens(text.lower()))
+    supports = share >= min_support and not missing_numbers and not undecided
     if supports and not conflict(bare, span, text) and not _missing_names(bare, span):
         return SentenceCheck(sentence, SUPPORTED, unit.passage, span, round(share, 3))
     # a span on the same point that says otherwise decides
@@ -551,10 +635,28 @@ def check_sentence(
             return SentenceCheck(
                 sentence, CONTRADICTED, other.passage, other_span, round(other_share, 3), f"{kind}: {why}"
             )
+    if meaning is not None:
+        same = _by_meaning(bare, numbers, passages, meaning, min_meaning)
+        if same:
+            found_unit, similarity = same
+            found_span = passages[found_unit.passage - 1][found_unit.start : found_unit.end]
+            return SentenceCheck(
+                sentence,
+                SUPPORTED,
+                found_unit.passage,
+                found_span,
+                round(similarity, 3),
+                f"says what the source says in other words (similarity {similarity:.2f})",
+            )
     if share >= min_support and not missing_numbers:
-        missing = _missing_names(bare, span)
+        missing = _missing_names(bare, span) or "/".join(sorted(undecided))
         return SentenceCheck(
-            sentence, NOT_FOUND, unit.passage, span, round(share, 3), f"names {missing} the source does not"
+            sentence,
+            NOT_FOUND,
+            unit.passage,
+            span,
+            round(share, 3),
+            f"says {missing} where the source does not",
         )
     why = (
         f"figures {sorted(missing_numbers)} are in no passage"
@@ -576,9 +678,14 @@ def _missing_names(sentence: str, span: str) -> str:
     return "/".join(sorted(extra_names)) if extra_names else ""
 
 
-def check_answer(answer: str, passages: Sequence[str], **kw: Any) -> list[SentenceCheck]:
-    """Every sentence of `answer` checked against `passages` (`check_sentence`)."""
+def check_answer(
+    answer: str, passages: Sequence[str], *, embedder: Any = None, **kw: Any
+) -> list[SentenceCheck]:
+    """Every sentence of `answer` checked against `passages` (`check_sentence`); with an `embedder`
+    (the index's MiniLM), paraphrases are recognised too (`Meaning`)."""
     all_units = units(passages)
+    if embedder is not None:
+        kw["meaning"] = Meaning(embedder, all_units)
     return [check_sentence(s, passages, all_units, **kw) for s in sentences(answer)]
 
 
@@ -800,8 +907,9 @@ _BOUNDARY = re.compile(r"[.!?](?:\s*\[[\d,;\s]+\])*[.!?]?[ \t]+(?=[^\s\[])|\n")
 class SentenceStream:
     """Checks a streamed answer sentence by sentence: `feed` returns what may be shown so far."""
 
-    def __init__(self, passages: Sequence[str]) -> None:
+    def __init__(self, passages: Sequence[str], question: str = "") -> None:
         self.passages = list(passages)
+        self.question = question
         self.buffer = ""
         self.started = False
 
@@ -818,7 +926,7 @@ class SentenceStream:
         return self._show(done) if done.strip() else ""
 
     def _show(self, chunk: str) -> str:
-        shown = present(chunk, self.passages).text
+        shown = present(chunk, self.passages, question=self.question).text
         if not shown:
             return "\n" if chunk.endswith("\n") and self.started else ""
         sep = "\n" if chunk.endswith("\n") else " "

@@ -254,11 +254,15 @@ def test_cli_options_that_take_a_value(tmp_path_factory, case, value):
     base = tmp_path_factory.mktemp("cli")
     os.environ["MEDCHAT_HOME"] = str(base / "home")
     os.environ["MEDCHAT_GENERATION__ENGINE"] = "fake"
+    # a generated relative path (`export -o <value>`) lands in this case's folder, not the checkout
+    here = os.getcwd()
+    os.chdir(base)
     try:
         cases = _arguments(base)
         args, option = cases[case % len(cases)]
         run_cli([*args, option, value] if value != "" or option.startswith("-") else args)
     finally:
+        os.chdir(here)
         del os.environ["MEDCHAT_HOME"], os.environ["MEDCHAT_GENERATION__ENGINE"]
 
 

@@ -61,7 +61,9 @@ COMPARE_CSS = (
   .block.cmp-answer { height: clamp(150px, calc(100dvh - 450px), 900px); }
 }
 @media (max-width: 640px) {
-  #tab-compare { margin-left: -24px !important; width: calc(100% + 48px) !important; max-width: none !important; }
+  #tab-compare {
+    margin-left: -24px !important; width: calc(100% + 48px) !important; max-width: none !important;
+  }
   #page-title h1 { font-size: 1.2em; margin: 0; }
   #cmp-keys, #cmp-hello { display: none; }
   .block.cmp-answer { height: clamp(110px, calc((100dvh - 610px) / 2), 420px); font-size: 0.9em;

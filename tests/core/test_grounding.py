@@ -198,3 +198,61 @@ def test_verify_record_reports_each_sentence_with_its_verdict():
 def test_verify_record_names_what_is_wrong(record, message):
     with pytest.raises(ValueError, match=message):
         verify_record(record)
+
+
+# --- safety words, bare fragments and paraphrases (2026-12-05) ----------------------------------------
+
+ACE = (
+    "**Pregnancy**: ACE inhibitors and ARBs can harm the baby, especially in the second and third "
+    "trimesters. Tell your doctor if you are planning a pregnancy."
+)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    ["ACE inhibitors are safe in pregnancy.", "It is safe to take an ACE inhibitor while pregnant."],
+)
+def test_safe_against_a_source_that_says_harm_is_contradicted(sentence):
+    # three of four words in the source made this 'supported' before: 'safe' was the one missing
+    c = check_sentence(sentence, [ACE])
+    assert c.verdict == CONTRADICTED
+    assert "harm" in c.reason
+    shown = present(sentence, [ACE])
+    assert "safe" not in shown.text and "can harm the baby" in shown.text
+
+
+def test_a_deciding_word_no_passage_has_keeps_a_sentence_from_support():
+    passage = "Shingles is caused by the varicella zoster virus, which stays in the nerves after chickenpox."
+    assert check_sentence("Shingles is caused by the varicella zoster virus.", [passage]).verdict == SUPPORTED
+    c = check_sentence("Shingles is caused by a contagious varicella zoster virus.", [passage])
+    assert c.verdict == NOT_FOUND
+    assert "contagious" in c.reason
+
+
+def test_a_bare_fragment_is_checked_as_the_answer_to_its_question():
+    passage = (
+        "For people with diabetes, HbA1c is checked every 3-6 months until stable on treatment. "
+        "An HbA1c of 48 mmol/mol (6.5%) or more on two tests means diabetes."
+    )
+    asked = "what HbA1c result means you have diabetes?"
+    wrong = check_sentence("The answer is: 7.0%", [passage], question=asked)
+    assert wrong.verdict == CONTRADICTED and "6.5" in wrong.reason
+    right = check_sentence("The answer is: 6.5% or more.", [passage], question=asked)
+    assert right.verdict == SUPPORTED
+    # a lead-in with nothing after it is no claim, with or without the question
+    assert check_sentence("The answer is:", [passage], question=asked).verdict == SUPPORTED
+
+
+def test_meaning_accepts_a_paraphrase_and_never_its_opposite(embedder):
+    said = "No, it's not safe to take an ACE inhibitor while pregnant."
+    assert check_sentence(said, [ACE]).verdict == NOT_FOUND  # the rules alone: too few shared words
+    paraphrase = check_answer(said, [ACE], embedder=embedder)[0]
+    assert paraphrase.verdict == SUPPORTED and "other words" in paraphrase.reason
+    opposite = check_answer("It is safe to take an ACE inhibitor while pregnant.", [ACE], embedder=embedder)[
+        0
+    ]
+    assert opposite.verdict == CONTRADICTED
+    figure = check_answer(
+        "ACE inhibitors can harm the baby in the first 2 weeks of pregnancy.", [ACE], embedder=embedder
+    )[0]
+    assert figure.verdict != SUPPORTED  # a figure the passage does not give is never accepted by meaning
