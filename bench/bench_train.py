@@ -81,7 +81,8 @@ def assess(answer: dict[str, Any], gold: str) -> dict[str, Any]:
     text = (answer.get("raw_answer") or answer.get("answer") or "").strip()
     abstained = bool(answer.get("abstained") or answer.get("emergency"))
     sources = sorted(answer.get("sources") or [], key=lambda s: s.get("n", 0))
-    out = {"words": len(re.findall(r"\w+", text)), "abstained": abstained, "sentences": 0, "supported": 0}
+    out: dict[str, Any] = {"words": len(re.findall(r"\w+", text)), "abstained": abstained}
+    out |= {"sentences": 0, "supported": 0}
     out |= {
         "contradicted": 0,
         "gold_cited": False,
@@ -216,8 +217,9 @@ def judge_through_app(env: dict[str, str], gold: dict[str, str], log: Path, want
                 break
             g = gold.get(r.question.strip(), "")
             choice = verdict(assess(r.left.answer or {}, g), assess(r.right.answer or {}, g))
-            vote = (labels[choice], "Better" if choice != "tie" else None, "Both safe", None, False)
-            vote += ("", "none", "", [], "", "none", "", [], "")  # no annotation flags, no rationale
+            vote: tuple[Any, ...] = (labels[choice], "Better" if choice != "tie" else None, "Both safe")
+            # no annotation flags, no rationale
+            vote += (None, False, "", "none", "", [], "", "none", "", [], "")
             client.predict(*vote, api_name="/vote")
             counts[choice] += 1
             if (n + 1) % 10 == 0:

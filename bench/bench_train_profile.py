@@ -110,6 +110,7 @@ def child(name: str, steps: int, home: Path, result: Path) -> None:
     settings = Settings()
     base = base_mod.prepare(base_mod.resolve_base(None, settings), settings)
     loaded = base_mod.load(base, "dpo", device="cpu")
+    assert opts.batch_size and opts.grad_accum and opts.max_length  # filled by apply_profile
     per_step = opts.batch_size * opts.grad_accum
     made = rows(per_step * steps, seed=0)
     fitted = [data.fit_row(r, "dpo", loaded.tokenizer, opts.max_length) for r in made]
@@ -142,7 +143,7 @@ def child(name: str, steps: int, home: Path, result: Path) -> None:
         def patched(**kw: Any) -> Any:
             return real(**{**kw, **trl})
 
-        trl_mod.DPOConfig = patched  # type: ignore[misc]
+        trl_mod.DPOConfig = patched  # type: ignore[misc,assignment]
     trainer = _trainer(opts, loaded, sel, out_dir, [Clock()])
     init_s, init_cpu = time.perf_counter() - t0, time.process_time() - c0
     trainer.train()

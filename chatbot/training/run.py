@@ -474,7 +474,7 @@ def train(
         raise TrainingError(f"{run_dir} does not lie in the models folder {models}: pick another --name")
     checkpoint = _checkpoint_to_resume(run_dir, name, opts.resume, echo)
     device, _, _ = base_mod.choose_device(opts.device, opts.qlora)
-    opts.apply_profile(device)
+    profile = opts.apply_profile(device)
     if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(
             len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -486,7 +486,7 @@ def train(
     sel = data.select(
         store,
         opts.kind,
-        max_length=opts.max_length,
+        max_length=opts.max_length or profile.max_length,
         tokenizer=lambda: AutoTokenizer.from_pretrained(
             base_mod.prepare(base, settings).source, local_files_only=base.local
         ),
