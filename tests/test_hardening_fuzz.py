@@ -133,20 +133,15 @@ toml_documents = st.lists(
 
 @FUZZ
 @given(document=st.one_of(texts, toml_documents))
-def test_settings_files(tmp_path_factory, document, monkeypatch_module):
+def test_settings_files(tmp_path_factory, document):
     from chatbot.cli import _settings
 
     path = tmp_path_factory.mktemp("s") / "medchat.toml"
     path.write_text(document, encoding="utf-8", errors="surrogatepass")
-    monkeypatch_module.setenv("MEDCHAT_CONFIG", str(path))
-    expect_own_error(_settings)
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
+    # undone after each example: a broken file left in MEDCHAT_CONFIG broke later tests' settings
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDCHAT_CONFIG", str(path))
+        expect_own_error(_settings)
 
 
 # --- ingestion ------------------------------------------------------------------------------------

@@ -234,3 +234,11 @@ def test_an_empty_path_is_a_usage_error_not_a_folder(runner, medchat_home, args)
     result = runner.invoke(main, args)
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit | None)
     assert "the path is empty" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["batch", "q.jsonl", "-o", "\x00"], ["triage", "--file", "a\x00b"]])
+def test_a_path_with_a_nul_character_is_a_usage_error(runner, medchat_home, args):
+    """os.stat raised 'embedded null byte' (a traceback) for `batch -o '\\0'` (found by the fuzz run)."""
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit | None)
+    assert "NUL character" in result.output and "Traceback" not in result.output

@@ -30,6 +30,8 @@ class PathArg(click.Path):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and not value.strip():
             self.fail("the path is empty: give a file or folder name", param, ctx)
+        if isinstance(value, str) and "\x00" in value:
+            self.fail("the path contains a NUL character: give a plain file or folder name", param, ctx)
         return super().convert(value, param, ctx)
 
 

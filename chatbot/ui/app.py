@@ -524,7 +524,11 @@ def build_app(
             patient = users.is_patient(user)  # Chat only: no Compare tab, no answer settings
             admin = users.is_admin(user)
             return (
-                gr.Dropdown(choices=[default_variant, *runner.variants] if admin else None, visible=admin),
+                # choices=None would clear the list (and every chat fails: 'not in the list of
+                # choices'); only an admin gets the variant names, everyone keeps the default
+                gr.Dropdown(choices=[default_variant, *runner.variants], visible=True)
+                if admin
+                else gr.Dropdown(visible=False),
                 history,
                 panel,
                 note,

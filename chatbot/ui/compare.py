@@ -344,10 +344,6 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         progress = service.progress_markdown(annotator)
         # the tab to reopen: where this person was (Compare only for those who annotate)
         place = service.place(annotator) or ""
-        drawn[getattr(request, "session_hash", None) or ""] = time.monotonic()
-        if len(drawn) > 10_000:  # pages of the past: only the newest matter
-            for old in sorted(drawn, key=drawn.__getitem__)[:5_000]:
-                del drawn[old]
         if place not in TABS or (place != "chat" and users.is_patient(getattr(request, "username", None))):
             place = ""
         if pending is None:
@@ -661,18 +657,25 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         trigger_mode="always_last",
     )
 
-    # Gradio selects the first tab (Chat) as a page is drawn, before its load event: that select is
-    # not the person leaving Compare, so a Chat select from a page not yet loaded (or loaded under a
-    # second ago) is not kept
-    drawn: dict[str, float] = {}
+    # Gradio selects the first tab (Chat) as a page is drawn: that select is not the person leaving
+    # Compare. A page opens on Chat, so a person's own Chat select always follows another tab's: the
+    # first select a page sends is kept only when it is not Chat. (A time window after the load
+    # event lost real Chat clicks on a busy machine, and a reload then reopened Compare.)
+    selected: dict[str, float] = {}  # page (session) -> when it first selected a tab
 
-    def not_yet_shown(request: gr.Request) -> bool:
-        loaded = drawn.get(getattr(request, "session_hash", None) or "")
-        return loaded is None or time.monotonic() - loaded < 1.0
+    def first_select(request: gr.Request) -> bool:
+        page = getattr(request, "session_hash", None) or ""
+        if page in selected:
+            return False
+        selected[page] = time.monotonic()
+        if len(selected) > 10_000:  # pages of the past: only the newest matter
+            for old in sorted(selected, key=selected.__getitem__)[:5_000]:
+                del selected[old]
+        return True
 
     def keep_place_of(tab: str) -> Any:
         def keep(request: gr.Request) -> None:
-            if tab == TABS[0] and not_yet_shown(request):
+            if first_select(request) and tab == TABS[0]:
                 return  # the page selecting its first tab as it is drawn: not the person's choice
             service.keep_place(who(request)[0], tab)
 
