@@ -108,15 +108,25 @@ COMPARE_KEYS_JS = (
   };
   const visible = (el) => el && el.offsetParent !== null;
   const press = (sel) => { const b = document.querySelector(sel); if (visible(b) && !b.disabled) b.click(); };
-  const pick = (sel, n, tries) => {
+  // a key for an option not enabled yet (how much better waits for the server to take the choice)
+  // is kept and applied when it is; Enter waits for such keys, so a fast typist's vote is whole
+  let waiting = 0;
+  const pick = (sel, n, tries, queued) => {
     const input = document.querySelectorAll(sel + ' input[type=radio]')[n];
-    if (!input) return;
-    if (input.disabled) {
-      if (tries > 0) setTimeout(() => pick(sel, n, tries - 1), 50);
+    if (input && input.disabled && tries > 0) {
+      if (!queued) waiting++;
+      setTimeout(() => pick(sel, n, tries - 1, true), 50);
       return;
     }
+    if (queued) waiting--;
+    if (!input || input.disabled) return;
     input.click();
     input.focus();  // so that Enter next goes to the vote, not to a button clicked earlier
+  };
+  const submitWhenReady = (tries) => {
+    if (waiting > 0 && tries > 0) { setTimeout(() => submitWhenReady(tries - 1), 50); return; }
+    const submit = document.querySelector('#cmp-submit');
+    if (visible(submit) && !submit.disabled) submit.click();
   };
   document.addEventListener('keydown', (e) => {
     if (!visible(document.querySelector('#cmp-choice'))) return;
@@ -131,13 +141,13 @@ COMPARE_KEYS_JS = (
       t.tagName === 'SELECT');
     if (e.key === 'Enter' && !onControl) {
       const submit = document.querySelector('#cmp-submit');
-      if (visible(submit) && !submit.disabled) { e.preventDefault(); submit.click(); }
+      if (visible(submit) && (!submit.disabled || waiting > 0)) { e.preventDefault(); submitWhenReady(120); }
       return;
     }
     const key = (e.key || '').toLowerCase();
     for (const [sel, keys] of Object.entries(groups)) {
       const n = keys.indexOf(key);
-      if (key.length === 1 && n >= 0) { e.preventDefault(); pick(sel, n, 60); return; }
+      if (key.length === 1 && n >= 0) { e.preventDefault(); pick(sel, n, 100, false); return; }
     }
   });
 }
