@@ -40,7 +40,7 @@ run: setup
 test: setup
 	# browser tests use Debian's chromium; they skip with a reason where it cannot be installed
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || true
-	$(BIN)/python -m pytest; rc=$$?; \
+	$(BIN)/python -m pytest --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 # bench/ is code we run and publish numbers from: linted and type-checked like the package

@@ -139,6 +139,11 @@ class Options:
             self.precompute_ref = prof.precompute_ref
         if self.kind == "reward":
             self.precompute_ref = False  # a reward model has no reference
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # under `accelerate launch` each process caches its reference log-probs in its own
+            # temporary folder and TRL then opens rank 0's file in every process (rank 1 died with
+            # FileNotFoundError): the reference model scores each batch as it comes instead
+            self.precompute_ref = False
         if self.save_steps is None:
             self.save_steps = prof.save_steps
         return prof

@@ -295,7 +295,9 @@ def test_two_processes_under_accelerate_launch_train_one_run(filled, settings, f
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_CONFIG_FILE=str(tmp_path / "none.yaml"))
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # the first failing process's own lines come first: the launcher's tail only says that it failed
+    failed = [line for line in out.stderr.splitlines() if line.startswith("[rank1]")][-40:]
+    assert out.returncode == 0, "\n".join(failed) + out.stdout[-2000:] + out.stderr[-2000:]
     assert out.stdout.count("run tiny-ddp: held-out") == 1, out.stdout
     from chatbot.settings import get_settings
     from chatbot.training.records import runs
