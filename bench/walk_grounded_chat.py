@@ -65,11 +65,13 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(1)
+            print(f"server up at {url}", flush=True)
             page.goto(url)
             page.set_default_timeout(300_000)
             for n, question in enumerate(QUESTIONS[: args.questions], start=1):
                 size = "phone" if n % 2 == 0 else "desktop"
                 page.set_viewport_size(SIZES[size])
+                print(f"asking [{size}] {question}", flush=True)
                 page.locator("#clear").click()
                 t = time.perf_counter()
                 page.locator("#question textarea").fill(question)
