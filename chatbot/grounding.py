@@ -592,6 +592,11 @@ def check_sentence(
         (_NO_CLAIM.match(bare) and not numbers) or (len(words) < 2 and not numbers and not named(bare))
     ):
         return SentenceCheck(sentence, SUPPORTED, None, "", 1.0, "states nothing to check", claim=False)
+    answered = _answers_question(bare, question, passages, all_units) if question else None
+    if answered:
+        return SentenceCheck(
+            sentence, SUPPORTED, answered.passage, answered.span, answered.score, answered.reason
+        )
     if not words:
         return SentenceCheck(sentence, NOT_FOUND, None, "", 0.0, "no content words")
     cited = {int(n) for n in re.findall(r"\d+", " ".join(re.findall(r"\[[\d,;\s]+\]", sentence)))}
@@ -664,6 +669,50 @@ def check_sentence(
         else "too few of its words in any passage"
     )
     return SentenceCheck(sentence, NOT_FOUND, unit.passage, span, round(share, 3), why)
+
+
+_YES_NO_QUESTION = re.compile(
+    r"^\W*(?:[^?]*?,\s*)?(?:can|could|should|shall|is|are|was|were|do|does|did|will|would|may|must|"
+    r"has|have)\b",
+    re.IGNORECASE,
+)
+_VERDICT = re.compile(
+    r"^\W*(?:(yes|no)\b|(?:so,? )?(?:the )?(?:answer|response) (?:is|should be|would be)\W+(yes|no)\b)\W*",
+    re.IGNORECASE,
+)
+_HEDGES = words_of(
+    "recommended advised advisable necessary need needed good idea okay fine allowed usually generally"
+)
+"""Words that restate a question's "should I" or "can I" in an answer's "no" ("it is not recommended")."""
+# a conflict of meaning, not of figures: a number in a question ("my 2 month old", "30 weeks") is the
+# asker's, and a source's different number is about something else as often as not
+_ANSWERING_KINDS = frozenset({"negation", "direction", "timing", "population", "route", "drug"})
+
+
+def _answers_question(
+    bare: str, question: str, passages: Sequence[str], all_units: list[Unit]
+) -> SentenceCheck | None:
+    """A "No." (or "No, you cannot stop it suddenly.") that answers a yes/no `question` the way its
+    sources do: the question, read as a statement, is contradicted by a passage on the same point
+    (its negation, direction, timing, population, route or drug class), and the sentence adds nothing
+    to the question but its "no". A "Yes." needs the question, read as a statement, supported.
+    Anything else is left to the other checks."""
+    lead = _VERDICT.match(bare)
+    if not lead or not _YES_NO_QUESTION.match(question):
+        return None
+    said_yes = (lead.group(1) or lead.group(2)).lower() == "yes"
+    rest = words_of(bare[lead.end() :]) - words_of(question) - _HEDGES
+    if any(t not in _NEGATORS and not t.endswith("n't") for t in _tokens(" ".join(sorted(rest)))):
+        return None  # it says more than yes or no to the question: checked as a claim of its own
+    statement = check_sentence(question.strip().rstrip("?"), passages, all_units)
+    kind = statement.reason.split(":", 1)[0]
+    if said_yes and statement.verdict == SUPPORTED:
+        why = "answers yes to the question, which the source says"
+    elif not said_yes and statement.verdict == CONTRADICTED and kind in _ANSWERING_KINDS:
+        why = f"answers no to the question, as the source does ({statement.reason})"
+    else:
+        return None
+    return SentenceCheck(bare, SUPPORTED, statement.passage, statement.span, statement.score, why)
 
 
 def _missing_names(sentence: str, span: str) -> str:

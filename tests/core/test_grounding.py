@@ -243,6 +243,53 @@ def test_a_bare_fragment_is_checked_as_the_answer_to_its_question():
     assert check_sentence("The answer is:", [passage], question=asked).verdict == SUPPORTED
 
 
+BEFORE_BREAKFAST = (
+    "Take it once a day, ideally on an empty stomach with water, 30-60 minutes before breakfast or caffeine."
+)
+
+
+@pytest.mark.parametrize(
+    "question, passage, answer",
+    [
+        ("Should I take my levothyroxine with breakfast?", LEVO, "No."),
+        ("Should I take my levothyroxine with breakfast?", BEFORE_BREAKFAST, "The answer is no."),
+        (
+            "Is it safe to take an ACE inhibitor while pregnant?",
+            ACE,
+            "No, it's not safe to take an ACE inhibitor while pregnant.",
+        ),
+        ("Is it safe to take an ACE inhibitor while pregnant?", ACE, "No, it is not recommended."),
+    ],
+)
+def test_a_no_that_answers_the_question_as_its_source_does_is_supported(question, passage, answer):
+    c = check_sentence(answer, [passage], question=question)
+    assert c.verdict == SUPPORTED, c
+    assert c.passage == 1 and "answers no" in c.reason and c.span
+
+
+@pytest.mark.parametrize(
+    "question, passage, answer",
+    [
+        # "yes" where the source says otherwise, and "no" where the source agrees with the question
+        ("Should I take my levothyroxine with breakfast?", BEFORE_BREAKFAST, "Yes."),
+        ("Should I take my levothyroxine before breakfast?", BEFORE_BREAKFAST, "No."),
+        ("Is it safe to take an ACE inhibitor while pregnant?", ACE, "Yes, it is safe."),
+        # a "no" that adds a claim of its own is checked as that claim
+        (
+            "Should I take my levothyroxine with breakfast?",
+            BEFORE_BREAKFAST,
+            "No, take it with your evening meal.",
+        ),
+        # a figure in the question is the asker's, not a disagreement with the source's figures
+        ("Can I give my 2 month old baby ibuprofen?", "Ibuprofen is not for babies under 3 months.", "No."),
+        # not a yes/no question
+        ("When should I take levothyroxine?", BEFORE_BREAKFAST, "No."),
+    ],
+)
+def test_a_yes_or_no_the_source_does_not_give_is_not_supported(question, passage, answer):
+    assert check_sentence(answer, [passage], question=question).verdict != SUPPORTED
+
+
 def test_meaning_accepts_a_paraphrase_and_never_its_opposite(embedder):
     said = "No, it's not safe to take an ACE inhibitor while pregnant."
     assert check_sentence(said, [ACE]).verdict == NOT_FOUND  # the rules alone: too few shared words
