@@ -106,10 +106,19 @@ def drop_index(settings: Settings) -> None:
 class ChromaIndex:
     """A Chroma collection of chunks with cosine similarity."""
 
-    def __init__(self, collection: Any, spec: IndexSpec, path: Path) -> None:
+    def __init__(self, collection: Any, spec: IndexSpec, path: Path, client: Any = None) -> None:
         self._col = collection
         self.spec = spec
         self.path = path
+        self._client = client
+
+    def close(self) -> None:
+        """Give back the client's files and memory. Chroma keeps one system per path alive for the
+        whole process otherwise: a process that opens many indexes (a test run, a fuzzing campaign,
+        an app that re-ingests) ran out of file handles after about 2,000."""
+        client, self._client = self._client, None
+        if client is not None and hasattr(client, "close"):
+            client.close()
 
     @classmethod
     def open(
@@ -134,10 +143,10 @@ class ChromaIndex:
                 configuration={"hnsw": {"space": "cosine"}},
                 embedding_function=None,
             )
-            return cls(col, spec, path)
+            return cls(col, spec, path, client)
         col = client.get_collection(name=name, embedding_function=None)
         cls._check(col.metadata or {}, spec, path)
-        return cls(col, spec, path)
+        return cls(col, spec, path, client)
 
     @staticmethod
     def _check(meta: dict[str, Any], spec: IndexSpec, path: Path) -> None:

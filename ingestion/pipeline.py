@@ -415,7 +415,6 @@ def ingest(
     """Index the files under `paths`; return what happened to each."""
     from ingestion.embedding import LazyEmbedder
     from ingestion.index import IndexSpec, drop_index, open_index
-    from ingestion.lexical import LexicalIndex
     from ingestion.manifest import Manifest
 
     started = time.perf_counter()
@@ -437,8 +436,30 @@ def ingest(
         import shutil
 
         shutil.rmtree(settings.bm25_dir, ignore_errors=True)
+    opened = index is None
     if index is None:
         index = open_index(settings, spec, create=True)
+    try:
+        return _ingest_into(index, files, settings, spec, embedder, report, prune, progress, started)
+    finally:
+        if opened:
+            index.close()
+
+
+def _ingest_into(
+    index: ChromaIndex,
+    files: list[Path],
+    settings: Settings,
+    spec: Any,
+    embedder: Embedder,
+    report: IngestReport,
+    prune: bool,
+    progress: IngestProgress | None,
+    started: float,
+) -> IngestReport:
+    from ingestion.lexical import LexicalIndex
+    from ingestion.manifest import Manifest
+
     manifest = Manifest(settings.manifest_path, spec.as_metadata())
     try:
         lexical = LexicalIndex.open(settings, spec, manifest)
