@@ -9,7 +9,7 @@ each from submit to the finished answer. The same emergency messages are first t
 server. Prints one JSON object: idle and loaded p50/p95/max, and how many chat answers were being
 written or waiting for the model at each emergency (so a fast figure cannot come from an idle app).
 
-    python bench/bench_emergency_load.py                      # 20 users, the bundled model
+    python bench/bench_emergency_load.py                      # 20 users, the bundled model writing
     python bench/bench_emergency_load.py --engine fake --users 20 --emergencies 20
 """
 
@@ -94,11 +94,19 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=2.0, help="Seconds between emergency messages.")
     parser.add_argument("--engine", choices=["llamacpp", "fake"], default="llamacpp")
     parser.add_argument("--new-tokens", type=int, default=64, help="Longest routine answer (tokens).")
+    parser.add_argument(
+        "--grounding",
+        choices=["free", "checked", "extractive"],
+        default="free",
+        help="How chat answers are made: `free` (the default here) has the model write every one, so the "
+        "chat users really generate; the app's own default, `extractive`, needs no model call.",
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="medchat-bench-emergency-"))
     os.environ["MEDCHAT_HOME"] = str(home)
     os.environ["MEDCHAT_GENERATION__MAX_NEW_TOKENS"] = str(args.new_tokens)
+    os.environ["MEDCHAT_GENERATION__GROUNDING"] = args.grounding
     os.environ["MEDCHAT_GENERATION__ENGINE"] = "llamacpp" if args.engine == "llamacpp" else "fake"
 
     from gradio_client import Client
@@ -181,6 +189,7 @@ def main() -> None:
     stop.set()
     result = {
         "engine": args.engine,
+        "grounding": args.grounding,
         "users": args.users,
         "idle": summary(idle),
         "under_load": summary(loaded),
