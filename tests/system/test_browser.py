@@ -229,3 +229,35 @@ def test_each_triage_level_has_its_own_coloured_banner_in_the_chat(served, brows
             assert copied.startswith("🚨 EMERGENCY\n\nThis may be an emergency. Call 112 or 911 (your local")
             assert "&#" not in copied and "<" not in copied
     assert len(set(colours.values())) == 3, colours
+
+
+def test_a_guess_is_answered_under_a_warning_and_a_real_emergency_still_gets_the_emergency_line(
+    served, browser
+):
+    # issue #28: "qvar 40mg what is it for" once got meningitis first aid and no answer
+    from playwright.sync_api import expect
+
+    url, _store = served
+    page = signed_in(browser, url, "nurse_bo", timeout=90_000)
+    page.locator("#question textarea").fill("qvar 40mg what is it for")
+    page.locator("#ask").click()
+    reply = page.locator("#chat .message-row").last
+    banner = page.locator("#chat .triage-mark")
+    expect(banner).to_be_visible(timeout=120_000)  # the first message loads the triage encoder
+    expect(page.locator("#stop")).to_be_disabled(timeout=120_000)
+    shown = reply.inner_text()
+    assert "EMERGENCY" not in shown and "meningitis" not in shown.lower()
+    if page.locator("#chat .triage-urgent").count():  # graded: the warning names what to watch for
+        expect(banner).to_contain_text("URGENT")
+        assert "could not rule out" in shown and "Watch for" in shown, shown
+    # the answer is given below the banner, with the disclaimer every answer carries
+    assert "not medical advice" in shown
+    assert len(shown.replace(banner.inner_text(), "").split()) > 20, shown
+    shot(page, "triage-graded")
+
+    page.locator("#clear").click()
+    page.locator("#question textarea").fill("i took 25 iron pills last night")
+    page.locator("#ask").click()
+    expect(page.locator("#chat .triage-emergency")).to_be_visible(timeout=120_000)
+    expect(page.locator("#chat .triage-emergency")).to_contain_text("EMERGENCY")
+    expect(page.locator("#chat .message-row").last).to_contain_text("Call 112 or 911")
