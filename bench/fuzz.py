@@ -41,6 +41,10 @@ def main() -> None:
     args = parser.parse_args()
     env = {**os.environ, "MEDCHAT_FUZZ_EXAMPLES": str(args.examples), "MEDCHAT_FUZZ_RANDOM": "1"}
     results: dict[str, dict[str, object]] = {}
+    Path(args.logs).mkdir(parents=True, exist_ok=True)
+    unknown = [t for t in args.targets.split(",") if t not in TARGETS]
+    if unknown:
+        parser.error(f"--targets: no target {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
     for target in args.targets.split(","):
         test = f"tests/test_hardening_fuzz.py::{TARGETS[target]}"
         started = time.perf_counter()
