@@ -284,6 +284,34 @@ def report(out: Path, judged: Path | None = None) -> dict[str, Any]:
     return result
 
 
+def run_cost() -> dict[str, Any]:
+    """What the check costs per answer as the chat runs it (rules + meaning), with the passage cache
+    emptied before each answer (cold) and kept (warm), on the sample-note answers of labelled.jsonl."""
+    import chatbot.grounding as g
+
+    embedder = bundled_embedder()
+    embedder.embed_query("warm up")
+    rows = [json.loads(x) for x in (ROOT / "bench/grounding/labelled.jsonl").read_text().splitlines() if x]
+    rows = [r for r in rows if r.get("answer") and all(isinstance(p, str) for p in r.get("passages", [None]))]
+    result: dict[str, Any] = {"answers": len(rows)}
+    for name, cold in (("cold", True), ("warm", False)):
+        g._MEANING_CACHE.clear()
+        took = []
+        for r in rows:
+            if cold:
+                g._MEANING_CACHE.clear()
+            t = time.perf_counter()
+            g.check_answer(r["answer"], r["passages"], embedder=embedder, question=r.get("question", ""))
+            took.append((time.perf_counter() - t) * 1000)
+        took.sort()
+        result[f"{name}_ms"] = {
+            "median": round(statistics.median(took), 1),
+            "p90": round(took[int(0.9 * (len(took) - 1))], 1),
+            "max": round(took[-1], 1),
+        }
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -301,8 +329,11 @@ def main() -> None:
     r = sub.add_parser("report", help="figures from an answers file")
     r.add_argument("--out", type=Path, default=ROOT / "bench/grounding/answers.jsonl")
     r.add_argument("--judged", type=Path, default=ROOT / "bench/grounding/judged.jsonl")
+    sub.add_parser("cost", help="ms per answer of the check as the chat runs it (rules + meaning)")
     args = ap.parse_args()
-    if args.cmd == "check":
+    if args.cmd == "cost":
+        print(json.dumps(run_cost(), indent=2))
+    elif args.cmd == "check":
         result = run_check(args.split, args.lexical_only)
         if not args.full:
             for name in ("new", "old"):

@@ -243,6 +243,17 @@ class Chain:
         return self._embedder
 
     @property
+    def meaning_embedder(self) -> Any:
+        """The encoder the grounding check uses for paraphrases (`Meaning`): the one retrieval already
+        loaded, never one loaded for the check alone; None when turned off or not loaded."""
+        if not self.settings.generation.grounding_meaning:
+            return None
+        if self._embedder is not None:
+            return self._embedder.inner
+        found = getattr(self._retriever, "embedder", None)  # a retriever given to the chain
+        return getattr(found, "inner", found)
+
+    @property
     def triage(self) -> Triage:
         """Rules and classifier together. The default classifier (`tuned.npz`) reads the message
         through its own fine-tuned encoder, a second pass of ~18 ms; a head trained on the frozen
@@ -508,7 +519,11 @@ class Chain:
         params = turn.params or GenerationParams.from_settings(self.settings.generation)
         asked = turn.answer.query or turn.question
         texts = [p.text for p in turn.answer.passages]
-        checker = SentenceStream(texts, question=asked) if mode == "checked" else None
+        checker = (
+            SentenceStream(texts, question=asked, embedder=self.meaning_embedder)
+            if mode == "checked"
+            else None
+        )
         for piece in engine.stream(turn.prompt.messages, params):
             if "model_first_token_s" not in turn.timings:
                 turn.timings["model_first_token_s"] = time.perf_counter() - t
@@ -570,7 +585,13 @@ class Chain:
         if mode == "extractive":
             shown = Presented(check.text, checks=list(turn.quoted))
         else:
-            shown = present(check.text, texts, inline=mode == "free", question=answer.query or turn.question)
+            shown = present(
+                check.text,
+                texts,
+                inline=mode == "free",
+                question=answer.query or turn.question,
+                embedder=self.meaning_embedder,
+            )
             if mode == "checked" and not shown.supported and not turn.stopped:
                 # nothing of the model's own survived: what the sources say answers instead (its
                 # corrections kept, its claim-free lines such as "consult your doctor" dropped)

@@ -506,12 +506,28 @@ class Meaning:
     It only ever turns a `not_found` into `supported`, and only where every figure, drug, route and
     population of the claim is in that same passage sentence and no rule finds a conflict with it, so
     it cannot let a swapped figure or direction through that the rules catch. The passage sentences are
-    embedded once per answer."""
+    embedded only when a claim reaches this check with a passage sentence holding most of its words,
+    and then once per answer (and once per process for a sentence seen before)."""
 
     def __init__(self, embedder: Any, all_units: Sequence[Unit]) -> None:
         self.embedder = embedder
         self.units = list(all_units)
         self._matrix: Any = None
+
+    def _vectors(self) -> Any:
+        """The units' unit-length vectors. A passage sentence seen before (the same note retrieved for
+        another question or another answer) is not embedded again."""
+        import numpy as np
+
+        cache = _MEANING_CACHE.setdefault(id(self.embedder), {})
+        todo = sorted({u.text for u in self.units if u.text not in cache})
+        if todo:
+            m = np.asarray(self.embedder.embed_documents(todo), dtype=float)
+            norms = np.linalg.norm(m, axis=1, keepdims=True)
+            if len(cache) + len(todo) > _MEANING_CACHE_SIZE:
+                cache.clear()
+            cache.update(zip(todo, m / np.where(norms == 0, 1.0, norms), strict=True))
+        return np.stack([cache[u.text] for u in self.units])
 
     def scores(self, claim: str) -> list[float]:
         """Cosine similarity of `claim` to each unit, in `units` order."""
@@ -520,17 +536,21 @@ class Meaning:
         if not self.units:
             return []
         if self._matrix is None:
-            m = np.asarray(self.embedder.embed_documents([u.text for u in self.units]), dtype=float)
-            norms = np.linalg.norm(m, axis=1, keepdims=True)
-            self._matrix = m / np.where(norms == 0, 1.0, norms)
+            self._matrix = self._vectors()
         q = np.asarray(self.embedder.embed_query(claim), dtype=float)
         q = q / (np.linalg.norm(q) or 1.0)
         return [float(x) for x in self._matrix @ q]
 
 
+_MEANING_CACHE: dict[int, dict[str, Any]] = {}
+_MEANING_CACHE_SIZE = 20_000  # passage sentences, per embedder (about 30 MB of MiniLM vectors)
+
 MIN_MEANING = 0.7
 """Similarity at which a claim means what a passage sentence says (chosen on bench/grounding/labelled.jsonl,
 measured on a set labelled later: docs/benchmarks.md#grounded-answers)."""
+
+MEANING_WORDS = 4
+"""...and only for a claim of at least this many content words."""
 
 MEANING_SHARE = 0.6
 """...and shares at least this part of the claim's words with that sentence."""
@@ -548,8 +568,13 @@ def _by_meaning(
 ) -> tuple[Unit, float] | None:
     """The passage sentence that says `bare` in other words, if one does (see `Meaning`)."""
     claim = _LEAD_VERDICT.sub("", bare).strip()
-    if len(words_of(claim)) < 2:
-        return None  # a bare "No." needs its question, which the check does not have
+    claim_words = words_of(claim)
+    if len(claim_words) < MEANING_WORDS:
+        # a short claim is all relation ("Warfarin is a kind of vitamin" came 0.79 close to "Warfarin
+        # ... blocks vitamin K"), and a bare "No." needs its question, which this check does not have
+        return None
+    if not any(len(claim_words & u.words) >= MEANING_SHARE * len(claim_words) for u in meaning.units):
+        return None  # no passage sentence could pass the share test below: nothing to embed
     scores = meaning.scores(claim)
     if not scores:
         return None
@@ -782,11 +807,16 @@ def shown_sentence(check: SentenceCheck) -> str:
     return f"{bare[:end]} [{check.passage}]{bare[end:]}"
 
 
-def present(answer: str, passages: Sequence[str], *, inline: bool = False, **kw: Any) -> Presented:
+def present(
+    answer: str, passages: Sequence[str], *, inline: bool = False, embedder: Any = None, **kw: Any
+) -> Presented:
     """`answer` as the user may read it: supported sentences cited where they are supported,
     contradicted ones replaced by what the source says, not-found ones withheld (or, with `inline`,
-    kept in place behind a visible mark). Line breaks and list items keep their places."""
+    kept in place behind a visible mark). Line breaks and list items keep their places. With an
+    `embedder`, a paraphrase of a passage sentence is recognised too (`Meaning`)."""
     all_units = units(passages)
+    if embedder is not None:
+        kw["meaning"] = Meaning(embedder, all_units)
     out = Presented("")
     lines = []
     seen: set[str] = set()
@@ -956,9 +986,10 @@ _BOUNDARY = re.compile(r"[.!?](?:\s*\[[\d,;\s]+\])*[.!?]?[ \t]+(?=[^\s\[])|\n")
 class SentenceStream:
     """Checks a streamed answer sentence by sentence: `feed` returns what may be shown so far."""
 
-    def __init__(self, passages: Sequence[str], question: str = "") -> None:
+    def __init__(self, passages: Sequence[str], question: str = "", embedder: Any = None) -> None:
         self.passages = list(passages)
         self.question = question
+        self.embedder = embedder
         self.buffer = ""
         self.started = False
 
@@ -975,7 +1006,7 @@ class SentenceStream:
         return self._show(done) if done.strip() else ""
 
     def _show(self, chunk: str) -> str:
-        shown = present(chunk, self.passages, question=self.question).text
+        shown = present(chunk, self.passages, question=self.question, embedder=self.embedder).text
         if not shown:
             return "\n" if chunk.endswith("\n") and self.started else ""
         sep = "\n" if chunk.endswith("\n") else " "

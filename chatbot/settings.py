@@ -241,6 +241,14 @@ class GenerationSettings(_Section):
             "and unsupported sentences marked in place (for labelling)."
         ),
     )
+    grounding_meaning: bool = Field(
+        True,
+        description=(
+            "In `checked` and `free`, also accept a sentence that says what a passage sentence says in "
+            "other words (the index's embedder; it can only turn `not_found` into `supported`, never past "
+            "a figure or a rule's conflict). Median 3 ms per answer, docs/benchmarks.md#grounded-answers."
+        ),
+    )
     extractive_sentences: int = Field(
         3, ge=1, le=12, description="Most passage sentences an extractive answer quotes."
     )

@@ -88,3 +88,20 @@ def test_a_stopped_answer_is_finished_with_what_was_written_and_marked_stopped(c
     assert answer is not None and answer.stopped
     assert answer.raw_text.startswith("The usual target") and "grapefruit" not in answer.raw_text
     assert answer.passages and answer.disclaimer
+
+
+def test_a_paraphrase_of_the_source_is_shown_and_its_opposite_never(chain):
+    # the index's own encoder recognises a sentence that says the source's words in other words
+    # (generation.grounding_meaning); it never lets a changed figure through
+    reply = (
+        "For AF, the usual INR target is 2.5, with a range of 2.0-3.0 [1]. "
+        "For AF, the usual INR target is 3.5, with a range of 3.0-4.0 [1]."
+    )
+    answer = ask(chain, "checked", reply)
+    verdicts = [(s["sentence"][:30], s["verdict"], s["reason"]) for s in answer.sentences]
+    assert answer.sentences[0]["verdict"] == SUPPORTED, verdicts
+    assert answer.sentences[1]["verdict"] != SUPPORTED, verdicts
+    assert "3.0-4.0" not in answer.text
+    chain.settings.generation.grounding_meaning = False
+    off = ask(chain, "checked", reply)
+    assert off.sentences[1]["verdict"] != SUPPORTED

@@ -303,3 +303,13 @@ def test_meaning_accepts_a_paraphrase_and_never_its_opposite(embedder):
         "ACE inhibitors can harm the baby in the first 2 weeks of pregnancy.", [ACE], embedder=embedder
     )[0]
     assert figure.verdict != SUPPORTED  # a figure the passage does not give is never accepted by meaning
+
+
+def test_meaning_never_accepts_a_short_claim_that_changes_what_a_drug_is(embedder):
+    source = (
+        'Warfarin is an anticoagulant ("blood thinner") that blocks vitamin K-dependent clotting '
+        "factors made in the liver."
+    )
+    # 0.79 close in meaning, and two of its three words are there: still not what the source says
+    wrong = check_answer("Warfarin is a kind of vitamin.", [source], embedder=embedder)[0]
+    assert wrong.verdict != SUPPORTED
