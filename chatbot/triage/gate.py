@@ -28,6 +28,7 @@ more encoder pass per message.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,31 @@ if TYPE_CHECKING:
     from ingestion.embedding import Embedder
 
 log = logging.getLogger(__name__)
+
+
+PAST_MIN_WORDS = 30
+"""Only a message longer than this is read sentence by sentence for a dated past (a short one is a
+question, decided whole)."""
+PAST = re.compile(
+    r"\b(?:(?:in|since|back in|during) (?:19|20)\d\d\b|"
+    r"last (?:year|winter|summer|spring|autumn|fall|christmas)|"
+    r"(?:\d+|a|an|one|two|three|four|five|six|few|several|many) (?:years?|months?) ago|years ago|"
+    r"as a (?:child|kid|baby|toddler|teenager)|when (?:i|he|she|they) (?:was|were) (?:a )?"
+    r"(?:child|kid|little|young|baby|toddler|teenager))",
+    re.IGNORECASE,
+)
+"""A dated past: a year, a season or year ago, childhood."""
+RECENT = re.compile(
+    r"\b(?:right now|now (?:he|she|they|i)|just now|tonight|today|this (?:morning|afternoon|evening|week)|"
+    r"last night|yesterday|(?:an?|one|two|few|\d+) (?:minutes?|hours?|days?) ago|still|again)\b",
+    re.IGNORECASE,
+)
+"""Words that bring an event to now: a message with them is decided whole."""
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
 
 
 @dataclass
@@ -281,8 +307,33 @@ class Triage:
         the retrieval embedder for the frozen head), if known."""
         started = time.perf_counter()
         result = self._decide(text, vector)
+        if result.level == "emergency" and not result.language:
+            self._about_the_past(text, result)
         result.seconds = time.perf_counter() - started
         return result
+
+    def _about_the_past(self, text: str, result: TriageResult) -> None:
+        """A long message whose alarm rests on a sentence about a dated past ("my son was in intensive
+        care in 2016", "since my gran collapsed last winter"): the rest of the message is decided
+        alone, and when it is not an emergency the answer is given under the graded warning instead
+        of the takeover (issue #28: a relative's past event, a long story with an incidental scary
+        word). Recent times ("last night", "an hour ago", "yesterday") are never the past here."""
+        if len(text.split()) <= PAST_MIN_WORDS:
+            return
+        parts = split_sentences(text)
+        dated = [p for p in parts if PAST.search(p) and not RECENT.search(p)]
+        rest = " ".join(p for p in parts if p not in dated).strip()
+        if not dated or not rest or RECENT.search(rest):
+            return
+        alone = self._decide(rest, None)
+        if alone.level == "emergency":
+            return
+        result.level, result.graded = "urgent", True
+        when = PAST.search(dated[0])
+        result.reasons.append(
+            f"the alarm rests on a sentence about the past (“{when.group(0) if when else ''}”); the rest "
+            f"of the message alone is {alone.level}: answered under a warning naming what to watch for"
+        )
 
     def _decide(self, text: str, vector: Sequence[float] | None) -> TriageResult:
         language = non_english(text)
