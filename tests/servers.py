@@ -35,7 +35,8 @@ def wait_listening(port: int, proc: subprocess.Popen, log: Path, what: str, time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"{what} exited ({proc.returncode}): {log.read_text(errors='replace')[-2000:]}")
+            said = log.read_text(errors="replace")[-2000:] if log.is_file() else "(no log)"
+            pytest.fail(f"{what} exited ({proc.returncode}): {said}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -151,29 +152,19 @@ def nginx_binary() -> Path:
 
 @contextlib.contextmanager
 def nginx(conf: str, folder: Path, port: int) -> Iterator[Path]:
-    """Run nginx in the foreground with `conf` (rendered for `folder` as its prefix) until the block
-    ends; yields its error log."""
+    """Run nginx in the foreground with `conf` (a whole nginx.conf keeping its pid, logs and temporary
+    files in `folder`) until the block ends; yields its error log."""
     binary = nginx_binary()
-    (folder / "logs").mkdir(exist_ok=True)
-    path = folder / "nginx.conf"
+    path, log = folder / "nginx.conf", folder / "error.log"
     path.write_text(conf)
     if os.geteuid() == 0:
         user = pwd.getpwnam(UNPRIVILEGED)
-        for p in (folder / "logs", path):
-            os.chown(p, user.pw_uid, user.pw_gid)
-    test = subprocess.run(
-        [*as_unprivileged(), str(binary), "-t", "-p", str(folder), "-c", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+        os.chown(path, user.pw_uid, user.pw_gid)
+    # -e: Debian's nginx opens /var/log/nginx/error.log before it reads the configuration
+    cmd = [*as_unprivileged(), str(binary), "-p", str(folder), "-e", str(log), "-c", str(path)]
+    test = subprocess.run([*cmd, "-t"], capture_output=True, text=True, timeout=30)
     assert test.returncode == 0, f"nginx -t refused the rendered configuration: {test.stderr}"
-    log = folder / "logs" / "error.log"
-    proc = subprocess.Popen(
-        [*as_unprivileged(), str(binary), "-p", str(folder), "-c", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = subprocess.Popen([*cmd, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port, proc, log, "nginx")
         yield log
