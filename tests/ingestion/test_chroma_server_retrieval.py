@@ -24,7 +24,7 @@ def _replica(home, port: int) -> Settings:
 
 
 @pytest.mark.slow
-def test_replicas_retrieve_from_the_chroma_server(chroma_server, tmp_path):  # noqa: F811
+def test_replicas_retrieve_from_the_chroma_server(chroma_server, tmp_path, caplog):  # noqa: F811
     emb = HashEmbedder()
     ingesting = _replica(tmp_path / "ingest-home", chroma_server)
     report = ingest([make_corpus(tmp_path / "c", n=10)], settings=ingesting, embedder=emb)
@@ -37,7 +37,11 @@ def test_replicas_retrieve_from_the_chroma_server(chroma_server, tmp_path):  # n
 
     # a replica's own home: nothing on its disk, the same passages from the server, dense only
     bare = _replica(tmp_path / "replica-home", chroma_server)
-    dense = open_retriever(bare, embedder=emb)
+    with caplog.at_level("WARNING", logger="chatbot.retrieval"):
+        dense = open_retriever(bare, embedder=emb)
+    assert (
+        f"no manifest at {bare.manifest_path}: retrieving from the Chroma server without BM25" in caplog.text
+    )
     assert dense.lexical is None and not bare.chroma_dir.exists() and not bare.index_dir.exists()
     got = dense.retrieve(QUESTION, k=3)
     assert "condition7" in got[0].text and got[0].id == next(p.id for p in top if "condition7" in p.text)
