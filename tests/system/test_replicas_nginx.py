@@ -2,7 +2,8 @@
 judgments database (PostgreSQL when it can be started here, else one SQLite file) and one `chroma
 run` server, all on 127.0.0.1 and started by the test; the fake engine answers.
 
-Asserts: the page loads through the proxy; a session stays on one replica (the cookie nginx sets);
+Asserts: the page loads through the proxy; a session stays on one replica (the cookie nginx sets),
+so an annotator signs in and votes through the proxy;
 new visitors are spread over both; a vote made through the proxy is visible from the other replica;
 when a session's replica stops, its requests go to the other one."""
 
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import create_engine, text
 
+from chatbot.ui.auth import hash_password
 from ingestion.pipeline import ingest
 from tests.conftest import REPO
 from tests.ingestion.test_ingest_resume import chroma_server  # noqa: F401 -- a fixture
@@ -45,7 +48,7 @@ def judgments_url(tmp_path) -> Iterator[str]:
 def replica(home: Path, port: int, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "chatbot.cli", "serve", "--port", str(port), "--no-login"],
+            [sys.executable, "-m", "chatbot.cli", "serve", "--port", str(port)],
             env={**env, "MEDCHAT_HOME": str(home)},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -90,8 +93,11 @@ def test_two_replicas_behind_nginx_share_one_database(
     }
     ports = [free_port(), free_port()]
     homes = [tmp_path / "replica-0", tmp_path / "replica-1"]
-    for home in homes:
+    users = {"users": {"ann": {"role": "clinician", "password": hash_password("pw", iterations=1000)}}}
+    for home in homes:  # the same accounts on every replica; a login lives in the replica that made it
         shutil.copytree(settings.index_dir, home / "index")
+        (home / "users.yaml").write_text(yaml.safe_dump(users))
+        (home / "users.yaml").chmod(0o600)
     listen = free_port()
     with contextlib.ExitStack() as stack:
         procs = [
@@ -121,7 +127,7 @@ def test_two_replicas_behind_nginx_share_one_database(
         assert page.cookies.get("medchat_replica") == _served_by(page)
 
         # new visitors are spread over both replicas; a visitor's requests all reach one
-        firsts = [_served_by(httpx.get(f"{proxy}/config", timeout=60)) for _ in range(4)]
+        firsts = [_served_by(httpx.get(f"{proxy}/", timeout=60)) for _ in range(4)]
         assert set(firsts) == {"r0", "r1"}, firsts
         for pinned in ("r0", "r1"):
             with httpx.Client(base_url=proxy, cookies={"medchat_replica": pinned}, timeout=60) as c:
@@ -130,10 +136,11 @@ def test_two_replicas_behind_nginx_share_one_database(
             seen = {_served_by(visitor.get(path)) for path in ["/", "/config", "/", "/config"] * 3}
         assert len(seen) == 1, seen
 
-        # a Compare round and a vote through the proxy, in one Gradio session
+        # a sign-in, a Compare round and a vote through the proxy, in one Gradio session: the login
+        # token, the queue and the session's state live in one replica, so each request must reach it
         from gradio_client import Client
 
-        through = Client(f"{proxy}/", verbose=False)
+        through = Client(f"{proxy}/", auth=("ann", "pw"), verbose=False)
         home_replica = through.cookies.get("medchat_replica")
         assert home_replica in ("r0", "r1")
         left, right, status, *_ = through.predict("What INR is normal on warfarin?", api_name="/compare_ask")
@@ -142,13 +149,13 @@ def test_two_replicas_behind_nginx_share_one_database(
 
         # the other replica reads the same database: its greeting counts the vote
         other = 1 - int(home_replica[1])
-        direct = Client(f"http://127.0.0.1:{ports[other]}/", verbose=False)
+        direct = Client(f"http://127.0.0.1:{ports[other]}/", auth=("ann", "pw"), verbose=False)
         greeting = direct.predict(api_name="/compare_resume")
         assert any("1 judgment(s) saved" in str(part) for part in greeting), greeting
         engine = create_engine(judgments_url)
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT annotator, choice FROM judgments WHERE status='submitted'"))
-            assert [tuple(r) for r in rows] == [("local", "A")]
+            assert [tuple(r) for r in rows] == [("ann", "A")]
         engine.dispose()
 
         # the session's replica stops: its requests go to the other one, and the cookie follows
