@@ -28,7 +28,7 @@ $(LLAMA_STAMP): | $(BIN)/python
 
 $(STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
 	$(BIN)/pip install $(TORCH)
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,postgres]'
 	touch $@
 
 setup: $(STAMP)
@@ -40,6 +40,10 @@ run: setup
 test: setup
 	# browser tests use Debian's chromium; they skip with a reason where it cannot be installed
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || true
+	# the deployment tests start a real PostgreSQL and nginx; they skip with a reason where these are missing
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq postgresql) || true
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx) || true
 	$(BIN)/python -m pytest --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 

@@ -4,6 +4,7 @@ or no BM25 index exists."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,4 +198,10 @@ def open_retriever(settings: Settings, embedder: Embedder | None = None) -> Retr
     lexical = None
     if settings.retrieval.hybrid and settings.manifest_path.is_file():
         lexical = LexicalIndex.open(settings, spec)
+    elif settings.retrieval.hybrid and settings.store.mode == "server":
+        logging.getLogger(__name__).warning(
+            "no manifest at %s: retrieving from the Chroma server without BM25; copy the ingesting "
+            "machine's index/ folder here for hybrid retrieval (docs/deploy.md)",
+            settings.manifest_path,
+        )
     return Retriever.from_settings(index, embedder, settings.retrieval, lexical)

@@ -14,13 +14,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from chatbot.errors import MedchatError
 
 DEFAULT_HOME = Path("~/.medchat")
 CHROMA_FILE = "chroma.sqlite3"
@@ -210,7 +212,17 @@ class GenerationSettings(_Section):
     )
     base_url: str = Field(
         "http://127.0.0.1:8080/v1",
-        description="OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp server), ending in `/v1`.",
+        description=(
+            "OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp server), ending in `/v1`; several "
+            "serving the same model, separated by commas (or a TOML list), are tried in order: one that "
+            "is down or fails before its first token is passed over for the next."
+        ),
+    )
+    health_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a failed server is passed over before a health check (`GET /models`) "
+        "lets it back.",
     )
     server_model: str = Field(
         "", description="Model name sent to the server; empty: the first one the server lists."
@@ -231,6 +243,22 @@ class GenerationSettings(_Section):
             "turn off for servers that reject unknown fields)."
         ),
     )
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _base_urls(cls, value: object) -> object:
+        """A TOML list of servers is kept as one comma-separated string; each must be an http(s) URL."""
+        from chatbot.engines.openai_compat import split_base_urls
+
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        if isinstance(value, str):
+            try:
+                split_base_urls(value)
+            except MedchatError as e:
+                raise ValueError(str(e)) from None
+        return value
+
     grounding: Literal["extractive", "checked", "free"] = Field(
         "extractive",
         description=(

@@ -166,4 +166,17 @@ def main(ctx: click.Context, verbose: bool) -> None:
 
 
 # the commands register themselves on `main` when imported; one module per command, named as the command
-from chatbot.cli import ask, batch, config, eval, export, ingest, prefs, serve, train, triage, verify  # noqa: E402, F401
+from chatbot.cli import (  # noqa: E402, F401
+    ask,
+    batch,
+    config,
+    eval,
+    export,
+    ingest,
+    prefs,
+    proxy,
+    serve,
+    train,
+    triage,
+    verify,
+)

@@ -64,6 +64,7 @@ def create_engine(gen: GenerationSettings) -> Engine:
             backoff_s=gen.backoff_s,
             extended_params=gen.extended_params,
             n_ctx=gen.n_ctx,
+            health_interval_s=gen.health_interval_s,
         )
     from chatbot.engines.llamacpp import LlamaCppEngine, gguf_for
     from chatbot.settings import _default_home

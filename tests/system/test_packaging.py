@@ -129,3 +129,12 @@ def test_a_wheel_installed_elsewhere_ingests_the_sample_and_serves(installed: Pa
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_renders_the_nginx_configuration(installed: Path, tmp_path: Path):
+    """`chatbot/nginx.conf.template` is package data: `medchat proxy-config` finds it in a wheel."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDCHAT_", "PYTHON"))}
+    medchat = str(installed / "bin" / "medchat")
+    done = _run([medchat, "proxy-config", "--replica", "127.0.0.1:7861", "--conf-d"], cwd=tmp_path, env=env)
+    assert "upstream medchat_r0 {\n    server 127.0.0.1:7861;\n}" in done.stdout

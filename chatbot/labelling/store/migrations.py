@@ -86,9 +86,24 @@ def applied(engine: Engine) -> list[str]:
         return [r[0] for r in conn.execute(text(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY id"))]
 
 
+LOCK_KEY = 0x6D656463_68617431
+"""The PostgreSQL advisory lock that lets one process at a time migrate (any 64-bit number)."""
+
+
+def _one_at_a_time(conn: Connection) -> None:
+    """Serialise migrating processes (several replicas starting at once on one database) for the rest
+    of this transaction. SQLite needs nothing: its transactions here begin IMMEDIATE (write-locked)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+
+
 def migrate(engine: Engine) -> list[str]:
-    """Apply the migrations not yet applied; returns their names."""
+    """Apply the migrations not yet applied; returns their names.
+
+    Each runs in its own transaction with its record, after checking, inside that transaction and
+    under the lock, that no other process applied it meanwhile."""
     with engine.begin() as conn:
+        _one_at_a_time(conn)
         conn.execute(
             text(
                 f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
@@ -101,6 +116,10 @@ def migrate(engine: Engine) -> list[str]:
         if name in done:
             continue
         with engine.begin() as conn:
+            _one_at_a_time(conn)
+            recorded = text(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = :name")
+            if conn.execute(recorded, {"name": name}).first() is not None:
+                continue  # another process applied it while this one waited
             step(conn)
             conn.execute(
                 text(f"INSERT INTO {MIGRATIONS_TABLE} (id, name, applied_at) VALUES (:id, :name, :at)"),

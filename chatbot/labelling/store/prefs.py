@@ -8,6 +8,7 @@ write commits before the method returns: the UI confirms only after that.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import random
@@ -17,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, make_url, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -201,15 +202,43 @@ def _sqlite_pragmas(engine: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _with_driver(url: str) -> str:
+    """`postgresql://` means psycopg2 to SQLAlchemy; the `postgres` extra installs psycopg (3): use it
+    when psycopg2 is absent."""
+    plain = url.startswith("postgresql://")
+    if plain and importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _shown(url: str) -> str:
+    """The URL as it may be printed: without its password."""
+    try:
+        return repr(make_url(url).render_as_string(hide_password=True))
+    except Exception:
+        return "(an unreadable URL)"
+
+
 class PreferenceStore:
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.engine = create_engine(url, pool_pre_ping=True)
-        except Exception as e:  # bad URL or missing driver
-            raise ConfigError(f"cannot open the judgments database {url!r}: {e}") from e
+            self.engine = create_engine(_with_driver(url), pool_pre_ping=True)
+        except ModuleNotFoundError as e:  # a driver the URL names is not installed
+            extra = (
+                "pip install 'medchat[postgres]' and write the URL as postgresql+psycopg://..."
+                if "psycopg" in str(e)
+                else f"pip install {e.name}"
+            )
+            raise ConfigError(
+                f"cannot open the judgments database {_shown(url)}: its driver is missing ({e}): {extra}"
+            ) from e
+        except Exception as e:  # a bad URL
+            raise ConfigError(
+                f"cannot open the judgments database {_shown(url)}: {e}: fix MEDCHAT_PREFS__DB_URL"
+            ) from e
         if self.engine.dialect.name == "sqlite":
             _sqlite_pragmas(self.engine)
         self.applied = migrate(self.engine)
