@@ -326,13 +326,18 @@ class Triage:
         if not dated or not rest or RECENT.search(rest):
             return
         alone = self._decide(rest, None)
-        if alone.level == "emergency":
-            return
+        if alone.level == "emergency" and (alone.decided_by == "rules" or alone.evidence.source):
+            return  # the rest names an emergency of its own
+        level = (
+            "an emergency by score alone, with no emergency named"
+            if alone.level == "emergency"
+            else alone.level
+        )
         result.level, result.graded = "urgent", True
         when = PAST.search(dated[0])
         result.reasons.append(
             f"the alarm rests on a sentence about the past (“{when.group(0) if when else ''}”); the rest "
-            f"of the message alone is {alone.level}: answered under a warning naming what to watch for"
+            f"of the message alone is {level}: answered under a warning naming what to watch for"
         )
 
     def _decide(self, text: str, vector: Sequence[float] | None) -> TriageResult:

@@ -140,3 +140,30 @@ def test_the_query_band_keeps_every_dev_emergency_and_grades_short_guesses():
     words, threshold, spared = query_band(dev, pe, fired, {"rules": 0.1}, flagged, emergency, part)
     assert threshold == 0.9 and words == 30
     assert spared.tolist() == [False, True, False, False]
+
+
+# a long story whose only alarm is a dated past event (consumer dev), and stories where it is now
+PAST_STORY = (
+    "synthroid - Since my gran collapsed at home last winter she lives with us. She's fine now and on "
+    "synthroid 112 mcg. Can she have a glass of sherry at Christmas with it? Thanks for any advice you "
+    "can give us."
+)
+NOW_STORIES = [
+    "My dad had a stroke in 2019 and has been well since then. Right now his face is drooping on one side, "
+    "his speech is slurred and he can't lift his arm. What should I do?",
+    "My mum collapsed last winter and was fine after. She has collapsed again and is not breathing "
+    "properly, she won't wake up and her lips look blue, please help me with what to do.",
+]
+
+
+def test_a_long_story_whose_alarm_is_a_dated_past_event_is_answered_under_a_warning(triage):
+    whole = triage._decide(PAST_STORY, None)
+    assert whole.level == "emergency"  # the message as a whole still scores as one
+    result = triage.assess(PAST_STORY)
+    assert result.level == "urgent" and result.graded and not result.emergency
+    assert any("about the past" in r and "last winter" in r for r in result.reasons), result.reasons
+
+
+@pytest.mark.parametrize("text", NOW_STORIES)
+def test_a_past_event_beside_one_happening_now_keeps_the_emergency_line(triage, text):
+    assert triage.assess(text).level == "emergency"
