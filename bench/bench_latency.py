@@ -263,7 +263,7 @@ def main() -> None:
 
     ensure_index(home)
     settings = get_settings()
-    models_dir = settings.generation.models_dir or home / "models"
+    models_dir = settings.models_dir
     first_chain = Chain(settings)
     retriever = first_chain.retriever
     if args.lookup:

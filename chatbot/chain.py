@@ -267,7 +267,7 @@ class Chain:
         if self._engine is None:
             from chatbot.engines import get_engine
 
-            self._engine = get_engine(self.settings.generation)
+            self._engine = get_engine(self.settings.generation, models_dir=self.settings.models_dir)
         return self._engine
 
     # -- entry points -----------------------------------------------------------

@@ -538,7 +538,7 @@ def run_eval(
         if engine is None:
             from chatbot.engines import get_engine
 
-            engine = get_engine(settings.generation)
+            engine = get_engine(settings.generation, models_dir=settings.models_dir)
         result, records = run_choices(choice, settings, modes, engine, retriever, info)
         report["sample"] = choice.sample
         report["fingerprint"] = _fingerprint(choice.data_files, [i.qid for i in choice.items])

@@ -138,7 +138,7 @@ class VariantRunner:
                 gen = settings.generation.model_copy(
                     update={"engine": v.model["engine"], "model_path": Path(v.model["path"]).expanduser()}
                 )
-                engine = get_engine(gen)
+                engine = get_engine(gen, models_dir=settings.models_dir)
             self._chains[name] = Chain(
                 settings,
                 retriever=base.retriever,

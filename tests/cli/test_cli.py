@@ -126,3 +126,17 @@ def test_export_offers_every_format_the_exporter_writes(runner):
     result = runner.invoke(main, ["export", "--help"])
     for fmt in FORMATS:
         assert fmt in result.output, fmt
+
+
+def test_a_failed_write_names_the_home_of_the_settings_file(tmp_path, monkeypatch):
+    """Issue #32: the message for a failed write named MEDCHAT_HOME's folder (or ~/.medchat) even
+    when medchat.toml set another home."""
+    from chatbot.cli import _storage_message
+
+    home = tmp_path / "toml-home"
+    config = tmp_path / "medchat.toml"
+    config.write_text(f'home = "{home.as_posix()}"\n', encoding="utf-8")
+    monkeypatch.delenv("MEDCHAT_HOME")
+    monkeypatch.setenv("MEDCHAT_CONFIG", str(config))
+    message = _storage_message(PermissionError(13, "Permission denied"))
+    assert message is not None and f"MEDCHAT_HOME ({home})" in message
