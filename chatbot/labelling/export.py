@@ -33,14 +33,14 @@ import json
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import MedchatError
+from prompts import rebuild_prompt
 
 if TYPE_CHECKING:
     from chatbot.labelling.store.models import Comparison, Judgment, Response
@@ -107,26 +107,6 @@ def records(store: PreferenceStore, *, status: str | None = None) -> Iterator[Re
 
 
 # -- the prompt the model saw ------------------------------------------------------------------
-
-
-def rebuild_prompt(
-    query: str, passages: Sequence[str], variant: dict[str, str], prompt_hash: str
-) -> Messages | None:
-    """The messages `prompts.build_prompt` made for this answer, or None when they no longer hash the
-    same (a prompt file or the passage formatting changed since) or cannot be built."""
-    from prompts import PARTS, PromptError, PromptVariant, build_prompt
-
-    if not prompt_hash or not query:
-        return None
-    try:
-        parts = {p: str(v).split("@", 1)[0] for p, v in variant.items() if p in PARTS}
-        built = build_prompt(query, [SimpleNamespace(text=t) for t in passages], PromptVariant(**parts))
-    except (PromptError, TypeError, ValueError) as e:
-        log.info("cannot rebuild a prompt (%s)", e)
-        return None
-    if built.hash != prompt_hash:
-        return None
-    return [{"role": m.role, "content": m.content} for m in built.messages]
 
 
 def response_prompt(r: Response) -> Messages | None:

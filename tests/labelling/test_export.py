@@ -12,7 +12,6 @@ from chatbot.labelling.export import (
     SMALL_MARGIN,
     SelectOptions,
     export,
-    rebuild_prompt,
     response_prompt,
     select_examples,
     select_pairs,
@@ -20,7 +19,7 @@ from chatbot.labelling.export import (
 )
 from chatbot.labelling.leaderboard import cohen_kappa, fit_bradley_terry, fleiss_kappa, leaderboard, results
 from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore, ResponseIn
-from prompts import PromptVariant, build_prompt
+from prompts import PromptVariant, build_prompt, rebuild_prompt
 
 QUESTION = "What is a normal INR?"
 PASSAGES = ("The INR target for most patients on warfarin is 2 to 3.", "Check the INR weekly at first.")
