@@ -206,7 +206,7 @@ class Chain:
 
     The steps (gate, rewrite, retrieve, floor, order, prompt, generate, check)
     are methods over a `Turn`; `stream()` runs them in order and streams the
-    generation, `as_runnable()` composes the same methods as LangChain runnables.
+    generation.
     """
 
     def __init__(
@@ -362,46 +362,6 @@ class Chain:
             raise
         self.check_step(turn)
         holder.answer = turn.finish()
-
-    def as_runnable(self) -> Any:
-        """The chain as LangChain runnables, one named step each, for composition and tracing.
-
-        Input: `{"question": str, "history": [str], "filters": {...}}`; output: `Answer`.
-        """
-        from langchain_core.runnables import RunnableLambda
-
-        def start(inputs: dict[str, Any]) -> Turn:
-            return self._start(
-                inputs.get("question", ""),
-                inputs.get("history", ()),
-                self.retrieval_params(None, inputs.get("filters")),
-                None,
-            )
-
-        def step(fn: Callable[[Turn], None], name: str) -> Any:
-            def run(turn: Turn) -> Turn:
-                if not turn.done:
-                    fn(turn)
-                return turn
-
-            return RunnableLambda(run, name=name)
-
-        def generate(turn: Turn) -> None:
-            for _ in self.generate_step(turn):
-                pass
-
-        return (
-            RunnableLambda(start, name="start")
-            | step(self.gate_step, "gate")
-            | step(self.rewrite_step, "rewrite")
-            | step(self.retrieve_step, "retrieve")
-            | step(self.floor_step, "floor")
-            | step(self.order_step, "order")
-            | step(self.prompt_step, "prompt")
-            | step(generate, "generate")
-            | step(self.check_step, "check")
-            | RunnableLambda(lambda turn: turn.finish(), name="answer")
-        )
 
     # -- the steps ----------------------------------------------------------------
 

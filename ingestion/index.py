@@ -170,17 +170,6 @@ class ChromaIndex:
     def count(self) -> int:
         return int(self._col.count())
 
-    def source_hashes(self) -> dict[str, str]:
-        """The content hash each ingested source was indexed with."""
-        got = self._col.get(include=["metadatas"])
-        hashes: dict[str, str] = {}
-        for meta in got["metadatas"] or []:
-            hashes[str(meta["source"])] = str(meta.get("doc_hash", ""))
-        return hashes
-
-    def ids_for_source(self, source: str) -> list[str]:
-        return list(self._col.get(where={"source": source}, include=[])["ids"])
-
     def all_ids(self, page: int = 5000) -> set[str]:
         """Every chunk id in the collection (read in pages, for crash recovery)."""
         ids: set[str] = set()

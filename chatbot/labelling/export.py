@@ -79,11 +79,6 @@ class Record:
         )
 
     @property
-    def loser(self) -> Response | None:
-        w = self.winner
-        return None if w is None else (self.right if w is self.left else self.left)
-
-    @property
     def outcome(self) -> str:
         """The winning response id, or `tie` / `both_bad`."""
         return self.judgment.winner_response_id or self.judgment.choice

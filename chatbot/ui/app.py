@@ -151,10 +151,6 @@ def sources_html(answer: Answer | None) -> str:
     return "".join(rows)
 
 
-# kept for callers of the Markdown-era name
-sources_markdown = sources_html
-
-
 # "medchat reads English only" in the languages the language check names (chatbot/triage/language.py)
 NOT_ENGLISH_NOTICE = {
     "Spanish": "medchat solo lee y responde en inglés, a partir de fuentes en inglés. La comprobación de "

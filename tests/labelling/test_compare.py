@@ -409,11 +409,11 @@ def test_one_round_with_the_bundled_model_records_its_identity(index_home, embed
 
 
 def test_only_the_cited_sources_are_shown_under_each_answer(service):
-    from chatbot.ui.compare import cited_sources_markdown
+    from chatbot.ui.compare import cited_sources_html
 
     r = finish(service.ask("ann", "What INR should I aim for on warfarin?", rng=random.Random(2)))[-1].round
     for resp in (r.left, r.right):
-        md = cited_sources_markdown(resp)
+        md = cited_sources_html(resp)
         assert resp.answer["cited"] == [1]
         assert md.startswith('<div class="src"><b>[1] ') and "[2]" not in md and ".md</code>" in md
 
