@@ -202,13 +202,15 @@ class ChromaIndex:
             metadatas=metas,
         )
 
-    def query(self, embedding: Sequence[float], k: int) -> list[Hit]:
+    def query(self, embedding: Sequence[float], k: int, where: dict[str, Any] | None = None) -> list[Hit]:
+        """The `k` chunks nearest `embedding`, of those whose metadata match Chroma's `where` clause."""
         n = self.count()
         if n == 0:
             return []
         res = self._col.query(
             query_embeddings=[list(embedding)],
             n_results=min(k, n),
+            where=where or None,
             include=["documents", "metadatas", "distances"],
         )
         return [

@@ -132,8 +132,9 @@ class PromptVariant:
         return cls(preset=name, **parts)
 
     @classmethod
-    def from_settings(cls, prompts: PromptSettings) -> PromptVariant:
-        return cls.from_preset(prompts.preset, **{part: getattr(prompts, part) for part in PARTS})
+    def from_settings(cls, prompts: PromptSettings, *, preset: str | None = None) -> PromptVariant:
+        """The settings' preset (or `preset`, as `medchat ask --preset`) and their part overrides."""
+        return cls.from_preset(preset or prompts.preset, **{part: getattr(prompts, part) for part in PARTS})
 
     def as_dict(self) -> dict[str, str]:
         """Provenance: the preset and each part as `name@version`."""
