@@ -182,13 +182,8 @@ def lookup_comparison(chain: Any, questions: list[str], path: Path, new_tokens: 
 
     prompts = []
     for q in questions:
-        turn = chain._start(q, (), None, None)
-        for step in (chain.gate_step, chain.rewrite_step, chain.retrieve_step, chain.floor_step):
-            step(turn)
-            if turn.done:
-                break
+        turn = chain.evidence(chain.admit(q))
         if not turn.done:
-            chain.order_step(turn)
             chain.prompt_step(turn)
             prompts.append([{"role": m.role, "content": m.content} for m in turn.prompt.messages])
     drafts = {"plain": 0, "lookup-2": 2, "lookup-10": 10}
@@ -263,7 +258,7 @@ def main() -> None:
 
     ensure_index(home)
     settings = get_settings()
-    models_dir = settings.generation.models_dir or home / "models"
+    models_dir = settings.models_dir
     first_chain = Chain(settings)
     retriever = first_chain.retriever
     if args.lookup:

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot.triage import LEVELS, Triage  # noqa: E402
-from chatbot.triage.train import DEV_CLOSERS  # noqa: E402
+from chatbot.triage.dataset import DEV_CLOSERS  # noqa: E402
 
 HAND = ROOT / "data" / "triage" / "handwritten"
 HAND_DEV = HAND / "dev_*.jsonl"

@@ -31,6 +31,7 @@ from chatbot.errors import MedchatError
 
 if TYPE_CHECKING:
     from chatbot.chain import Answer, Chain
+    from chatbot.retrieval import RetrievalParams
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +228,12 @@ def run_batch(
     concurrency: int = 1,
     progress: bool | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
+    retrieval: RetrievalParams | None = None,
 ) -> BatchSummary:
     """Answer the questions not yet in `output`, appending each answer as it is done.
 
     `concurrency` above 1 is used only with an HTTP engine. `progress=None`
-    shows the bar when stderr is a terminal.
+    shows the bar when stderr is a terminal. `retrieval` goes with every question (`-k`).
     """
     from tqdm import tqdm
 
@@ -261,7 +263,7 @@ def run_batch(
     def one(row: Row) -> tuple[Row, Answer | None, str, float]:
         t = time.perf_counter()
         try:
-            answer = chain.answer(row.question)
+            answer = chain.answer(row.question, retrieval=retrieval)
         except MedchatError as e:
             return row, None, str(e), time.perf_counter() - t
         except Exception as e:  # one question's crash must not end a run of thousands; retried next run

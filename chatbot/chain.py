@@ -2,6 +2,11 @@
 
 `Chain.stream(question)` yields the answer as it is generated and leaves the
 finished `Answer` on the stream; `Chain.answer(question)` returns it at once.
+`Chain.admit(question)` is the one way a question comes in (limits, normalisation,
+triage); one admitted question can be answered several times (the Compare tab's two
+variants) without being triaged again. `Chain.evidence` and `Chain.check` serve an
+answer written elsewhere (a gold answer) the passages and the grounding check that a
+model's answer gets.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chatbot.attribution import content_words, remove_invented_numbers
@@ -41,7 +46,7 @@ if TYPE_CHECKING:
     from chatbot.engines.base import Engine
     from chatbot.retrieval import Filters, Passage, Retriever
     from chatbot.settings import Settings
-    from chatbot.triage import Triage
+    from chatbot.triage import Triage, TriageResult
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +172,20 @@ class AnswerStream:
             close()
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A question let in by `Chain.admit`: within the limits, normalised, and triaged once."""
+
+    question: str
+    history: tuple[str, ...]
+    """The earlier questions of the conversation that are read (normalised, the last few)."""
+    triage: TriageResult
+
+    @property
+    def emergency(self) -> bool:
+        return self.triage.emergency
+
+
 @dataclass
 class Turn:
     """The state one question carries through the steps of the chain."""
@@ -174,6 +193,8 @@ class Turn:
     question: str
     history: Sequence[str] = ()
     retrieval: RetrievalParams | None = None
+    triaged: TriageResult | None = None
+    """The question's triage, done once when it was admitted."""
     params: GenerationParams | None = None
     answer: Answer | None = None
     prompt: BuiltPrompt | None = None
@@ -206,7 +227,7 @@ class Chain:
 
     The steps (gate, rewrite, retrieve, floor, order, prompt, generate, check)
     are methods over a `Turn`; `stream()` runs them in order and streams the
-    generation, `as_runnable()` composes the same methods as LangChain runnables.
+    generation.
     """
 
     def __init__(
@@ -216,10 +237,11 @@ class Chain:
         retriever: Retriever | None = None,
         engine: Engine | None = None,
         variant: PromptVariant | None = None,
+        triage: Triage | None = None,
     ) -> None:
         self.settings = settings
         self._gate: EmergencyGate | None = None
-        self._triage: Triage | None = None
+        self._triage = triage
         self._embedder: RememberLast | None = None
         self._retriever = retriever
         self._engine = engine
@@ -278,10 +300,26 @@ class Chain:
         if self._engine is None:
             from chatbot.engines import get_engine
 
-            self._engine = get_engine(self.settings.generation)
+            self._engine = get_engine(self.settings.generation, models_dir=self.settings.models_dir)
         return self._engine
 
     # -- entry points -----------------------------------------------------------
+
+    def admit(self, question: str, *, history: Sequence[str] = ()) -> Admitted:
+        """Let a question in: size limits (before any work: a 10 MB "question" costs nothing), one
+        normalisation for everything after, and triage, once. Raises for an empty question."""
+        limits = self.settings.limits
+        check_question(question or "", limits)
+        question = normalise(question or "").strip()  # what the gate, retrieval and stores all see
+        if not question:
+            raise EmptyQuestionError(
+                'the question is empty: type a medical question, e.g. `medchat ask "What is HbA1c?"`'
+            )
+        recent = list(history)[-limits.history_turns :] if limits.history_turns else []
+        earlier = tuple(
+            normalise(h) for h in recent if isinstance(h, str) and len(h) <= limits.question_chars
+        )
+        return Admitted(question, earlier, self.triage.assess(question))
 
     def answer(
         self,
@@ -291,9 +329,12 @@ class Chain:
         filters: Filters | None = None,
         params: GenerationParams | None = None,
         retrieval: RetrievalParams | None = None,
+        admitted: Admitted | None = None,
     ) -> Answer:
         """`stream()` run to the end: the finished answer (the same per-request parameters)."""
-        stream = self.stream(question, history=history, filters=filters, params=params, retrieval=retrieval)
+        stream = self.stream(
+            question, history=history, filters=filters, params=params, retrieval=retrieval, admitted=admitted
+        )
         for _ in stream:
             pass
         assert stream.answer is not None
@@ -307,12 +348,14 @@ class Chain:
         filters: Filters | None = None,
         params: GenerationParams | None = None,
         retrieval: RetrievalParams | None = None,
+        admitted: Admitted | None = None,
     ) -> AnswerStream:
         """Answer `question`; `history` holds the earlier questions of the conversation, oldest first.
 
         Per request, `retrieval` sets k and filters (`filters` alone is a shorthand that keeps the
-        settings' k) and `params` the generation; left out, both come from the settings."""
-        turn = self._start(question, history, self.retrieval_params(retrieval, filters), params)
+        settings' k) and `params` the generation; left out, both come from the settings. `admitted`:
+        the question as `admit` let it in already (then `question` and `history` are not read)."""
+        turn = self._start(admitted or self.admit(question, history=history), retrieval, filters, params)
         self.gate_step(turn)  # before retrieval, before the model, before even opening the index
         if not turn.done:
             _ = self.retriever  # a missing index raises here, before streaming starts
@@ -320,44 +363,62 @@ class Chain:
         stream.emergency = turn.done
         return stream
 
+    def evidence(self, admitted: Admitted, *, retrieval: RetrievalParams | None = None) -> Turn:
+        """The steps before the prompt (gate, rewrite, retrieve, floor, order) for an admitted
+        question: the passages an answer to it is given, or an answer already when it is an emergency
+        or nothing relevant is found (`Turn.done`). For text written elsewhere, then `check`."""
+        turn = self._start(admitted, retrieval, None, None)
+        self.gate_step(turn)
+        self._gather(turn)
+        return turn
+
+    def check(self, turn: Turn, text: str, *, grounding: str = "free") -> Answer:
+        """`text` as the answer to `turn` (after `evidence`), through the same citation and grounding
+        check as a model's answer in the `grounding` mode, and finished."""
+        assert turn.answer is not None and not turn.done
+        turn.pieces = [text]
+        turn.answer.grounding = grounding
+        self.check_step(turn)
+        return turn.finish()
+
+    def passages(self, retrieval: RetrievalParams | None = None) -> int:
+        """How many passages a request is given: its own k, else the settings' (decided here only)."""
+        return (retrieval.k if retrieval else None) or self.settings.retrieval.k
+
     def retrieval_params(
         self, retrieval: RetrievalParams | None = None, filters: Filters | None = None
     ) -> RetrievalParams:
-        """The request's retrieval parameters: those given, else the settings', with `filters` if given."""
-        base = retrieval or RetrievalParams.from_settings(self.settings.retrieval)
-        return base if filters is None else replace(base, filters=filters)
+        """The request's retrieval parameters, nothing left open: its k (else the settings') and its
+        filters, or `filters` where given."""
+        wanted = retrieval.filters if retrieval else None
+        return RetrievalParams(self.passages(retrieval), wanted if filters is None else filters)
 
     def _start(
         self,
-        question: str,
-        history: Sequence[str],
+        admitted: Admitted,
         retrieval: RetrievalParams | None,
+        filters: Filters | None,
         params: GenerationParams | None,
     ) -> Turn:
-        limits = self.settings.limits
-        check_question(question or "", limits)  # before any work: a 10 MB "question" costs nothing
-        question = normalise(question or "").strip()  # what the gate, retrieval and stores all see
-        if not question:
-            raise EmptyQuestionError(
-                'the question is empty: type a medical question, e.g. `medchat ask "What is HbA1c?"`'
-            )
-        recent = list(history)[-limits.history_turns :] if limits.history_turns else []
-        earlier = tuple(
-            normalise(h) for h in recent if isinstance(h, str) and len(h) <= limits.question_chars
+        return Turn(
+            admitted.question,
+            admitted.history,
+            retrieval=self.retrieval_params(retrieval, filters),
+            params=params,
+            triaged=admitted.triage,
         )
-        return Turn(question, earlier, retrieval or self.retrieval_params(), params)
 
-    def _run(self, turn: Turn, holder: AnswerStream) -> Iterator[str]:
-        for step in (
-            self.rewrite_step,
-            self.retrieve_step,
-            self.floor_step,
-            self.order_step,
-            self.prompt_step,
-        ):
+    def _gather(self, turn: Turn) -> None:
+        """The steps between triage and the prompt, as far as the turn is not answered already."""
+        for step in (self.rewrite_step, self.retrieve_step, self.floor_step, self.order_step):
             if turn.done:
                 break
             step(turn)
+
+    def _run(self, turn: Turn, holder: AnswerStream) -> Iterator[str]:
+        self._gather(turn)
+        if not turn.done:
+            self.prompt_step(turn)
         if turn.done:
             holder.answer = turn.finish()
             yield holder.answer.text
@@ -374,53 +435,13 @@ class Chain:
         self.check_step(turn)
         holder.answer = turn.finish()
 
-    def as_runnable(self) -> Any:
-        """The chain as LangChain runnables, one named step each, for composition and tracing.
-
-        Input: `{"question": str, "history": [str], "filters": {...}}`; output: `Answer`.
-        """
-        from langchain_core.runnables import RunnableLambda
-
-        def start(inputs: dict[str, Any]) -> Turn:
-            return self._start(
-                inputs.get("question", ""),
-                inputs.get("history", ()),
-                self.retrieval_params(None, inputs.get("filters")),
-                None,
-            )
-
-        def step(fn: Callable[[Turn], None], name: str) -> Any:
-            def run(turn: Turn) -> Turn:
-                if not turn.done:
-                    fn(turn)
-                return turn
-
-            return RunnableLambda(run, name=name)
-
-        def generate(turn: Turn) -> None:
-            for _ in self.generate_step(turn):
-                pass
-
-        return (
-            RunnableLambda(start, name="start")
-            | step(self.gate_step, "gate")
-            | step(self.rewrite_step, "rewrite")
-            | step(self.retrieve_step, "retrieve")
-            | step(self.floor_step, "floor")
-            | step(self.order_step, "order")
-            | step(self.prompt_step, "prompt")
-            | step(generate, "generate")
-            | step(self.check_step, "check")
-            | RunnableLambda(lambda turn: turn.finish(), name="answer")
-        )
-
     # -- the steps ----------------------------------------------------------------
 
     def gate_step(self, turn: Turn) -> None:
         """Triage: emergencies are answered at once, with no retrieval and no model; urgent and
         non-English messages get their advice above the answer."""
         turn.answer = Answer(question=turn.question, text="", passages=[], variant=self.variant.as_dict())
-        result = self.triage.assess(turn.question)
+        result = turn.triaged or self.triage.assess(turn.question)  # admitted questions: triaged already
         turn.timings["triage_s"] = result.seconds
         turn.answer.triage = result.as_dict()
         if result.emergency:
@@ -438,9 +459,10 @@ class Chain:
     def retrieve_step(self, turn: Turn) -> None:
         assert turn.answer is not None
         t = time.perf_counter()
-        wanted = turn.retrieval or self.retrieval_params()
-        k = wanted.k * 2 if self.settings.retrieval.mmr else wanted.k
-        turn.answer.passages = self.retriever.retrieve(turn.answer.query, k=k, filters=wanted.filters)
+        wanted = self.passages(turn.retrieval)
+        k = wanted * 2 if self.settings.retrieval.mmr else wanted
+        filters = turn.retrieval.filters if turn.retrieval else None
+        turn.answer.passages = self.retriever.retrieve(turn.answer.query, k=k, filters=filters)
         turn.timings["retrieve_s"] = time.perf_counter() - t
 
     def floor_step(self, turn: Turn) -> None:
@@ -459,7 +481,7 @@ class Chain:
         """Optional diversity, then the strongest passages at both ends of the context."""
         assert turn.answer is not None
         r = self.settings.retrieval
-        k = (turn.retrieval or self.retrieval_params()).k
+        k = self.passages(turn.retrieval)
         passages = turn.answer.passages
         if r.mmr and len(passages) > k:
             words = {p.id: content_words(p.text) for p in passages}

@@ -59,7 +59,7 @@ class LexicalSearch(Protocol):
 
 Filters = Mapping[str, Any]
 """Metadata a passage must match: a value for equality, or a dict of
-`$gte`/`$lte`/`$in` conditions, e.g. `{"source": "...", "year": {"$gte": 2020}}`."""
+`$gte`/`$lte`/`$in`/`$ne` conditions, e.g. `{"source": "...", "year": {"$gte": 2020}}`."""
 
 
 @dataclass(frozen=True)
@@ -67,18 +67,46 @@ class RetrievalParams:
     """What one request sets about retrieval, as `GenerationParams` does for generation.
 
     Passed into `Chain.answer`/`Chain.stream` (a chat page's k slider, a compared variant's k,
-    `medchat ask --filter`), so that nothing copies the settings or builds a chain per request.
+    `medchat ask -k/--filter`), so that nothing copies the settings or builds a chain per request.
     The rest of retrieval (the evidence floor, fusion weights, MMR) belongs to the deployment and
     comes from `RetrievalSettings`.
     """
 
-    k: int
-    """Passages given to the model."""
+    k: int | None = None
+    """Passages given to the model; None: the settings' `retrieval.k` (the chain decides, nobody else)."""
     filters: Filters | None = None
 
-    @classmethod
-    def from_settings(cls, r: RetrievalSettings, *, filters: Filters | None = None) -> RetrievalParams:
-        return cls(r.k, filters)
+
+_SCALAR = (str, int, float, bool)
+
+
+def chroma_where(filters: Filters | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """`filters` split into Chroma's `where` clause and what only Python can check.
+
+    Chroma takes equality, `$ne` and `$in` on plain values, and `$gte`/`$lte` on numbers, with the
+    same meaning as `matches` (a missing field fails all but `$ne`). Left to Python: a range on
+    text (Chroma compares numbers only) and anything that is not a plain value."""
+    conditions: list[dict[str, Any]] = []
+    rest: dict[str, Any] = {}
+    for key, want in (filters or {}).items():
+        ops = dict(want) if isinstance(want, Mapping) else {"$eq": want}
+        for op, ref in ops.items():
+            numeric = isinstance(ref, int | float) and not isinstance(ref, bool)
+            if (
+                (op in ("$eq", "$ne") and isinstance(ref, _SCALAR))
+                or (op in ("$gte", "$lte") and numeric)
+                or (
+                    op == "$in"
+                    and isinstance(ref, list | tuple)
+                    and ref
+                    and all(isinstance(v, _SCALAR) for v in ref)
+                )
+            ):
+                conditions.append({key: {op: list(ref) if op == "$in" else ref}})
+            else:
+                rest.setdefault(key, {})[op] = ref
+    where = conditions[0] if len(conditions) == 1 else {"$and": conditions} if conditions else None
+    return where, {k: v["$eq"] if set(v) == {"$eq"} else v for k, v in rest.items()}
 
 
 def matches(metadata: Mapping[str, Any], filters: Filters | None) -> bool:
@@ -164,17 +192,30 @@ class Retriever:
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Passage]:
         """The best `k` passages, best first by the fused rank; `score` is the dense cosine similarity
-        (0 for a passage only the lexical index found), `fused` the fusion score."""
+        (0 for a passage only the lexical index found), `fused` the fusion score.
+
+        Filters go into Chroma's `where` as far as it can express them (`chroma_where`), so the dense
+        ranking is of the matching chunks, however far down the whole index they are; the rest are
+        checked here, on a larger pool. BM25 has no filters: its hits are checked here too."""
         k = k or self.k
-        pool = max(k, self.candidates) * (4 if filters else 1)
+        where, rest = chroma_where(filters)
+        pool = max(k, self.candidates)
+        vector = self.embedder.embed_query(question)
         dense = [
-            h
-            for h in self.index.query(self.embedder.embed_query(question), pool)
-            if matches(h.metadata, filters)
+            h for h in self.index.query(vector, pool * (4 if rest else 1), where) if matches(h.metadata, rest)
         ]
+        if where and len(dense) < k:
+            # Chroma leaves out a text field compared with a number without a word: look at the
+            # unfiltered nearest chunks to say so (`matches` raises), rather than answer from nothing
+            for h in self.index.query(vector, pool):
+                matches(h.metadata, filters)
         if self.lexical is None:
             return [_passage(h, h.score, h.score) for h in dense[:k]]
-        lexical = [h for h in self.lexical.query(question, pool) if matches(h.metadata, filters)]
+        lexical = [
+            h
+            for h in self.lexical.query(question, pool * 4 if filters else pool)
+            if matches(h.metadata, filters)
+        ]
         by_id = {h.id: h for h in lexical} | {h.id: h for h in dense}
         dense_score = {h.id: h.score for h in dense}
         fused = reciprocal_rank_fusion([[h.id for h in dense], [h.id for h in lexical]], self.weights)

@@ -53,23 +53,12 @@ class IngestionSettings(_Section):
     chunk_overlap_tokens: int = Field(
         32, ge=0, le=256, description="Tokens of trailing context repeated in the next chunk."
     )
-    extensions: list[str] = Field(
-        [
-            ".md",
-            ".markdown",
-            ".txt",
-            ".text",
-            ".pdf",
-            ".html",
-            ".htm",
-            ".xhtml",
-            ".jsonl",
-            ".ndjson",
-            ".json",
-            ".xml",
-            ".nxml",
-        ],
-        description="File suffixes that `medchat ingest` reads.",
+    extensions: list[str] | None = Field(
+        None,
+        description=(
+            "File suffixes that `medchat ingest` reads, e.g. `['.md', '.pdf']`; default: every "
+            "suffix a loader reads (`ingestion.loaders.LOADERS`)."
+        ),
     )
     batch_size: int = Field(
         1024,

@@ -28,10 +28,6 @@ class Document:
     sections: list[Section] = field(default_factory=list)
 
     @property
-    def content_hash(self) -> str:
-        return sha256(self.text)
-
-    @property
     def key(self) -> str:
         """The source plus the record id, for files that hold many documents (JSONL, XML sets)."""
         doc_id = self.metadata.get("doc_id")

@@ -179,17 +179,6 @@ class ChromaIndex:
     def count(self) -> int:
         return int(self._col.count())
 
-    def source_hashes(self) -> dict[str, str]:
-        """The content hash each ingested source was indexed with."""
-        got = self._col.get(include=["metadatas"])
-        hashes: dict[str, str] = {}
-        for meta in got["metadatas"] or []:
-            hashes[str(meta["source"])] = str(meta.get("doc_hash", ""))
-        return hashes
-
-    def ids_for_source(self, source: str) -> list[str]:
-        return list(self._col.get(where={"source": source}, include=[])["ids"])
-
     def all_ids(self, page: int = 5000) -> set[str]:
         """Every chunk id in the collection (read in pages, for crash recovery)."""
         ids: set[str] = set()
@@ -222,13 +211,15 @@ class ChromaIndex:
             metadatas=metas,
         )
 
-    def query(self, embedding: Sequence[float], k: int) -> list[Hit]:
+    def query(self, embedding: Sequence[float], k: int, where: dict[str, Any] | None = None) -> list[Hit]:
+        """The `k` chunks nearest `embedding`, of those whose metadata match Chroma's `where` clause."""
         n = self.count()
         if n == 0:
             return []
         res = self._col.query(
             query_embeddings=[list(embedding)],
             n_results=min(k, n),
+            where=where or None,
             include=["documents", "metadatas", "distances"],
         )
         return [

@@ -415,13 +415,16 @@ def ingest(
     """Index the files under `paths`; return what happened to each."""
     from ingestion.embedding import LazyEmbedder
     from ingestion.index import IndexSpec, drop_index, open_index
+    from ingestion.loaders import LOADERS
     from ingestion.manifest import Manifest
 
     started = time.perf_counter()
     report = IngestReport()
     prune = settings.ingestion.prune if prune is None else prune
     with _Clock(report, "scan"):
-        files = list(iter_files([Path(p).expanduser() for p in paths], settings.ingestion.extensions, report))
+        wanted = settings.ingestion.extensions
+        suffixes = LOADERS if wanted is None else wanted  # by default, every suffix a loader reads
+        files = list(iter_files([Path(p).expanduser() for p in paths], suffixes, report))
     report.files_seen = len(files) + len(report.files)
 
     if embedder is None:

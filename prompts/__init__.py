@@ -14,6 +14,7 @@ makes the final user message: the numbered passages and the question.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from chatbot.errors import MedchatError
 if TYPE_CHECKING:
     from chatbot.engines.base import ChatMessage
     from chatbot.settings import PromptSettings
+
+log = logging.getLogger(__name__)
 
 PROMPTS_DIR = Path(__file__).resolve().parent
 SYSTEM_PARTS = ("persona", "task", "format", "tone")
@@ -129,8 +132,9 @@ class PromptVariant:
         return cls(preset=name, **parts)
 
     @classmethod
-    def from_settings(cls, prompts: PromptSettings) -> PromptVariant:
-        return cls.from_preset(prompts.preset, **{part: getattr(prompts, part) for part in PARTS})
+    def from_settings(cls, prompts: PromptSettings, *, preset: str | None = None) -> PromptVariant:
+        """The settings' preset (or `preset`, as `medchat ask --preset`) and their part overrides."""
+        return cls.from_preset(preset or prompts.preset, **{part: getattr(prompts, part) for part in PARTS})
 
     def as_dict(self) -> dict[str, str]:
         """Provenance: the preset and each part as `name@version`."""
@@ -184,3 +188,25 @@ def build_prompt(question: str, passages: Sequence[PassageLike], variant: Prompt
     messages.append(ChatMessage("user", user))
     digest = hashlib.sha256("\x00".join(f"{m.role}:{m.content}" for m in messages).encode()).hexdigest()
     return BuiltPrompt(messages, digest[:16], variant)
+
+
+def rebuild_prompt(
+    query: str, passages: Sequence[str], variant: Mapping[str, str], prompt_hash: str
+) -> list[dict[str, str]] | None:
+    """The messages `build_prompt` made for a recorded answer (its query, passage texts, variant as
+    `part@version` and hash), or None when they no longer hash the same (a prompt file or the passage
+    formatting changed since) or cannot be built. The preference store keeps them with each
+    response; the export rebuilds them for rows stored without."""
+    from types import SimpleNamespace
+
+    if not prompt_hash or not query:
+        return None
+    try:
+        parts = {p: str(v).split("@", 1)[0] for p, v in variant.items() if p in PARTS}
+        built = build_prompt(query, [SimpleNamespace(text=t) for t in passages], PromptVariant(**parts))
+    except (PromptError, TypeError, ValueError) as e:
+        log.info("cannot rebuild a prompt (%s)", e)
+        return None
+    if built.hash != prompt_hash:
+        return None
+    return [{"role": m.role, "content": m.content} for m in built.messages]

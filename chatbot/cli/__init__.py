@@ -105,15 +105,25 @@ def _user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _configured(name: str) -> Any:
+    """A place the settings name (`home`, `prefs_db_url`), for an error message; None when the
+    settings cannot be read: they are not what failed there, so the message names no place."""
+    try:
+        from chatbot.settings import Settings
+
+        return getattr(Settings(), name)
+    except Exception:
+        return None
+
+
 def _storage_message(error: BaseException) -> str | None:
     """One sentence for a failed write, naming the place and the remedy; None if it is another error."""
     from chatbot.errors import storage_problem
-    from chatbot.settings import _default_home
 
     why = storage_problem(error)
     if why is None:
         return None
-    home = _default_home()
+    home = _configured("home")
     where = next(
         (
             e.filename
@@ -122,7 +132,7 @@ def _storage_message(error: BaseException) -> str | None:
         ),
         None,
     )
-    place = f"{where}" if where else f"MEDCHAT_HOME ({home})"
+    place = f"{where}" if where else f"MEDCHAT_HOME ({home or 'its folder'})"
     return (
         f"cannot write to {place}: {why}. Make it writable (or free some space), "
         f"or set MEDCHAT_HOME to a folder you can write to, then run the command again"
@@ -137,13 +147,8 @@ def _damaged_message(error: BaseException) -> str | None:
         seen.add(id(e))
         text = str(e).lower()
         if "file is not a database" in text or "malformed" in text or "database corruption" in text:
-            try:
-                from chatbot.settings import Settings
-
-                url = Settings().prefs_db_url
-            except Exception:  # the settings are not what failed here: name no file rather than crash
-                url = "the preference store"
-            where = url.removeprefix("sqlite:///")
+            url = _configured("prefs_db_url") or "the preference store"
+            where = str(url).removeprefix("sqlite:///")
             return (
                 f"the database {where} is damaged or not a medchat database: restore it from a backup, or "
                 "move it away to start an empty one (MEDCHAT_PREFS__DB_URL names another)"

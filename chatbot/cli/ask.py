@@ -81,18 +81,21 @@ def ask(
 
     if not question.strip():
         raise EmptyQuestionError('the question is empty: try `medchat ask "What is a normal HbA1c?"`')
-    filters = _filters(filter_pairs)
-    settings = _settings(**{"retrieval.k": k, "prompts.preset": preset})
+    settings = _settings()
     _setup_logging(settings, ctx.obj["verbose"])
     from chatbot.chain import Chain
+    from chatbot.retrieval import RetrievalParams
+    from prompts import PromptVariant
 
-    chain = Chain(settings)
+    # this question's k, filters and preset travel with it; the settings are not touched
+    retrieval = RetrievalParams(k, _filters(filter_pairs))
+    chain = Chain(settings, variant=PromptVariant.from_settings(settings.prompts, preset=preset))
     if as_json:
-        answer = chain.answer(question, filters=filters)
+        answer = chain.answer(question, retrieval=retrieval)
         click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
         return
     live = sys.stdout.isatty()
-    stream = chain.stream(question, filters=filters)
+    stream = chain.stream(question, retrieval=retrieval)
     for piece in stream:
         if live:
             click.echo(piece, nl=False)

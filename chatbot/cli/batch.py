@@ -50,7 +50,6 @@ def batch(
     """
     settings = _settings(
         **{
-            "retrieval.k": k,
             "batch.question_field": question_field,
             "batch.id_field": id_field,
             "batch.concurrency": concurrency,
@@ -59,6 +58,7 @@ def batch(
     _setup_logging(settings, ctx.obj["verbose"])
     from chatbot.batch import read_questions, run_batch
     from chatbot.chain import Chain
+    from chatbot.retrieval import RetrievalParams
 
     # the questions file first (its format, its fields), then an index that cannot be opened (missing,
     # a read-only home, damaged): one error now, not a traceback for each of thousands of questions
@@ -73,6 +73,7 @@ def batch(
         id_field=settings.batch.id_field,
         concurrency=settings.batch.concurrency,
         on_bad_row=lambda b: click.echo(f"{questions}:{b.line}: {b.reason}; skipped", err=True),
+        retrieval=RetrievalParams(k),  # per question, never written into the settings
     )
     for line, error in summary.failed:
         click.echo(f"{questions}:{line}: failed: {error}", err=True)

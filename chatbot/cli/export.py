@@ -7,17 +7,16 @@ from pathlib import Path
 import click
 
 from chatbot.cli import PathArg, _settings, _user_errors, main
+from chatbot.labelling.export import AGGREGATIONS, FORMATS
 
 
 @main.command(name="export")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["dpo", "reward", "kto", "battles", "jsonl", "mixed-prompt"]),
+    type=click.Choice(list(FORMATS)),
     required=True,
-    help="dpo/reward: TRL preference rows, both answers written from the row's prompt; kto: unpaired "
-    "rows; battles: arena table; jsonl: raw judgments; mixed-prompt: judged pairs whose answers saw "
-    "different prompts (not training data for DPO).",
+    help="; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values()) + ".",
 )
 @click.option(
     "-o",
@@ -28,7 +27,7 @@ from chatbot.cli import PathArg, _settings, _user_errors, main
 )
 @click.option(
     "--aggregate",
-    type=click.Choice(["majority", "strength"]),
+    type=click.Choice(list(AGGREGATIONS)),
     default="majority",
     show_default=True,
     help="How the votes of several annotators on one pair decide it (dpo, reward, kto); "

@@ -1,12 +1,14 @@
 """Generation engines behind one interface, chosen by settings.
 
 `get_engine()` loads a model once per process and hands the same instance to
-every caller (all UI users share it; each engine serialises its own calls).
+every caller (all UI users share it; each engine serialises its own calls). Where derived model
+files are kept is the caller's `Settings.models_dir`, passed in: the engines never work out a home.
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatbot.engines.base import ChatMessage, Engine, GenerationParams, complete, fit_passages
@@ -31,15 +33,15 @@ _cache: dict[str, Engine] = {}
 _cache_lock = threading.Lock()
 
 
-def create_engine(gen: GenerationSettings) -> Engine:
-    """A new engine for these settings (no caching)."""
+def create_engine(gen: GenerationSettings, *, models_dir: Path) -> Engine:
+    """A new engine for these settings (no caching); derived model files go to `models_dir`
+    (`Settings.models_dir`)."""
     if gen.engine == "fake":
         from chatbot.engines.fake import FakeEngine
 
         return FakeEngine()
     if gen.engine == "transformers":
         from chatbot.engines.transformers_engine import TransformersEngine
-        from chatbot.settings import _default_home
 
         return TransformersEngine(
             gen.model_path,
@@ -49,7 +51,7 @@ def create_engine(gen: GenerationSettings) -> Engine:
             compute_dtype=gen.compute_dtype,
             n_ctx=gen.n_ctx,
             n_threads=gen.n_threads,
-            models_dir=gen.models_dir or _default_home() / "models",
+            models_dir=models_dir,
         )
     if gen.engine == "openai":
         from chatbot.engines.openai_compat import OpenAICompatEngine
@@ -67,10 +69,9 @@ def create_engine(gen: GenerationSettings) -> Engine:
             health_interval_s=gen.health_interval_s,
         )
     from chatbot.engines.llamacpp import LlamaCppEngine, gguf_for
-    from chatbot.settings import _default_home
 
     return LlamaCppEngine(
-        gguf_for(gen.model_path, gen.requantize, gen.models_dir or _default_home() / "models"),
+        gguf_for(gen.model_path, gen.requantize, models_dir),
         n_ctx=gen.n_ctx,
         n_threads=gen.n_threads,
         n_batch=gen.n_batch,
@@ -79,10 +80,10 @@ def create_engine(gen: GenerationSettings) -> Engine:
     )
 
 
-def get_engine(gen: GenerationSettings) -> Engine:
+def get_engine(gen: GenerationSettings, *, models_dir: Path) -> Engine:
     """The process-wide engine for these settings, loaded on first use."""
-    key = gen.model_dump_json(exclude=_PER_REQUEST)
+    key = f"{gen.model_dump_json(exclude=_PER_REQUEST)} {models_dir}"
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = create_engine(gen)
+            _cache[key] = create_engine(gen, models_dir=models_dir)
         return _cache[key]

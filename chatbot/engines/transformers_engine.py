@@ -160,6 +160,11 @@ class TransformersEngine:
         if n_threads:
             torch.set_num_threads(n_threads)
 
+        if models_dir is None:  # only what the settings say: `create_engine` passes Settings.models_dir
+            from chatbot.settings import get_settings
+
+            models_dir = get_settings().models_dir
+        models_dir = Path(models_dir).expanduser()
         source, load_kwargs, label = self._resolve(model_path, model_id, models_dir)
         quant_config = self._quant_config(quantization, dtype)
         # On a CPU, quantizing while loading holds the full-precision weights too (peak RSS 1.5 GB
@@ -168,8 +173,7 @@ class TransformersEngine:
         keep: Path | None = None
         local = not model_id and not _is_quantized(Path(source))
         if quant_config is not None and self.device == "cpu" and local:
-            kept_in = (models_dir or Path("~/.medchat/models")).expanduser()
-            keep = _quantized_folder(Path(source), quantization, compute_dtype, kept_in)
+            keep = _quantized_folder(Path(source), quantization, compute_dtype, models_dir)
             if (keep / "config.json").is_file():
                 source, quant_config, keep = str(keep), None, None  # its config.json holds the quantization
         try:
@@ -209,7 +213,7 @@ class TransformersEngine:
 
     @staticmethod
     def _resolve(
-        model_path: Path | None, model_id: str | None, models_dir: Path | None
+        model_path: Path | None, model_id: str | None, models_dir: Path
     ) -> tuple[str, dict[str, Any], str]:
         if model_id:
             return model_id, {}, model_id
@@ -222,9 +226,8 @@ class TransformersEngine:
                 )
             return str(path), {"local_files_only": True}, path.name
         if path.is_file() and path.suffix.lower() == ".gguf":
-            target = (models_dir or Path("~/.medchat/models")).expanduser()
-            target.mkdir(parents=True, exist_ok=True)
-            return str(gguf_to_folder(path, target)), {"local_files_only": True}, path.name
+            models_dir.mkdir(parents=True, exist_ok=True)
+            return str(gguf_to_folder(path, models_dir)), {"local_files_only": True}, path.name
         raise ModelNotFoundError(
             f"model {path} not found (expected a model folder or a .gguf file): "
             "check MEDCHAT_GENERATION__MODEL_PATH, or set MEDCHAT_GENERATION__MODEL_ID to a hub id"

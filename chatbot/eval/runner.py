@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,10 +66,6 @@ class EvalOptions:
     """Retrieval benchmarks: also answer this many sampled questions through the full chain."""
     corpus: Path | None = None
     """For answer benchmarks: a corpus to ingest and retrieve from (default: see `run_choices`)."""
-
-
-EvalProgress = Callable[[int, int], None]
-"""Called with (questions done, questions in all) as a benchmark runs."""
 
 
 def _bar(total: int, desc: str) -> Any:
@@ -538,7 +534,7 @@ def run_eval(
         if engine is None:
             from chatbot.engines import get_engine
 
-            engine = get_engine(settings.generation)
+            engine = get_engine(settings.generation, models_dir=settings.models_dir)
         result, records = run_choices(choice, settings, modes, engine, retriever, info)
         report["sample"] = choice.sample
         report["fingerprint"] = _fingerprint(choice.data_files, [i.qid for i in choice.items])

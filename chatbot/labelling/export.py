@@ -1,18 +1,12 @@
 """Turn stored judgments into training and analysis files.
 
-Formats:
-- `dpo`: TRL preference rows, conversational: `prompt` is the list of messages the model saw (system,
-  exemplar turn, the numbered passages and the question), `chosen` / `rejected` one assistant message each.
-  Both answers were written from that very prompt: a pair whose answers saw different prompts (another
-  persona, other passages, an abstention) would teach the model to prefer text it was never asked for.
-- `reward`: the same plus `margin`, the mean of Llama 2's "small" margins of the votes for the chosen answer.
-- `mixed-prompt`: the pairs left out of dpo/reward because their answers saw different prompts, each
-  answer with its own prompt (`chosen_prompt`, `rejected_prompt`; no `prompt` key, so no trainer takes
-  the file for preference rows).
-- `kto`: TRL unpaired rows: prompt / completion / label (True desirable); both bad -> two negatives.
-- `battles`: one arena-style row per vote (model_a = left, model_b = right, winner).
-- `jsonl`: every vote as it stands, with both responses and their provenance; the votes a changed vote
-  replaced travel inside its row (`earlier`), so nothing is lost and nothing is counted twice.
+The formats are the registry `FORMATS`: each one's name, a line saying what its rows are (the CLI's
+`--format` help takes it from there; the Results tab and the downloads offer the same names) and the
+function that makes them, whose docstring says the rest. The dpo and reward rows are conversational: `prompt`
+is the list of messages the model saw (system, exemplar turn, the numbered passages and the
+question), and both answers were written from that very prompt: a pair whose answers saw different
+prompts (another persona, other passages, an abstention) would teach the model to prefer text it was
+never asked for, so it goes to `mixed-prompt` instead.
 
 A changed vote ("Change my vote") counts as the annotator's vote in every format; the one it replaced
 does not. Such votes carry `after_reveal` (the names were on screen) in `battles` and `jsonl`.
@@ -33,14 +27,15 @@ import json
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from chatbot.errors import MedchatError
+from prompts import rebuild_prompt
 
 if TYPE_CHECKING:
     from chatbot.labelling.store.models import Comparison, Judgment, Response
@@ -48,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("dpo", "reward", "kto", "battles", "jsonl", "mixed-prompt")
 AGGREGATIONS = ("majority", "strength")
 # Llama 2's "small" margins for significantly better, better, slightly better, negligibly better/unsure
 SMALL_MARGIN = {"significantly": 1.0, "better": 2 / 3, "slightly": 1 / 3, "negligibly": 0.0}
@@ -79,11 +73,6 @@ class Record:
         )
 
     @property
-    def loser(self) -> Response | None:
-        w = self.winner
-        return None if w is None else (self.right if w is self.left else self.left)
-
-    @property
     def outcome(self) -> str:
         """The winning response id, or `tie` / `both_bad`."""
         return self.judgment.winner_response_id or self.judgment.choice
@@ -107,26 +96,6 @@ def records(store: PreferenceStore, *, status: str | None = None) -> Iterator[Re
 
 
 # -- the prompt the model saw ------------------------------------------------------------------
-
-
-def rebuild_prompt(
-    query: str, passages: Sequence[str], variant: dict[str, str], prompt_hash: str
-) -> Messages | None:
-    """The messages `prompts.build_prompt` made for this answer, or None when they no longer hash the
-    same (a prompt file or the passage formatting changed since) or cannot be built."""
-    from prompts import PARTS, PromptError, PromptVariant, build_prompt
-
-    if not prompt_hash or not query:
-        return None
-    try:
-        parts = {p: str(v).split("@", 1)[0] for p, v in variant.items() if p in PARTS}
-        built = build_prompt(query, [SimpleNamespace(text=t) for t in passages], PromptVariant(**parts))
-    except (PromptError, TypeError, ValueError) as e:
-        log.info("cannot rebuild a prompt (%s)", e)
-        return None
-    if built.hash != prompt_hash:
-        return None
-    return [{"role": m.role, "content": m.content} for m in built.messages]
 
 
 def response_prompt(r: Response) -> Messages | None:
@@ -631,54 +600,102 @@ def _example_row(x: Example, aggregate: str) -> dict[str, Any]:
     }
 
 
+def _preference_pairs(store: PreferenceStore, options: SelectOptions, *, fmt: str) -> ExportResult:
+    """`dpo`: TRL preference rows, `prompt` (the messages the model saw) with `chosen` / `rejected`
+    one assistant message each. `reward`: the same plus `margin`, the mean of Llama 2's "small"
+    margins of the votes for the chosen answer."""
+    sel = select_pairs(store, options)
+    return ExportResult(fmt, [_pair_row(p, fmt, options.aggregate) for p in sel.pairs], sel.excluded, sel)
+
+
+def _mixed_prompt(store: PreferenceStore, options: SelectOptions) -> ExportResult:
+    """The pairs left out of dpo/reward because their answers saw different prompts, each answer with
+    its own prompt (`chosen_prompt`, `rejected_prompt`; no `prompt` key, so no trainer takes the file
+    for preference rows). The pairs in the dpo export are listed as excluded here."""
+    sel = select_pairs(store, options)
+    result = ExportResult("mixed-prompt", [_mixed_prompt_row(m, options.aggregate) for m in sel.mixed_prompt])
+    result.excluded = [e for e in sel.excluded if e["kind"] != "different prompts"]
+    for p in sel.pairs:
+        for judgment_id, annotator in zip(p.judgment_ids, p.annotators, strict=True):
+            result.excluded.append(
+                {
+                    "judgment_id": judgment_id,
+                    "comparison_id": p.comparison_id,
+                    "annotator": annotator,
+                    "kind": "same prompt",
+                    "reason": "both answers were written from one prompt: the pair is in the dpo and "
+                    "reward exports",
+                }
+            )
+    return result
+
+
+def _kto(store: PreferenceStore, options: SelectOptions) -> ExportResult:
+    """TRL unpaired rows: prompt / completion / label (True desirable); both bad -> two negatives."""
+    sel = select_examples(store, options)
+    return ExportResult("kto", [_example_row(x, options.aggregate) for x in sel.examples], sel.excluded, sel)
+
+
+def _jsonl(store: PreferenceStore, options: SelectOptions) -> ExportResult:
+    """Every vote as it stands, with both responses and their provenance; the votes a changed vote
+    replaced travel inside its row (`earlier`), so nothing is lost and nothing is counted twice."""
+    return ExportResult("jsonl", _raw_rows(list(records(store))))
+
+
+def _battles(store: PreferenceStore, options: SelectOptions) -> ExportResult:
+    """One arena-style row per vote (model_a = left, model_b = right, winner), whatever its safety bins."""
+    result = ExportResult("battles")
+    for rec in records(store):
+        why = _judgment_exclusion(rec)
+        if why and why[0] != "unsafe preferred":  # a battle is a vote, whatever its safety bins
+            result.excluded.append(
+                {
+                    "judgment_id": rec.judgment.id,
+                    "annotator": rec.judgment.annotator,
+                    "kind": why[0],
+                    "reason": why[1],
+                }
+            )
+            continue
+        result.rows.append(_battle(rec))
+    return result
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format: its name, what its rows are (in a line), and the function that makes them."""
+
+    name: str
+    summary: str
+    build: Callable[[PreferenceStore, SelectOptions], ExportResult]
+
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat(
+            "dpo",
+            "TRL preference rows, both answers written from the row's prompt",
+            partial(_preference_pairs, fmt="dpo"),
+        ),
+        ExportFormat("reward", "the dpo rows with a margin", partial(_preference_pairs, fmt="reward")),
+        ExportFormat("kto", "unpaired rows", _kto),
+        ExportFormat("battles", "arena table", _battles),
+        ExportFormat("jsonl", "raw judgments", _jsonl),
+        ExportFormat(
+            "mixed-prompt",
+            "judged pairs whose answers saw different prompts (not training data for DPO)",
+            _mixed_prompt,
+        ),
+    )
+}
+"""Every export format, by name: the CLI, the Results tab and the admin downloads offer these."""
+
+
 def export(store: PreferenceStore, fmt: str, options: SelectOptions | None = None) -> ExportResult:
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
-    options = options or SelectOptions()
-    result = ExportResult(fmt)
-    if fmt in ("dpo", "reward"):
-        sel = select_pairs(store, options)
-        result.rows = [_pair_row(p, fmt, options.aggregate) for p in sel.pairs]
-    elif fmt == "mixed-prompt":
-        sel = select_pairs(store, options)
-        result.rows = [_mixed_prompt_row(m, options.aggregate) for m in sel.mixed_prompt]
-        result.excluded = [e for e in sel.excluded if e["kind"] != "different prompts"]
-        for p in sel.pairs:
-            for judgment_id, annotator in zip(p.judgment_ids, p.annotators, strict=True):
-                result.excluded.append(
-                    {
-                        "judgment_id": judgment_id,
-                        "comparison_id": p.comparison_id,
-                        "annotator": annotator,
-                        "kind": "same prompt",
-                        "reason": "both answers were written from one prompt: the pair is in the dpo and "
-                        "reward exports",
-                    }
-                )
-        return _logged(result)
-    elif fmt == "kto":
-        sel = select_examples(store, options)
-        result.rows = [_example_row(x, options.aggregate) for x in sel.examples]
-    elif fmt == "jsonl":
-        result.rows = _raw_rows(list(records(store)))
-        return _logged(result)
-    else:
-        for rec in records(store):
-            why = _judgment_exclusion(rec)
-            if why and why[0] != "unsafe preferred":  # a battle is a vote, whatever its safety bins
-                result.excluded.append(
-                    {
-                        "judgment_id": rec.judgment.id,
-                        "annotator": rec.judgment.annotator,
-                        "kind": why[0],
-                        "reason": why[1],
-                    }
-                )
-                continue
-            result.rows.append(_battle(rec))
-        return _logged(result)
-    result.selection, result.excluded = sel, sel.excluded
-    return _logged(result)
+    return _logged(FORMATS[fmt].build(store, options or SelectOptions()))
 
 
 def _logged(result: ExportResult) -> ExportResult:

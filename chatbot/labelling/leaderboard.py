@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from chatbot.labelling.store.prefs import PreferenceStore
 
 SCALE = 400 / math.log(10)
-CATEGORIES = ("a", "b", "tie", "both_bad")
 
 
 @dataclass

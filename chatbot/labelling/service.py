@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chatbot.errors import MedchatError, storage_failure
+from chatbot.errors import EmptyQuestionError, MedchatError, storage_failure
 from chatbot.labelling.store.prefs import JudgmentError, JudgmentIn, ResponseIn, Round
-from chatbot.limits import check_question, check_rationale
-from chatbot.textnorm import normalise
+from chatbot.limits import check_rationale
 
 if TYPE_CHECKING:
+    from chatbot.chain import Admitted
     from chatbot.labelling.store.models import Comparison, Judgment, QueueItem
     from chatbot.labelling.store.prefs import PreferenceStore
     from chatbot.labelling.variants import VariantRunner
@@ -148,16 +148,17 @@ class CompareService:
     def ask(self, annotator: str, question: str, *, rng: random.Random | None = None) -> Iterator[PairUpdate]:
         """A free-typed question: two random variants answer it, streamed one after the other."""
         rng = rng or random.Random()
-        check_question(question or "", self.settings.limits)  # before the gate or a model sees it
-        question = normalise(question or "").strip()
-        if not question:
-            raise MedchatError("Type a question first, or press 'Next question' to take one from the queue.")
-        triage = self.runner.chain.triage  # the rules and the classifier, as in chat
-        verdict = triage.assess(question)
-        if verdict.emergency:  # two copies of the same guidance are nothing to vote on
-            raise NotCompared(triage.emergency_message(verdict.category))
+        try:  # limits, normalisation and triage (the rules and the classifier, as in chat), once
+            admitted = self.runner.admit(question)
+        except EmptyQuestionError as e:
+            raise MedchatError(
+                "Type a question first, or press 'Next question' to take one from the queue."
+            ) from e
+        if admitted.emergency:  # two copies of the same guidance are nothing to vote on
+            raise NotCompared(self.runner.chain.triage.emergency_message(admitted.triage.category))
+        question = admitted.question
         a, b = rng.sample(sorted(self.runner.variants), 2)
-        for texts, left_slot, stored, slot in self._pair(question, a, b, rng):
+        for texts, left_slot, stored, slot in self._pair(question, a, b, rng, admitted):
             if stored is None:
                 yield _writing(texts, left_slot, slot, question)
                 continue
@@ -220,8 +221,9 @@ class CompareService:
         rng = rng or random.Random()
         if item.is_gold:
             assert item.gold_better is not None and item.gold_worse is not None
+            admitted = self.runner.admit(item.question)
             better, worse = (
-                self._gold(item.question, text, name)
+                self._gold(item.question, text, name, admitted)
                 for text, name in ((item.gold_better, GOLD_VARIANTS[0]), (item.gold_worse, GOLD_VARIANTS[1]))
             )
             return self.store.create_comparison(
@@ -248,8 +250,8 @@ class CompareService:
                     done += 1
         return done
 
-    def _gold(self, question: str, text: str, name: str) -> ResponseIn:
-        answer = self.runner.dress(question, text)
+    def _gold(self, question: str, text: str, name: str, admitted: Admitted) -> ResponseIn:
+        answer = self.runner.dress(question, text, admitted=admitted)
         return ResponseIn.from_answer(answer, variant=name, variant_config={}, generation={}, k=None)
 
     def _serve(
@@ -261,11 +263,12 @@ class CompareService:
         return PairUpdate(r.left.text, r.right.text, r, r.question)
 
     def _pair(
-        self, question: str, a: str, b: str, rng: random.Random
+        self, question: str, a: str, b: str, rng: random.Random, admitted: Admitted | None = None
     ) -> Iterator[tuple[dict[str, str], str, dict[str, ResponseIn] | None, str | None]]:
         """(texts so far by slot, the slot shown left, None, the slot being written) while writing,
         from before each answer's first word (retrieval and the prompt take seconds); the stored pair
-        last (its slot None)."""
+        last (its slot None). The question is admitted (and triaged) once for both answers."""
+        admitted = admitted or self.runner.admit(question)
         left_slot = rng.choice("ab")
         texts = {"a": "", "b": ""}
         stored: dict[str, ResponseIn] = {}
@@ -273,7 +276,7 @@ class CompareService:
         for slot in (left_slot, _other(left_slot)):
             name = a if slot == "a" else b
             t0 = time.perf_counter()
-            run = self.runner.run(name, question)
+            run = self.runner.run(name, question, admitted=admitted)
             try:
                 yield texts, left_slot, None, slot  # this answer has begun: say so before its first word
                 for piece in run.stream:
@@ -289,7 +292,7 @@ class CompareService:
                 variant=name,
                 variant_config=run.variant.as_dict(),
                 generation=asdict(run.params),
-                k=run.variant.k or self.settings.retrieval.k,
+                k=self.runner.chain.passages(run.retrieval),
                 seconds=round(time.perf_counter() - t0, 3),
             )
         yield texts, left_slot, stored, None

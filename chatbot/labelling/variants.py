@@ -4,9 +4,10 @@ A variant fixes the prompt parts, the retrieval k and the generation settings
 (temperature, top_p, max_new_tokens, seed); the engine and model come from the
 settings, so with only the bundled model variants differ in prompts, k and
 temperature. `VariantRunner` turns a variant into a `Chain` that shares the
-base chain's settings, retriever and engine (one model in memory for all variants);
+base chain's settings, retriever, triage and engine (one model in memory for all variants);
 its k and generation settings travel with each request (`RetrievalParams`,
-`GenerationParams`), so no settings are copied.
+`GenerationParams`), so no settings are copied. A question is admitted (and triaged) once
+by the base chain, and that admission is what every variant answers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from chatbot.engines.base import GenerationParams
 from chatbot.errors import ConfigError
 
 if TYPE_CHECKING:
-    from chatbot.chain import Answer, AnswerStream, Chain
+    from chatbot.chain import Admitted, Answer, AnswerStream, Chain
     from chatbot.retrieval import RetrievalParams
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def load_variants(path: Path) -> list[Variant]:
 class VariantRun:
     variant: Variant
     params: GenerationParams
+    retrieval: RetrievalParams
     stream: AnswerStream
 
 
@@ -138,12 +140,13 @@ class VariantRunner:
                 gen = settings.generation.model_copy(
                     update={"engine": v.model["engine"], "model_path": Path(v.model["path"]).expanduser()}
                 )
-                engine = get_engine(gen)
+                engine = get_engine(gen, models_dir=settings.models_dir)
             self._chains[name] = Chain(
                 settings,
                 retriever=base.retriever,
                 engine=engine,
                 variant=replace(base.variant, **v.prompt),
+                triage=base.triage,
             )
         return self._chains[name]
 
@@ -152,36 +155,37 @@ class VariantRunner:
         return self.variants[name].params(base)
 
     def retrieval_for(self, name: str) -> RetrievalParams:
-        """The shared retriever, asked for this variant's number of passages (the settings' if unset)."""
+        """The shared retriever, asked for this variant's number of passages (the chain's default,
+        the settings' k, if the variant sets none)."""
         from chatbot.retrieval import RetrievalParams
 
-        k = self.variants[name].k
-        return RetrievalParams(k if k is not None else self.chain.settings.retrieval.k)
+        return RetrievalParams(self.variants[name].k)
 
-    def dress(self, question: str, text: str) -> Answer:
+    def admit(self, question: str) -> Admitted:
+        """The question let in (limits, normalisation, triage) once, for every variant that answers it."""
+        return self.chain.admit(question)
+
+    def dress(self, question: str, text: str, *, admitted: Admitted | None = None) -> Answer:
         """A written answer (a gold item's) given sources the way a generated one gets them: the
         passages retrieved for the question, and citations where a sentence is supported by one.
         Before the vote, a gold pair must not stand out by showing no sources at all."""
-        chain = self.chain
-        turn = chain._start(question, (), None, None)
-        for step in (chain.gate_step, chain.rewrite_step, chain.retrieve_step, chain.floor_step):
-            if turn.done:
-                break
-            step(turn)
-        answer = turn.answer
-        assert answer is not None
+        turn = self.chain.evidence(admitted or self.admit(question))
         if turn.done:  # no evidence (or an emergency): the written text, without sources
+            answer = turn.answer
+            assert answer is not None
             answer.abstained = answer.emergency = False
             answer.passages, answer.text = [], text
             return turn.finish()
-        chain.order_step(turn)
-        turn.pieces = [text]
-        answer.grounding = "free"  # checked and marked as a model's free answer is: nothing sets it apart
-        chain.check_step(turn)
+        # checked and marked as a model's free answer is: nothing sets it apart
+        answer = self.chain.check(turn, text, grounding="free")
         answer.model, answer.quantization = "gold", ""
-        return turn.finish()
+        return answer
 
-    def run(self, name: str, question: str) -> VariantRun:
-        params = self.params_for(name)
-        stream = self.chain_for(name).stream(question, params=params, retrieval=self.retrieval_for(name))
-        return VariantRun(self.variants[name], params, stream)
+    def run(self, name: str, question: str, *, admitted: Admitted | None = None) -> VariantRun:
+        """Variant `name`'s answer to `question`, streamed; pass `admitted` (from `admit`) when several
+        variants answer one question, so it is triaged once."""
+        params, retrieval = self.params_for(name), self.retrieval_for(name)
+        stream = self.chain_for(name).stream(
+            question, params=params, retrieval=retrieval, admitted=admitted or self.admit(question)
+        )
+        return VariantRun(self.variants[name], params, retrieval, stream)

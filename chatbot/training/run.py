@@ -11,7 +11,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -693,7 +693,3 @@ def _train_and_save(
         card["variant"], card["variants_file"] = opts.register, str(where)
         echo(f"registered variant {opts.register!r} ({engine}) in {where}")
     return card
-
-
-def describe(opts: Options) -> dict[str, Any]:
-    return asdict(opts)

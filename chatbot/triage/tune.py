@@ -7,13 +7,13 @@ The encoder's linear layers get rank-r adapters (trained with `peft`, a developm
 a softmax head over the tuned, unit-length sentence vector and the rule features (`features.py`) is
 trained with them, by cross-entropy with class weights that favour emergency recall. Epochs are
 compared on the dev split (data/triage/dev.jsonl and handwritten/dev_*.jsonl: emergency precision
-where the decision, `train.raised`, reaches the target recall) and the best one is kept; the
+where the decision, `thresholds.raised`, reaches the target recall) and the best one is kept; the
 thresholds are chosen on dev as for the frozen head. The adapters are saved as float16 factors
 beside the head (`tuned.py` merges them into the bundled encoder at load, without peft). Last, the
 head gets its neighbour blend (`--neighbours`, `add_neighbours`: the emergency score mixes
 P(emergency) with the share of emergencies among the nearest labelled examples) and its thresholds
 are chosen again on that score, reading dev through the encoder the runtime builds from the file,
-with the most room above the target recall and precision (`train.margin`).
+with the most room above the target recall and precision (`thresholds.margin`).
 Deterministic for a given seed on one thread. The test split is never read.
 """
 
@@ -26,24 +26,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chatbot.triage.dataset import balance, examples, parts, source, split
 from chatbot.triage.model import LEVELS, Head
-from chatbot.triage.train import (
+from chatbot.triage.thresholds import (
     EMERGENCY_GRID,
     GRADED_RECALL,
     ROUTINE_CAP,
     TARGET_PRECISION,
     TARGET_RECALL,
-    balance,
     choose_levels,
     choose_thresholds,
-    examples,
     lowest_recall,
     margin,
-    parts,
     raised,
     rates,
-    source,
-    split,
 )
 from chatbot.triage.tuned import TUNED_FILE, adapter_id
 
@@ -60,7 +56,7 @@ def _share(template: str) -> int:
 def framings() -> dict[str, list[str]]:
     """Neutral openers and closers (data/triage/framings.jsonl, written by hand for this): they say
     nothing about how ill anyone is, so a framing must not move the decision."""
-    from chatbot.triage.train import DATA, read
+    from chatbot.triage.dataset import DATA, read
 
     out: dict[str, list[str]] = {"opener": [], "closer": []}
     path = DATA / "framings.jsonl"
@@ -123,9 +119,9 @@ def encode(model: Any, tok: Any, texts: list[str], size: int = 64) -> Any:
 def dev_score(
     p: Any, y: Any, rules: Any, target: float, weights: Any = None, part: Any = None, select: str = "recall"
 ) -> tuple[dict[str, float], float, float, float]:
-    """Thresholds (`train.choose_thresholds`, by the rule `select`), and emergency recall (the lowest
-    over dev's parts, `train.parts`), weighted precision and urgent F1 at them. This F1 counts every
-    urgent message, those raised as emergencies as misses (`train.urgent_f1`, which chooses the urgent
+    """Thresholds (`thresholds.choose_thresholds`, by the rule `select`), and emergency recall (the lowest
+    over dev's parts, `dataset.parts`), weighted precision and urgent F1 at them. This F1 counts every
+    urgent message, those raised as emergencies as misses (`thresholds.urgent_f1`, which chooses the urgent
     threshold, sees only the messages not raised)."""
     import numpy as np
 
@@ -244,12 +240,12 @@ def add_neighbours(
 ) -> Head:
     """Give the tuned head in `path` its neighbour blend (`knn`; None: none) and choose its
     thresholds again on dev with the emergency score, reading dev through the same encoder the
-    runtime builds from the file (`train.choose_levels`: the emergency, rules and unnamed thresholds
+    runtime builds from the file (`thresholds.choose_levels`: the emergency, rules and unnamed thresholds
     with the most room above the target recall and `TARGET_PRECISION` on each part of dev, in
     standard errors, among those that keep the dev consumer questions' false emergencies within
     `ROUTINE_CAP`; then the graded and urgent thresholds). With `rebuild_examples` (the share of
     generated messages trained on), the labelled examples are first made again from the training
-    data (`train.examples`), through the file's encoder. Writes the file back; returns the head."""
+    data (`dataset.examples`), through the file's encoder. Writes the file back; returns the head."""
     import numpy as np
 
     from chatbot.safety.emergency import EmergencyGate

@@ -151,10 +151,6 @@ def sources_html(answer: Answer | None) -> str:
     return "".join(rows)
 
 
-# kept for callers of the Markdown-era name
-sources_markdown = sources_html
-
-
 # "medchat reads English only" in the languages the language check names (chatbot/triage/language.py)
 NOT_ENGLISH_NOTICE = {
     "Spanish": "medchat solo lee y responde en inglés, a partir de fuentes en inglés. La comprobación de "
@@ -336,8 +332,8 @@ def build_app(
             variant = default_variant  # annotators must not pick (or learn) the variants they judge
         variant = variant if variant in runner.variants else default_variant
         if users.is_patient(getattr(request, "username", None)):
-            k, temperature = settings.retrieval.k, None  # patients have no sliders: the defaults
-        k = max(1, min(int(k or settings.retrieval.k), settings.ui.max_k))
+            k, temperature = None, None  # patients have no sliders: the chain's defaults
+        k = max(1, min(int(k), settings.ui.max_k)) if k else None
         active = chain_for(variant)
         params = (
             runner.params_for(variant)

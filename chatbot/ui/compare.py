@@ -179,10 +179,6 @@ def cited_sources_html(resp: "Response") -> str:
     return "".join(rows) or "<p><i>This answer cites no sources.</i></p>"
 
 
-# kept for callers of the Markdown-era name
-cited_sources_markdown = cited_sources_html
-
-
 def reveal_markdown(r: Round, j: "Judgment") -> str:
     """The variants' names after a vote; the model file (`llamacpp:...Q4_1.gguf`) is left out: it
     means nothing to a clinician, and the variant's name is what the Results tab ranks."""

@@ -32,11 +32,11 @@ drugs the classifier was never trained or tuned on, in phrasings it was never tr
 `trisomy` and the indications of veterinary antibiotic powders appear in held-out templates only.
 
 Use: `consumer_train.jsonl` is added to the training split and `consumer_dev.jsonl` to the dev split
-(`chatbot.triage.train.split`); `consumer_heldout.jsonl` is read only by `bench/bench_safety.py`
+(`chatbot.triage.dataset.split`); `consumer_heldout.jsonl` is read only by `bench/bench_safety.py`
 (false emergencies per 1,000, with an interval). Reviewed by reading every template and a sample of
 every kind's messages; phrasing that could describe an emergency now (took too many, can't breathe,
 chest pain now, a child who swallowed something) is deliberately absent, and so are the closers of
-the generated dev split (`chatbot.triage.train.DEV_CLOSERS`: "is that normal"...), which
+the generated dev split (`chatbot.triage.dataset.DEV_CLOSERS`: "is that normal"...), which
 `bench/bench_safety.py` adds to dev emergencies to check that a framing does not hide one: trained
 only as routine, they would.
 """

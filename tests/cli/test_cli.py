@@ -126,3 +126,60 @@ def test_export_offers_every_format_the_exporter_writes(runner):
     result = runner.invoke(main, ["export", "--help"])
     for fmt in FORMATS:
         assert fmt in result.output, fmt
+
+
+def test_a_failed_write_names_the_home_of_the_settings_file(tmp_path, monkeypatch):
+    """Issue #32: the message for a failed write named MEDCHAT_HOME's folder (or ~/.medchat) even
+    when medchat.toml set another home."""
+    from chatbot.cli import _storage_message
+
+    home = tmp_path / "toml-home"
+    config = tmp_path / "medchat.toml"
+    config.write_text(f'home = "{home.as_posix()}"\n', encoding="utf-8")
+    monkeypatch.delenv("MEDCHAT_HOME")
+    monkeypatch.setenv("MEDCHAT_CONFIG", str(config))
+    message = _storage_message(PermissionError(13, "Permission denied"))
+    assert message is not None and f"MEDCHAT_HOME ({home})" in message
+
+
+@pytest.mark.parametrize("command", ["ask", "batch"])
+def test_k_filters_and_preset_travel_with_the_request_not_in_the_settings(
+    runner, monkeypatch, tmp_path, command
+):
+    """Issue #32: `ask -k` and `batch -k` wrote k into the settings (and `--preset` the preset)."""
+    from chatbot.chain import Answer, Chain
+    from chatbot.retrieval import RetrievalParams
+
+    seen = []
+
+    def answer(self, question, **request):
+        seen.append((self, request.get("retrieval")))
+        return Answer(question=question, text="An answer.", passages=[])
+
+    monkeypatch.setattr(Chain, "answer", answer)
+    monkeypatch.setattr(Chain, "retriever", None)  # batch opens the index first: none is needed here
+    if command == "ask":
+        argv = [
+            "ask",
+            "--json",
+            "-k",
+            "3",
+            "--preset",
+            "colleague",
+            "--filter",
+            "year>=2020",
+            "What is HbA1c?",
+        ]
+        want = RetrievalParams(3, {"year": {"$gte": 2020}})
+    else:
+        questions = tmp_path / "q.jsonl"
+        questions.write_text(json.dumps({"question": "What is HbA1c?"}) + "\n")
+        argv = ["batch", str(questions), "-o", str(tmp_path / "out.jsonl"), "-k", "3"]
+        want = RetrievalParams(3)
+    result = runner.invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    ((chain, retrieval),) = seen
+    assert retrieval == want
+    assert chain.settings.retrieval.k == 4 and chain.settings.prompts.preset == "patient"
+    assert chain.variant.preset == ("colleague" if command == "ask" else "patient")
+    assert chain.passages(retrieval) == 3 and chain.passages(RetrievalParams()) == 4

@@ -160,28 +160,6 @@ def test_hybrid_retrieval_fuses_a_lexical_ranking(few_index, settings, embedder)
     assert fused[0].fused > fused[1].fused
 
 
-def test_the_same_steps_run_as_langchain_runnables(chain):
-    from langchain_core.callbacks import BaseCallbackHandler
-
-    class Names(BaseCallbackHandler):
-        def __init__(self):
-            self.names = []
-
-        def on_chain_start(self, serialized, inputs, **kwargs):
-            self.names.append(kwargs.get("name"))
-
-    names = Names()
-    runnable = chain.as_runnable()
-    via_runnable = runnable.invoke({"question": "What is migraine?"}, config={"callbacks": [names]})
-    direct = chain.answer("What is migraine?")
-    assert via_runnable.text == direct.text and via_runnable.cited == direct.cited
-    assert via_runnable.prompt_hash == direct.prompt_hash
-    for step in ("gate", "rewrite", "retrieve", "floor", "order", "prompt", "generate", "check"):
-        assert step in names.names
-    emergency = runnable.invoke({"question": "my wife collapsed and is not breathing"})
-    assert emergency.emergency and emergency.passages == []
-
-
 def _max_overlap(passages):
     from itertools import combinations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -66,20 +67,52 @@ def test_stop_filter_never_shows_part_of_a_stop_string(pieces, stop, expected):
     assert "".join(f.feed(p) for p in pieces) + f.flush() == expected
 
 
-def test_settings_accept_new_engines_and_reject_unknown_values():
+def test_settings_accept_new_engines_and_reject_unknown_values(tmp_path: Path):
     gen = GenerationSettings(engine="transformers", quantization="nf4", device="cpu", compute_dtype="float32")
     assert gen.engine == "transformers"
     with pytest.raises(ValueError):
         GenerationSettings(quantization="fp3")
-    assert create_engine(GenerationSettings(engine="fake")).name == "fake"
+    assert create_engine(GenerationSettings(engine="fake"), models_dir=tmp_path).name == "fake"
 
 
-def test_engine_cache_ignores_sampling_settings():
-    a = get_engine(GenerationSettings(engine="fake", temperature=0.0))
-    b = get_engine(GenerationSettings(engine="fake", temperature=0.7, max_new_tokens=9))
-    c = get_engine(GenerationSettings(engine="fake", n_ctx=2048))
+def test_engine_cache_ignores_sampling_settings(tmp_path: Path):
+    a = get_engine(GenerationSettings(engine="fake", temperature=0.0), models_dir=tmp_path)
+    b = get_engine(GenerationSettings(engine="fake", temperature=0.7, max_new_tokens=9), models_dir=tmp_path)
+    c = get_engine(GenerationSettings(engine="fake", n_ctx=2048), models_dir=tmp_path)
+    d = get_engine(GenerationSettings(engine="fake"), models_dir=tmp_path / "elsewhere")
     assert a is b
-    assert c is not a
+    assert c is not a and d is not a
+
+
+def test_a_home_set_in_the_settings_file_holds_the_derived_gguf(tmp_path: Path, monkeypatch):
+    """Issue #32: with MEDCHAT_HOME unset, the home named in medchat.toml is where the llama.cpp
+    copy of the model goes (it was `~/.medchat/models`, from the environment alone)."""
+    import chatbot.engines.llamacpp as llamacpp
+    from chatbot.chain import Chain
+    from chatbot.settings import Settings
+
+    home = tmp_path / "toml-home"
+    config = tmp_path / "medchat.toml"
+    config.write_text(f'home = "{home.as_posix()}"\n', encoding="utf-8")
+    monkeypatch.delenv("MEDCHAT_HOME")
+    monkeypatch.delenv("MEDCHAT_GENERATION__MODELS_DIR")
+    monkeypatch.setenv("MEDCHAT_CONFIG", str(config))
+    asked: list[Path] = []
+
+    def gguf_for(model_path, requantize, models_dir):
+        asked.append(models_dir)
+        return tmp_path / "model.gguf"
+
+    class Loaded:
+        def __init__(self, path, **kwargs):
+            self.path = path
+
+    monkeypatch.setattr(llamacpp, "gguf_for", gguf_for)
+    monkeypatch.setattr(llamacpp, "LlamaCppEngine", Loaded)
+    settings = Settings()
+    assert settings.home == home and settings.models_dir == home / "models"
+    assert Chain(settings).engine.path == tmp_path / "model.gguf"
+    assert asked == [home / "models"]
 
 
 @pytest.fixture(scope="module")

@@ -67,8 +67,8 @@ pytest_slow = pytest.mark.slow
 
 
 @pytest_slow
-def test_streams_an_answer_from_a_real_server(server: str):
-    engine = create_engine(GenerationSettings(engine="openai", base_url=server))
+def test_streams_an_answer_from_a_real_server(server: str, tmp_path):
+    engine = create_engine(GenerationSettings(engine="openai", base_url=server), models_dir=tmp_path)
     assert isinstance(engine, OpenAICompatEngine)
     pieces = list(engine.stream(QUESTION, GenerationParams(max_new_tokens=24)))
     assert len(pieces) > 3 and "".join(pieces).strip()

@@ -339,3 +339,23 @@ def test_real_medquad_files_through_the_pipeline(small):
     for meta in got["metadatas"]:
         assert meta["uid"].startswith("3_GHR_QA:") and meta["url"].startswith("https://")
         assert meta["title"] and meta["source"].endswith(".xml") and meta["char_end"] > meta["char_start"]
+
+
+def test_every_suffix_a_loader_reads_is_ingested_unless_the_settings_narrow_it(small, tmp_path, monkeypatch):
+    """One list of suffixes, the loaders' (issue #32: the settings repeated it): a format added there
+    is ingested by default; `ingestion.extensions` still narrows what is read."""
+    from ingestion import loaders
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.md").write_text("# Asthma\n\nInhalers relieve wheeze and breathlessness.\n")
+    (folder / "b.note").write_text("Warfarin needs regular INR checks.\n")
+    monkeypatch.setitem(loaders.LOADERS, ".note", loaders.load_text)
+    assert small.ingestion.extensions is None
+    report = ingest([folder], settings=small, embedder=HashEmbedder())
+    assert sorted(Path(f.path).name for f in report.files if f.status == "ingested") == ["a.md", "b.note"]
+    small.ingestion.extensions = [".note"]
+    (folder / "c.md").write_text("# Migraine\n\nA migraine is a headache with other symptoms.\n")
+    again = ingest([folder], settings=small, embedder=HashEmbedder())
+    assert [Path(f.path).name for f in again.files if f.status == "ingested"] == []
+    assert again.count("unchanged") == 1  # b.note; the .md files are not read at all

@@ -409,11 +409,11 @@ def test_one_round_with_the_bundled_model_records_its_identity(index_home, embed
 
 
 def test_only_the_cited_sources_are_shown_under_each_answer(service):
-    from chatbot.ui.compare import cited_sources_markdown
+    from chatbot.ui.compare import cited_sources_html
 
     r = finish(service.ask("ann", "What INR should I aim for on warfarin?", rng=random.Random(2)))[-1].round
     for resp in (r.left, r.right):
-        md = cited_sources_markdown(resp)
+        md = cited_sources_html(resp)
         assert resp.answer["cited"] == [1]
         assert md.startswith('<div class="src"><b>[1] ') and "[2]" not in md and ".md</code>" in md
 
@@ -475,3 +475,62 @@ def test_prepare_leaves_an_item_that_an_annotator_is_having_written(service, sto
     assert store.comparison_for_item(first.id) is None
     assert store.comparison_for_item(second.id) is not None
     assert service.prepare(5, rng=random.Random(0)) == 1  # the first, once it is free again
+
+
+# -- one triage per compared question (issue #32: it ran once in the service and once per variant) --
+
+
+class CountingTriage:
+    """Triage that says "routine" and counts the messages it was asked about."""
+
+    def __init__(self):
+        self.asked = []
+
+    def assess(self, question):
+        from chatbot.triage import TriageResult
+
+        self.asked.append(question)
+        return TriageResult("routine")
+
+    def header(self, result):
+        return ""
+
+
+class WarfarinPassages:
+    """A retriever without an index: the one passage the scripted replies cite, and the k asked for."""
+
+    def __init__(self):
+        self.ks = []
+
+    def retrieve(self, question, k=None, filters=None):
+        from chatbot.retrieval import Passage
+
+        self.ks.append(k)
+        text = "The usual target is INR 2.5 (range 2.0-3.0) for AF and venous clots."
+        return [Passage("w1", text, "Warfarin", "", "/notes/warfarin.md", 0.9)]
+
+
+@pytest.fixture
+def counted(store, settings):
+    triage, retriever = CountingTriage(), WarfarinPassages()
+    chain = Chain(settings, retriever=retriever, engine=PerTemperatureEngine(), triage=triage)
+    return CompareService(store, VariantRunner(chain, VARIANTS), settings), triage, retriever
+
+
+def test_a_typed_question_is_triaged_once_for_both_answers(counted):
+    service, triage, retriever = counted
+    r = finish(service.ask("ann", "  What INR should I aim for on warfarin?", rng=random.Random(0)))[-1].round
+    assert triage.asked == ["What INR should I aim for on warfarin?"]
+    assert sorted(retriever.ks) == [2, 3]  # each variant's own k, per request
+    assert {r.left.k, r.right.k} == {2, 3}
+
+
+def test_a_queued_question_and_a_gold_pair_are_triaged_once_each(counted, store):
+    service, triage, _ = counted
+    store.add_queue_items([{"question": "What INR should I aim for on warfarin?"}], batch="q")
+    store.add_queue_items(
+        [{"question": "Max paracetamol a day?", "gold": {"better": "4 g.", "worse": "Any amount."}}],
+        batch="gold",
+    )
+    assert service.prepare(5) == 2
+    assert sorted(triage.asked) == ["Max paracetamol a day?", "What INR should I aim for on warfarin?"]

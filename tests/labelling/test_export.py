@@ -10,9 +10,9 @@ import pytest
 from chatbot.labelling.export import (
     FORMATS,
     SMALL_MARGIN,
+    ExportError,
     SelectOptions,
     export,
-    rebuild_prompt,
     response_prompt,
     select_examples,
     select_pairs,
@@ -20,7 +20,7 @@ from chatbot.labelling.export import (
 )
 from chatbot.labelling.leaderboard import cohen_kappa, fit_bradley_terry, fleiss_kappa, leaderboard, results
 from chatbot.labelling.store.prefs import JudgmentIn, PreferenceStore, ResponseIn
-from prompts import PromptVariant, build_prompt
+from prompts import PromptVariant, build_prompt, rebuild_prompt
 
 QUESTION = "What is a normal INR?"
 PASSAGES = ("The INR target for most patients on warfarin is 2 to 3.", "Check the INR weekly at first.")
@@ -799,3 +799,24 @@ def test_in_the_browser_the_admin_downloads_and_an_annotator_with_the_link_is_re
     finally:
         browser.close()
         pw.stop()
+
+
+def test_every_registered_format_is_written_and_offered_by_the_command_line(store):
+    """One registry of export formats: the exporter, `medchat export --format` and the Results tab
+    all take their list from `FORMATS`."""
+    from click.testing import CliRunner
+
+    from chatbot.cli import main
+
+    pair_ = pair(store)
+    vote(store, pair_, "ann", "A")
+    for name, fmt in FORMATS.items():
+        result = export(store, name)
+        assert result.format == name == fmt.name and fmt.summary
+    assert len(export(store, "battles").rows) == 1 and len(export(store, "dpo").rows) == 1
+    option = next(p for p in main.commands["export"].params if p.name == "fmt")
+    assert list(option.type.choices) == list(FORMATS)
+    with pytest.raises(ExportError, match="use one of dpo, reward"):
+        export(store, "csv")
+    assert all(f"{f.name}: {f.summary}" in option.help for f in FORMATS.values())
+    assert CliRunner().invoke(main, ["export", "--help"]).exit_code == 0

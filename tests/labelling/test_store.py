@@ -296,3 +296,54 @@ def test_migration_names_follow_their_position():
 
     for number, (name, step) in enumerate(MIGRATIONS, start=1):
         assert name.startswith(f"m{number:03d}_") and step.__name__ == name
+
+
+def _schema(engine) -> dict[str, dict[str, list]]:
+    from sqlalchemy import inspect
+
+    i = inspect(engine)
+    return {
+        t: {
+            "columns": sorted(c["name"] for c in i.get_columns(t)),
+            "indexes": sorted(
+                (x["name"], tuple(x["column_names"]), bool(x["unique"])) for x in i.get_indexes(t)
+            ),
+            "unique": sorted(tuple(u["column_names"]) for u in i.get_unique_constraints(t)),
+        }
+        for t in i.get_table_names()
+        if t != "_medchat_migrations"
+    }
+
+
+def test_a_database_migrated_from_zero_has_the_tables_of_the_models(tmp_path):
+    """The frozen migrations (m001 no longer builds its tables from the live models) still give a new
+    database every table, column, index and unique constraint the models use, as m001 did before."""
+    from sqlalchemy import create_engine
+
+    from chatbot.labelling.store import models
+    from chatbot.labelling.store.migrations import migrate
+
+    migrated = create_engine(f"sqlite:///{tmp_path / 'migrated.sqlite3'}")
+    migrate(migrated)
+    declared = create_engine(f"sqlite:///{tmp_path / 'declared.sqlite3'}")
+    models.Base.metadata.create_all(declared)
+    schema = _schema(migrated)
+    assert schema == _schema(declared)
+    assert ("one_submitted_judgment", ("comparison_id", "annotator"), True) in schema["judgments"]["indexes"]
+
+
+def test_m001_makes_its_own_tables_not_the_models_of_today(tmp_path):
+    """Columns added by later migrations are not there after m001 alone, so m001 does not change
+    when a model does."""
+    from sqlalchemy import create_engine
+
+    from chatbot.labelling.store.migrations import m001_initial
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'm001.sqlite3'}")
+    with engine.begin() as conn:
+        m001_initial(conn)
+    schema = _schema(engine)
+    assert sorted(schema) == ["assignments", "comparisons", "judgments", "queue_items", "responses"]
+    assert "skipped_at" not in schema["assignments"]["columns"]
+    assert not {"harm_flag", "after_reveal"} & set(schema["judgments"]["columns"])
+    assert not {"prompt_messages", "raw_text"} & set(schema["responses"]["columns"])

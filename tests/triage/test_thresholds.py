@@ -9,8 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from chatbot.triage import HEAD_FILE, Head, Triage
-from chatbot.triage import train as training
+from chatbot.triage import HEAD_FILE, Head, Triage, dataset, thresholds
 
 STROKE = "my dad's face has dropped on one side and he can't lift his arm"
 
@@ -22,9 +21,9 @@ def embedder():
     return SentenceTransformerEmbedder()
 
 
-def head_with(tmp_path, **thresholds):
+def head_with(tmp_path, **levels):
     head = Head.load(HEAD_FILE)  # the frozen head: no adapters, quick to load
-    head.thresholds = {k: v for k, v in {**head.thresholds, **thresholds}.items() if v is not None}
+    head.thresholds = {k: v for k, v in {**head.thresholds, **levels}.items() if v is not None}
     path = tmp_path / "head.npz"
     head.save(path)
     return path
@@ -56,9 +55,9 @@ def test_a_file_without_a_rules_threshold_lets_the_rules_decide_as_before(tmp_pa
 def test_raised_combines_both_thresholds():
     pe = np.array([0.9, 0.3, 0.3, 0.01])
     rules = np.array([False, True, False, True])
-    got = training.raised(pe, rules, {"emergency": 0.5, "rules": 0.2})
+    got = thresholds.raised(pe, rules, {"emergency": 0.5, "rules": 0.2})
     assert got.tolist() == [True, True, False, False]
-    assert training.raised(pe, rules, {"emergency": 0.5}).tolist() == [True, True, False, True]
+    assert thresholds.raised(pe, rules, {"emergency": 0.5}).tolist() == [True, True, False, True]
 
 
 def test_the_rules_threshold_is_raised_only_when_rule_alarms_are_false_on_dev():
@@ -68,11 +67,11 @@ def test_the_rules_threshold_is_raised_only_when_rule_alarms_are_false_on_dev():
     p[:10, 0], p[10:, 0] = 0.9, 0.04
     p[:, 2] = 1 - p[:, 0]
     rules = np.array([False] * 10 + [True] * 10)
-    th = training.choose_thresholds(p, y, rules, target=0.97)
+    th = thresholds.choose_thresholds(p, y, rules, target=0.97)
     assert th["rules"] > 0.04 and th["emergency"] <= 0.9  # the false rule alarms are overruled
     # now the rules are right: the same messages are emergencies, and the rules keep their say
     y[10:] = 0
-    th = training.choose_thresholds(p, y, rules, target=0.97)
+    th = thresholds.choose_thresholds(p, y, rules, target=0.97)
     assert th["rules"] == 0.0
 
 
@@ -80,7 +79,7 @@ def test_hand_written_dev_messages_weigh_as_much_as_the_generated_ones_and_other
     rows = [{"template": f"gen.{i}"} for i in range(30)]
     rows += [{"template": f"hand/dev_x/{i}"} for i in range(10)]
     rows += [{"template": f"hand/dev_y/{i}", "lang": "es"} for i in range(5)]
-    w = training.balance(rows)
+    w = dataset.balance(rows)
     assert w[:30].sum() == pytest.approx(w[30:40].sum()) and w[0] == 1.0
     assert not w[40:].any()  # not English: reported, not used to choose the thresholds
 
@@ -93,13 +92,13 @@ def test_the_split_adds_each_authors_hand_written_file_and_names_a_bad_line(tmp_
     good = {"text": "my mum is grey and sweating with chest pain", "level": "emergency", "author": "w1"}
     (tmp_path / "handwritten" / "train_w1.jsonl").write_text(json.dumps(good) + "\n")
     (tmp_path / "handwritten" / "dev_w2.jsonl").write_text(json.dumps(good) + "\n")  # dev: not in train
-    monkeypatch.setattr(training, "DATA", tmp_path)
-    rows = training.split("train")
+    monkeypatch.setattr(dataset, "DATA", tmp_path)
+    rows = dataset.split("train")
     assert [r["template"] for r in rows] == ["t1", "hand/train_w1/0"]
     bad = {"text": "help", "level": "critical"}
     (tmp_path / "handwritten" / "train_w3.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(ValueError, match=r"train_w3\.jsonl line 2: needs a text and a level"):
-        training.split("train")
+        dataset.split("train")
 
 
 @pytest.mark.parametrize(
@@ -143,7 +142,7 @@ def test_reframing_adds_neutral_framings_to_a_share_of_messages_reproducibly():
 
 def test_the_shipped_framings_are_neutral_and_keep_the_dev_closers_unseen():
     from chatbot.triage import tune
-    from chatbot.triage.train import DEV_CLOSERS
+    from chatbot.triage.dataset import DEV_CLOSERS
 
     found = tune.framings()
     assert len(found["closer"]) >= 100 and len(found["opener"]) >= 40
@@ -157,7 +156,7 @@ def test_a_bad_framing_line_is_named(tmp_path, monkeypatch):
     from chatbot.triage import tune
 
     (tmp_path / "framings.jsonl").write_text('{"kind": "closer", "text": "ok?"}\n{"kind": "middle"}\n')
-    monkeypatch.setattr(training, "DATA", tmp_path)
+    monkeypatch.setattr(dataset, "DATA", tmp_path)
     with pytest.raises(ValueError, match=r"framings\.jsonl line 2: needs a kind"):
         tune.framings()
 
@@ -173,15 +172,15 @@ def test_the_target_recall_must_hold_on_each_part_of_dev_not_on_average():
     rules = np.zeros(120, dtype=bool)
     rows = [{"template": "gen"}] * 40 + [{"template": "hand/dev_x/1"}] * 80
     rows.append({"template": "hand/dev_x/2", "lang": "es"})
-    part = training.parts(rows)[:120]
+    part = dataset.parts(rows)[:120]
     assert part[:40].tolist() == [0] * 40 and part[40:].tolist() == [1] * 80
-    assert training.parts(rows)[-1] == -1  # another language: not a part
-    averaged = training.choose_thresholds(p, y, rules, target=0.95, rule_grid=(0.0,))
-    each = training.choose_thresholds(p, y, rules, target=0.95, rule_grid=(0.0,), part=part)
+    assert dataset.parts(rows)[-1] == -1  # another language: not a part
+    averaged = thresholds.choose_thresholds(p, y, rules, target=0.95, rule_grid=(0.0,))
+    each = thresholds.choose_thresholds(p, y, rules, target=0.95, rule_grid=(0.0,), part=part)
     assert averaged["emergency"] > 0.3 and each["emergency"] == 0.2
-    flagged = training.raised(p[:, 0], rules, each)
-    assert training.lowest_recall(flagged, y == 0, part) == 1.0
-    assert training.lowest_recall(training.raised(p[:, 0], rules, averaged), y == 0, part) == 0.9
+    flagged = thresholds.raised(p[:, 0], rules, each)
+    assert thresholds.lowest_recall(flagged, y == 0, part) == 1.0
+    assert thresholds.lowest_recall(thresholds.raised(p[:, 0], rules, averaged), y == 0, part) == 0.9
 
 
 def test_the_neighbour_share_weighs_the_k_nearest_examples_by_similarity():
@@ -218,7 +217,7 @@ def test_a_head_with_neighbours_decides_on_the_blended_score_and_explains_it(tmp
 def test_rethreshold_gives_a_file_its_neighbour_blend_and_thresholds_from_dev(tmp_path, monkeypatch):
     from chatbot.triage import tune
 
-    dev = training.split("dev")
+    dev = dataset.split("dev")
     few = [r for r in dev if r["level"] == "emergency"][:30]
     few += [r for r in dev if r["level"] != "emergency"][:50]
     monkeypatch.setattr(tune, "split", lambda name: few)
@@ -226,7 +225,7 @@ def test_rethreshold_gives_a_file_its_neighbour_blend_and_thresholds_from_dev(tm
     tune.main(["--rethreshold", "--out", str(path)])
     head = Head.load(path)
     assert head.meta["neighbours"] == tune.NEIGHBOURS
-    assert head.meta["dev"]["recall"] >= training.TARGET_RECALL  # thresholds chosen again, on the score
+    assert head.meta["dev"]["recall"] >= thresholds.TARGET_RECALL  # thresholds chosen again, on the score
     tune.main(["--rethreshold", "--neighbours", "0", "--out", str(path)])
     assert "neighbours" not in Head.load(path).meta
 
@@ -241,11 +240,11 @@ def test_the_margin_rule_keeps_room_above_both_targets_not_just_the_recall():
     p[200:210, 0], p[210:220, 0], p[220:, 0] = 0.5, 0.2, 0.01
     p[:, 2] = 1 - p[:, 0]
     rules = np.zeros(400, dtype=bool)
-    assert training.choose_thresholds(p, y, rules, target=0.97)["emergency"] == 0.8
-    th = training.choose_thresholds(p, y, rules, target=0.97, select="margin")
+    assert thresholds.choose_thresholds(p, y, rules, target=0.97)["emergency"] == 0.8
+    th = thresholds.choose_thresholds(p, y, rules, target=0.97, select="margin")
     assert (th["emergency"], th["rules"]) == (0.3, 0.0)  # of the tied 0.21-0.3, the higher; rules: the lower
     room = {
-        t: training.margin(training.raised(p[:, 0], rules, {"emergency": t}), y == 0, None, 0.97, 0.90)
+        t: thresholds.margin(thresholds.raised(p[:, 0], rules, {"emergency": t}), y == 0, None, 0.97, 0.90)
         for t in (0.8, 0.3, 0.1)
     }
     assert room[0.8] == pytest.approx(0.0, abs=1e-9)  # recall exactly at the target: no room
@@ -253,7 +252,7 @@ def test_the_margin_rule_keeps_room_above_both_targets_not_just_the_recall():
     assert room[0.1] == pytest.approx((200 / 220 - 0.9) / (0.09 / 220) ** 0.5)  # precision limits it
     assert room[0.3] > room[0.1] > room[0.8]
     with pytest.raises(ValueError, match="select must be"):
-        training.choose_thresholds(p, y, rules, select="best")
+        thresholds.choose_thresholds(p, y, rules, select="best")
 
 
 def test_a_raised_message_a_rule_fired_on_takes_the_rules_category(tmp_path, embedder):

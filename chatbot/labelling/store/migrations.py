@@ -3,44 +3,181 @@
 Add a function to `MIGRATIONS` for each change, at the end, named `m<NNN>_<what>` with NNN its
 position in the list (the id it is recorded under); never edit or rename one that has shipped.
 Each migration runs in its own transaction with its record.
+
+A migration says what its tables were at its time, never through the live models (`models.py`):
+a column added to a model later is added by a later migration, on old and new databases alike.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, inspect, text
-
-from chatbot.labelling.store import models
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+    text,
+)
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_TABLE = "_medchat_migrations"
 
 
+def _id() -> Column[str]:
+    return Column("id", String(32), primary_key=True)
+
+
+def _when(name: str, nullable: bool = False) -> Column[datetime]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
 def m001_initial(conn: Connection) -> None:
-    tables = [
-        models.QueueItem.__table__,
-        models.Comparison.__table__,
-        models.Response.__table__,
-        models.Assignment.__table__,
-        models.Judgment.__table__,
-    ]
-    models.Base.metadata.create_all(conn, tables=tables)  # type: ignore[arg-type]
+    """The queue, comparisons, responses, assignments and judgments, as they were at m001."""
+    meta = MetaData()
+    Table(
+        "queue_items",
+        meta,
+        _id(),
+        Column("batch", String(200), nullable=False),
+        Column("question", Text, nullable=False),
+        Column("overlap", Integer, nullable=False),
+        Column("gold_better", Text),
+        Column("gold_worse", Text),
+        _when("created_at"),
+    )
+    Table(
+        "comparisons",
+        meta,
+        _id(),
+        Column("question", Text, nullable=False),
+        Column("queue_item_id", String(32), ForeignKey("queue_items.id"), unique=True),
+        Column("is_gold", Boolean, nullable=False),
+        Column("created_by", String(200), nullable=False),
+        _when("created_at"),
+    )
+    Table(
+        "responses",
+        meta,
+        _id(),
+        Column("comparison_id", String(32), ForeignKey("comparisons.id"), nullable=False, index=True),
+        Column("slot", String(1), nullable=False),
+        Column("variant", String(200), nullable=False),
+        *(Column(name, JSON, nullable=False) for name in ("variant_config", "prompt_parts")),
+        Column("model", String(300), nullable=False),
+        Column("quantization", String(50), nullable=False),
+        Column("generation", JSON, nullable=False),
+        Column("seed", Integer),
+        Column("k", Integer),
+        Column("chunk_ids", JSON, nullable=False),
+        Column("prompt_hash", String(100), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("answer", JSON, nullable=False),
+        Column("finished", Boolean, nullable=False),
+        Column("error", Text),
+        Column("seconds", Float),
+        _when("created_at"),
+        UniqueConstraint("comparison_id", "slot"),
+    )
+    Table(
+        "assignments",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("comparison_id", String(32), ForeignKey("comparisons.id"), nullable=False, index=True),
+        Column("annotator", String(200), nullable=False, index=True),
+        Column("left_slot", String(1), nullable=False),
+        _when("served_at"),
+        UniqueConstraint("comparison_id", "annotator"),
+    )
+    Table(
+        "judgments",
+        meta,
+        _id(),
+        Column("comparison_id", String(32), ForeignKey("comparisons.id"), nullable=False, index=True),
+        Column("annotator", String(200), nullable=False, index=True),
+        Column("role", String(100), nullable=False),
+        Column("guideline_version", String(100), nullable=False),
+        Column("left_response_id", String(32), ForeignKey("responses.id"), nullable=False),
+        Column("right_response_id", String(32), ForeignKey("responses.id"), nullable=False),
+        Column("choice", String(10), nullable=False),
+        Column("winner_response_id", String(32)),
+        Column("strength", String(20), nullable=False),
+        Column("safety_bin", String(20), nullable=False),
+        Column("unsafe_response_id", String(32)),
+        Column("axes", JSON, nullable=False),
+        Column("rationale", Text, nullable=False),
+        _when("served_at", nullable=True),
+        _when("submitted_at"),
+        Column("time_on_task_s", Float),
+        Column("status", String(12), nullable=False),
+        Column("supersedes_id", String(32)),
+        # at most one submitted judgment per annotator and comparison, kept by the database itself
+        Index(
+            "one_submitted_judgment",
+            "comparison_id",
+            "annotator",
+            unique=True,
+            sqlite_where=text("status = 'submitted'"),
+            postgresql_where=text("status = 'submitted'"),
+        ),
+    )
+    meta.create_all(conn)
 
 
 def m002_training_runs(conn: Connection) -> None:
     """The `training_runs` table: each `medchat train` run and the judgments it learned from."""
-    models.Base.metadata.create_all(conn, tables=[models.TrainingRun.__table__])  # type: ignore[list-item]
+    meta = MetaData()
+    Table(
+        "training_runs",
+        meta,
+        _id(),
+        Column("name", String(200), nullable=False, unique=True),
+        Column("kind", String(20), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("base_model", Text, nullable=False),
+        Column("base_hash", String(100), nullable=False),
+        Column("output_dir", Text, nullable=False),
+        *(
+            Column(name, JSON, nullable=False)
+            for name in (
+                "train_judgment_ids",
+                "eval_judgment_ids",
+                "guideline_versions",
+                "excluded",
+                "hyperparameters",
+                "metrics",
+            )
+        ),
+        Column("variant", String(200)),
+        Column("error", Text),
+        _when("started_at"),
+        _when("finished_at", nullable=True),
+    )
+    meta.create_all(conn)
 
 
 def m003_labelling_journey(conn: Connection) -> None:
     """Skipped assignments, the harm flag, and votes changed after the names were revealed.
 
-    m001 creates tables from the current models, so on a fresh database the columns exist already."""
+    Databases that an earlier m001 made from the live models have these columns already."""
+    when = DateTime(timezone=True).compile(dialect=conn.dialect)  # as m001's times: with their zone
     wanted = {
-        "assignments": [("skipped_at", "TIMESTAMP NULL")],
+        "assignments": [("skipped_at", f"{when} NULL")],
         "judgments": [
             ("harm_flag", "BOOLEAN NOT NULL DEFAULT FALSE"),
             ("after_reveal", "BOOLEAN NOT NULL DEFAULT FALSE"),
@@ -123,7 +260,7 @@ def migrate(engine: Engine) -> list[str]:
             step(conn)
             conn.execute(
                 text(f"INSERT INTO {MIGRATIONS_TABLE} (id, name, applied_at) VALUES (:id, :name, :at)"),
-                {"id": number, "name": name, "at": models.utcnow().isoformat()},
+                {"id": number, "name": name, "at": datetime.now(UTC).isoformat()},
             )
         log.info("applied migration %s", name)
         ran.append(name)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from chatbot.errors import ConfigError, MedchatError
 from chatbot.labelling.store.migrations import migrate
 from chatbot.labelling.store.models import Assignment, Comparison, Judgment, QueueItem, Response, utcnow
+from prompts import rebuild_prompt
 
 if TYPE_CHECKING:
     from chatbot.chain import Answer
@@ -98,8 +99,6 @@ class ResponseIn:
 
 def _prompt_messages(answer: Answer) -> list[dict[str, str]]:
     """The messages the model was given for `answer` (none for emergency guidance or the abstention)."""
-    from chatbot.labelling.export import rebuild_prompt
-
     if answer.emergency or answer.abstained or not answer.prompt_hash:
         return []
     texts = [p.text for p in answer.passages]
