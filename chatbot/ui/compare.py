@@ -583,9 +583,11 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         ).then(open_form, None, form, api_visibility="private", queue=False)
         started.then(fn, inputs, served_outputs, api_name=api, concurrency_limit=4)
 
-    def after_vote(request: gr.Request) -> tuple[Any, ...]:
+    def after_vote(saved: str, request: gr.Request) -> tuple[Any, ...]:
+        # the status line above the vote says it too: the reveal under Submit is below the fold at
+        # 1280x720 and on a phone, and the status still said "compare them and vote"
         annotator, _ = who(request)
-        return hello_text(annotator), service.progress_markdown(annotator)
+        return hello_text(annotator), service.progress_markdown(annotator), saved
 
     # once saved, the round is locked: the form is read-only until "Change my vote"
     submit.click(
@@ -604,8 +606,8 @@ def build_compare_tab(app: "gr.Blocks", service: CompareService, users: "Users")
         queue=False,
     ).then(
         after_vote,
-        None,
-        [hello, progress],
+        [reveal],
+        [hello, progress, status],
         api_visibility="private",
     )
     edit.click(

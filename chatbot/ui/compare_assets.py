@@ -107,6 +107,8 @@ COMPARE_KEYS_JS = (
     '#cmp-safety': '__SAFETY__',
   };
   const visible = (el) => el && el.offsetParent !== null;
+  const isTyping = (t) => !!t && (t.tagName === 'TEXTAREA' || t.isContentEditable ||
+    (t.tagName === 'INPUT' && !['radio', 'checkbox'].includes(t.type)));
   const press = (sel) => { const b = document.querySelector(sel); if (visible(b) && !b.disabled) b.click(); };
   // a key for an option not enabled yet (how much better waits for the server to take the choice)
   // is kept and applied when it is; Enter waits for such keys, so a fast typist's vote is whole
@@ -121,7 +123,10 @@ COMPARE_KEYS_JS = (
     if (queued) waiting--;
     if (!input || input.disabled) return;
     input.click();
-    input.focus();  // so that Enter next goes to the vote, not to a button clicked earlier
+    // so that Enter next goes to the vote, not to a button clicked earlier; but a key applied late
+    // never takes the focus from a text field the person has moved to meanwhile (their rationale's
+    // letters would become vote keys)
+    if (!isTyping(document.activeElement)) input.focus();
   };
   const submitWhenReady = (tries) => {
     if (waiting > 0 && tries > 0) { setTimeout(() => submitWhenReady(tries - 1), 50); return; }
@@ -131,8 +136,7 @@ COMPARE_KEYS_JS = (
   document.addEventListener('keydown', (e) => {
     if (!visible(document.querySelector('#cmp-choice'))) return;
     const t = e.target;
-    const typing = t && (t.tagName === 'TEXTAREA' || t.isContentEditable ||
-      (t.tagName === 'INPUT' && !['radio', 'checkbox'].includes(t.type)));
+    const typing = isTyping(t);
     if (e.ctrlKey && e.key === 'Enter') { e.preventDefault(); press('#cmp-submit'); return; }
     if (e.altKey && (e.key === 'n' || e.key === 'N')) { e.preventDefault(); press('#cmp-next'); return; }
     if (e.altKey && (e.key === 's' || e.key === 'S')) { e.preventDefault(); press('#cmp-skip'); return; }

@@ -149,6 +149,35 @@ def test_a_full_vote_takes_four_keystrokes_and_a_tie_three(prepared, browser):  
     assert [j.choice for j in store.judgments()] == ["A", "tie"]
 
 
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x720", "390x844"])
+def test_saved_shows_on_screen_and_a_late_key_never_takes_the_rationale(prepared, browser, viewport):  # noqa: F811
+    # the labelling walk: "Saved" sat below the fold at both sizes; a strength key applied after its
+    # round trip took the focus from the rationale, and the typed letters became vote keys
+    from playwright.sync_api import expect
+
+    url, store, _app = prepared
+    page = signed_in(browser, url, "nurse_bo", viewport)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-next").click()
+    expect(page.locator("#cmp-submit")).to_be_enabled()
+    page.keyboard.press("1")
+    page.keyboard.press("w")  # "by how much" opens only after the server has seen the choice
+    page.locator("#cmp-rationale textarea").click()
+    page.keyboard.type("A gives a wrong dose", delay=20)
+    expect(page.locator("#cmp-strength input[type=radio]").nth(1)).to_be_checked()
+    expect(page.locator("#cmp-rationale textarea")).to_have_value("A gives a wrong dose")
+    assert page.locator("#cmp-safety input:checked").count() == 0  # no letter of it picked a safety
+    page.keyboard.press("Control+Enter")  # refused: no safety verdict; then pick it and submit
+    page.locator("#cmp-safety label").first.click()
+    page.keyboard.press("Control+Enter")
+    status = page.locator("#cmp-status")
+    expect(status).to_contain_text("Saved")
+    on_screen(page, "#cmp-status", viewport)
+    (j,) = store.judgments()
+    assert (j.choice, j.strength, j.rationale) == ("A", "better", "A gives a wrong dose")
+    shot(page, f"compare-saved-{viewport['width']}x{viewport['height']}")
+
+
 def test_a_reload_mid_pair_reopens_compare_on_the_same_pair_with_the_selections(
     prepared,
     browser,  # noqa: F811
