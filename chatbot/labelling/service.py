@@ -176,13 +176,30 @@ class CompareService:
             self.skip(leaving, annotator)
         with self._writing_lock:
             busy = set(self._writing)
-        item = self.store.next_queue_item(
-            annotator, gold_ratio=self.settings.prefs.gold_ratio, rng=rng, busy=busy
-        )
+        for _ in range(8):  # another annotator may fill an item's overlap between choosing and serving
+            item = self.store.next_queue_item(
+                annotator, gold_ratio=self.settings.prefs.gold_ratio, rng=rng, busy=busy
+            )
+            existing = self.store.comparison_for_item(item.id) if item is not None else None
+            if item is None or existing is None:
+                break
+            held = self.store.assign_within_overlap(existing.id, annotator, rng.choice("ab"))
+            if held is not None:
+                r = self.store.round(existing.id, annotator)
+                assert r is not None
+                yield PairUpdate(r.left.text, r.right.text, r, r.question)
+                return
+        else:  # every item chosen filled up before it could be served: none is free now
+            item = existing = None
         if item is None:
             # skipped pairs come back after everything else, the earliest skip first; the one just
-            # skipped is not handed straight back: the end screen offers it instead
-            skipped = self.store.skipped_comparisons(annotator)
+            # skipped is not handed straight back: the end screen offers it instead; one that others
+            # judged meanwhile (it went back to the pool) does not come back
+            skipped = [
+                c
+                for c in self.store.skipped_comparisons(annotator)
+                if self.store.room_after_skip(c, annotator)
+            ]
             again = [c for c in skipped if c != leaving]
             if again:
                 self.store.unskip(again[0], annotator)
@@ -191,10 +208,6 @@ class CompareService:
                 yield PairUpdate(r.left.text, r.right.text, r, r.question)
                 return
             raise NoQuestionsLeft(skipped_message(len(skipped)) if skipped else ALL_DONE)
-        existing = self.store.comparison_for_item(item.id)
-        if existing is not None:
-            yield self._serve(existing.id, annotator, rng)
-            return
         if item.is_gold:
             yield self._serve(self.prepare_item(item, rng=rng).id, annotator, rng)
             return

@@ -534,3 +534,56 @@ def test_a_queued_question_and_a_gold_pair_are_triaged_once_each(counted, store)
     )
     assert service.prepare(5) == 2
     assert sorted(triage.asked) == ["Max paracetamol a day?", "What INR should I aim for on warfarin?"]
+
+
+def test_an_overlap_one_item_goes_to_one_of_two_annotators_pressing_next_together(service, store):
+    # the two-annotator walk: both pressed Next in the same second and both got one overlap-1 item
+    import threading
+
+    store.add_queue_items([{"question": "What is a normal INR?"}], batch="t", overlap=1)
+    assert service.prepare(5) == 1
+    real = store.next_queue_item
+    both_chose = threading.Barrier(2)
+
+    def chosen_together(*args, **kwargs):  # each has read the item as free before either serves it
+        item = real(*args, **kwargs)
+        if item is not None:
+            both_chose.wait(timeout=10)
+        return item
+
+    store.next_queue_item = chosen_together
+    got: dict[str, object] = {}
+
+    def press_next(who: str) -> None:
+        from chatbot.labelling.service import NoQuestionsLeft
+
+        try:
+            got[who] = finish(service.next(who, rng=random.Random(0)))[-1].round.comparison_id
+        except NoQuestionsLeft:
+            got[who] = None
+        except threading.BrokenBarrierError:  # the second call found nothing free: not chosen at all
+            got[who] = None
+
+    threads = [threading.Thread(target=press_next, args=(w,)) for w in ("ann_a", "ann_b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    store.next_queue_item = real
+    served = [c for c in got.values() if c is not None]
+    assert len(got) == 2 and len(served) == 1, got
+
+
+def test_a_skipped_item_that_others_judged_meanwhile_does_not_come_back(service, store):
+    from chatbot.labelling.service import NoQuestionsLeft
+
+    store.add_queue_items([{"question": "What is a normal INR?"}], batch="t", overlap=1)
+    first = finish(service.next("x", rng=random.Random(0)))[-1].round
+    with pytest.raises(NoQuestionsLeft):  # x skips it: nothing else is queued
+        list(service.next("x", leaving=first.comparison_id))
+    taken = finish(service.next("y", rng=random.Random(0)))[-1].round  # back in the pool: y takes it
+    assert taken.comparison_id == first.comparison_id
+    service.submit(JudgmentIn(taken.comparison_id, "y", "A", "better", "both_safe"))
+    with pytest.raises(NoQuestionsLeft, match="All done"):  # x is not handed it a second time
+        list(service.next("x"))
+    assert [j.annotator for j in store.judgments()] == ["y"]

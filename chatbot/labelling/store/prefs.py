@@ -474,6 +474,53 @@ class PreferenceStore:
                 ).one()
                 return found
 
+    def assign_within_overlap(self, comparison_id: str, annotator: str, left_slot: str) -> Assignment | None:
+        """Serve a queued item's pair only while the item is short of its overlap, counted in the same
+        write transaction as the new assignment: two annotators pressing Next at the same moment both
+        read room for one more and were both served (an overlap-1 item judged twice). None when full;
+        gold items and typed questions have no overlap; a pair already served to `annotator` is theirs."""
+        with self.session() as s, s.begin():
+            mine = s.scalars(
+                select(Assignment).where(
+                    Assignment.comparison_id == comparison_id, Assignment.annotator == annotator
+                )
+            ).first()
+            if mine is not None:
+                return mine
+            c = s.get(Comparison, comparison_id)
+            if c is not None and c.queue_item_id is not None:
+                # PostgreSQL: the item's row is locked until commit (SQLite: BEGIN IMMEDIATE already is)
+                item = s.scalars(
+                    select(QueueItem).where(QueueItem.id == c.queue_item_id).with_for_update()
+                ).first()
+                if item is not None and not item.is_gold and self._held(s, item.id) >= item.overlap:
+                    return None
+            a = Assignment(comparison_id=comparison_id, annotator=annotator, left_slot=left_slot)
+            s.add(a)
+        return a
+
+    @staticmethod
+    def _held(s: Session, queue_item_id: str, besides: str = "") -> int:
+        """Annotators (other than `besides`) who judge or hold an item's pair, skips not counted."""
+        q = (
+            select(func.count(Assignment.id))
+            .join(Comparison, Assignment.comparison_id == Comparison.id)
+            .where(Comparison.queue_item_id == queue_item_id, Assignment.skipped_at.is_(None))
+        )
+        if besides:
+            q = q.where(Assignment.annotator != besides)
+        return int(s.scalar(q) or 0)
+
+    def room_after_skip(self, comparison_id: str, annotator: str) -> bool:
+        """Whether a pair `annotator` skipped may come back to them: not when others filled its item's
+        overlap meanwhile (it went back to the pool, and was judged there)."""
+        with self.session() as s:
+            c = s.get(Comparison, comparison_id)
+            if c is None or c.queue_item_id is None:
+                return True
+            item = s.get(QueueItem, c.queue_item_id)
+            return item is None or item.is_gold or self._held(s, item.id, besides=annotator) < item.overlap
+
     def round(self, comparison_id: str, annotator: str) -> Round | None:
         with self.session() as s:
             a = s.scalars(
