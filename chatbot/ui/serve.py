@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,6 +151,7 @@ def launch_options(*middleware: Any, limits: LimitsSettings | None = None) -> di
 
     limits = limits or LimitsSettings()
     short_tracebacks()
+    patient_startup_check()
     stack = [
         Middleware(BodyLimit, limit=limits.request_kb * 1024),
         *middleware,
@@ -157,6 +159,33 @@ def launch_options(*middleware: Any, limits: LimitsSettings | None = None) -> di
         Middleware(ExportDownloads),
     ]
     return {"css": CSS, "app_kwargs": {"middleware": stack}}
+
+
+STARTUP_CHECK_S = 60.0
+
+
+def patient_startup_check() -> None:
+    """Gradio checks that its own page answers before `launch()` returns, and gives up after one 3 s
+    timeout: on a busy machine (load 12 on 2 cores) `medchat serve` then died with "When localhost is
+    not accessible, a shareable link must be created". We never make share links; the page is given
+    up to `STARTUP_CHECK_S` seconds to answer instead."""
+    import gradio.networking as networking
+
+    if getattr(networking.url_ok, "medchat_patient", False):
+        return
+    quick = networking.url_ok
+
+    def url_ok(url: str) -> bool:
+        deadline = time.monotonic() + STARTUP_CHECK_S
+        while True:
+            if quick(url):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+
+    url_ok.medchat_patient = True  # type: ignore[attr-defined]
+    networking.url_ok = url_ok
 
 
 def launch_local(app: Any, users: Users) -> str:
