@@ -72,6 +72,22 @@ def win_rate_chart_html(ratings: "list[Rating]") -> str:
     return '<div class="res-wr"><b>Win rate with 95% intervals</b>' + "".join(rows) + legend + "</div>"
 
 
+def cohen_text(pairs: "list[dict[str, Any]]") -> str:
+    """Cohen's kappa per pair of annotators as a reader takes it: two decimals, "n/a" with the reason
+    where it is undefined (the page said "None"), and what a negative one means."""
+    from chatbot.labelling.leaderboard import kappa_note
+
+    parts = []
+    for c in pairs:
+        kappa = c["kappa"]
+        if kappa is None:
+            said, why = "n/a", "; every vote the same category, so agreement beyond chance cannot be measured"
+        else:
+            said, why = f"{kappa:.2f}", (f"; {kappa_note(kappa)}" if kappa < 0 else "")
+        parts.append(f"{c['pair']}: {said} ({c['items']} items{why})")
+    return "; ".join(parts) or "n/a"
+
+
 def build_results_tab(
     app: "gr.Blocks", tab: "gr.Tab", store: "PreferenceStore", users: "Users", *, rounds: int = 200
 ) -> None:
@@ -115,15 +131,7 @@ def build_results_tab(
         reach = 50 * math.ceil(reach / 50)
         left = raw[["annotator", "left_rate"]].dropna()
         fleiss = "n/a" if r.fleiss is None else f"{r.fleiss:.2f} ({kappa_note(r.fleiss)})"
-        cohen = (
-            "; ".join(
-                f"{c['pair']}: {c['kappa']} ({c['items']} items"
-                + (f"; {kappa_note(c['kappa'])}" if c["kappa"] is not None and c["kappa"] < 0 else "")
-                + ")"
-                for c in r.cohen
-            )
-            or "n/a"
-        )
+        cohen = cohen_text(r.cohen)
         summary = (
             f"**{r.total}** submitted judgments. Overlapping items: {r.overlapping_items}; "
             f"Fleiss' kappa {fleiss}; Cohen's kappa per pair: {cohen}. "

@@ -136,3 +136,20 @@ def test_a_negative_kappa_is_explained_in_words():
     assert kappa_note(-0.25).startswith("agreement below chance: ")
     assert kappa_note(0.1) == "slight agreement" and kappa_note(0.85) == "almost perfect agreement"
     assert kappa_note(None) == ""
+
+
+def test_cohens_kappa_reads_as_a_number_or_says_why_it_is_missing():
+    from chatbot.ui.results import cohen_text
+
+    text = cohen_text(
+        [
+            {"pair": "ann_a / ann_b", "kappa": None, "items": 3},
+            {"pair": "ann_a / ann_c", "kappa": -0.25, "items": 8},
+            {"pair": "ann_b / ann_c", "kappa": 0.6666, "items": 5},
+        ]
+    )
+    assert "None" not in text
+    assert "ann_a / ann_b: n/a (3 items; every vote the same category" in text
+    assert "ann_a / ann_c: -0.25 (8 items; agreement below chance" in text
+    assert "ann_b / ann_c: 0.67 (5 items)" in text
+    assert cohen_text([]) == "n/a"
