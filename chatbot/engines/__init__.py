@@ -65,6 +65,7 @@ def create_engine(gen: GenerationSettings) -> Engine:
             extended_params=gen.extended_params,
             n_ctx=gen.n_ctx,
             health_interval_s=gen.health_interval_s,
+            max_connections=gen.generations_at_once + 8,  # and the health checks beside them
         )
     from chatbot.engines.llamacpp import LlamaCppEngine, gguf_for
     from chatbot.settings import _default_home
