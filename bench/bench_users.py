@@ -260,9 +260,12 @@ def main() -> None:
     parser.add_argument("--emergencies", type=int, default=0, help="Emergency messages sent during the load.")
     parser.add_argument("--every", type=float, default=2.0, help="Seconds between emergency messages.")
     parser.add_argument("--keep", action="store_true", help="Keep the MEDCHAT_HOME and the logs.")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="Use (and keep) this MEDCHAT_HOME; the sample is ingested once."
+    )
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="medchat-bench-users-"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="medchat-bench-users-"))
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
@@ -273,7 +276,9 @@ def main() -> None:
     if args.parallel is not None:
         env["MEDCHAT_GENERATION__PARALLEL"] = str(args.parallel)
     py = [sys.executable]
-    subprocess.run([*py, "-m", "chatbot.cli", "ingest", "--sample"], env=env, check=True, capture_output=True)
+    if not (home / ".bench-ingested").exists():
+        subprocess.run([*py, "-m", "chatbot.cli", "ingest", "--sample"], env=env, check=True, capture_output=True)
+        (home / ".bench-ingested").touch()
 
     procs: list[subprocess.Popen[Any]] = []
     sim_url = ""
@@ -370,7 +375,7 @@ def main() -> None:
                 **summary([r["done"] - r["sent"] for r in recs if "error" not in r]),
                 "errors": len(bad),
             }
-    if args.keep:
+    if args.keep or args.home:
         out["home"] = str(home)
     else:
         import shutil
