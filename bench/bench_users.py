@@ -166,7 +166,11 @@ class Users:
                 kind = msg.get("msg")
                 if kind == "process_generating":
                     out = msg["output"].get("data") or []
-                    outputs = list(out) if outputs is None else [apply_diff(o, d) for o, d in zip(outputs, out)]
+                    outputs = (
+                        list(out)
+                        if outputs is None
+                        else [apply_diff(o, d) for o, d in zip(outputs, out, strict=True)]
+                    )
                     history = outputs[1] if len(outputs) > 1 else []
                     if "first" not in record and history and text_of(history[-1].get("content")).strip():
                         record["first"] = time.monotonic()
@@ -233,9 +237,7 @@ async def drive(url: str, args: argparse.Namespace, fn_index: int, inputs: list[
         users.user(k, args.questions, args.think_s, args.ramp_s * k / max(1, args.users))
         for k in range(args.users)
     ]
-    extra = (
-        [emergencies(users, args.emergencies, args.every, args.ramp_s + 1.0)] if args.emergencies else []
-    )
+    extra = [emergencies(users, args.emergencies, args.every, args.ramp_s + 1.0)] if args.emergencies else []
     gathered = await asyncio.gather(*tasks, *extra)
     wall = time.monotonic() - started
     stop_probe.set()
@@ -250,18 +252,25 @@ def main() -> None:
     parser.add_argument("--model", choices=["sim", "llamacpp", "llama-server"], default="sim")
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--questions", type=int, default=3, help="Questions each user asks.")
-    parser.add_argument("--think-s", type=float, default=2.0, help="Longest pause between a user's questions.")
+    parser.add_argument(
+        "--think-s", type=float, default=2.0, help="Longest pause between a user's questions."
+    )
     parser.add_argument("--ramp-s", type=float, default=5.0, help="Users start evenly over this time.")
     parser.add_argument("--new-tokens", type=int, default=40, help="Answer length (max_new_tokens).")
     parser.add_argument("--tokens-per-s", type=float, default=20.0, help="sim: tokens per second per stream.")
     parser.add_argument("--ttft-ms", type=float, default=100.0, help="sim: prefill before the first token.")
-    parser.add_argument("--parallel", type=int, default=None, help="generation.parallel (default: the app's).")
+    parser.add_argument(
+        "--parallel", type=int, default=None, help="generation.parallel (default: the app's)."
+    )
     parser.add_argument("--slots", type=int, default=20, help="llama-server: parallel slots.")
     parser.add_argument("--emergencies", type=int, default=0, help="Emergency messages sent during the load.")
     parser.add_argument("--every", type=float, default=2.0, help="Seconds between emergency messages.")
     parser.add_argument("--keep", action="store_true", help="Keep the MEDCHAT_HOME and the logs.")
     parser.add_argument(
-        "--home", type=Path, default=None, help="Use (and keep) this MEDCHAT_HOME; the sample is ingested once."
+        "--home",
+        type=Path,
+        default=None,
+        help="Use (and keep) this MEDCHAT_HOME; the sample is ingested once.",
     )
     args = parser.parse_args()
 
@@ -277,7 +286,9 @@ def main() -> None:
         env["MEDCHAT_GENERATION__PARALLEL"] = str(args.parallel)
     py = [sys.executable]
     if not (home / ".bench-ingested").exists():
-        subprocess.run([*py, "-m", "chatbot.cli", "ingest", "--sample"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [*py, "-m", "chatbot.cli", "ingest", "--sample"], env=env, check=True, capture_output=True
+        )
         (home / ".bench-ingested").touch()
 
     procs: list[subprocess.Popen[Any]] = []
@@ -310,7 +321,9 @@ def main() -> None:
 
         client = Client(url, verbose=False)
         fn_index = client._infer_fn_index("/ask", None)
-        params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/ask"]["parameters"]
+        params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/ask"][
+            "parameters"
+        ]
         inputs = [p.get("parameter_default") for p in params[2:]]
         # a first answer loads everything (the encoder, the classifier, the model) before the clock starts
         client.predict(ROUTINE[0], [], api_name="/ask")
@@ -349,7 +362,10 @@ def main() -> None:
         "wall_s": round(run["wall_s"], 1),
         "answer_words_per_s": round(words / run["wall_s"], 1),
         "client_loop_lag_ms": summary(run["lags"]),
-        "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
+        "load_average": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in load_after],
+        },
     }
     if args.model == "llama-server":
         out["slots"] = args.slots
@@ -364,7 +380,9 @@ def main() -> None:
             "tokens_per_s_all_streams": round(sum(s["tokens"] for _, s in paired) / run["wall_s"], 1),
         }
         out["paired"] = len(paired)
-        out["app_added_ttft"] = summary([(c["first"] - c["sent"]) - (s["first"] - s["received"]) for c, s in paired])
+        out["app_added_ttft"] = summary(
+            [(c["first"] - c["sent"]) - (s["first"] - s["received"]) for c, s in paired]
+        )
         out["app_before_model"] = summary([s["received"] - c["sent"] for c, s in paired])
         out["model_first_token_to_user"] = summary([c["first"] - s["first"] for c, s in paired])
     if args.emergencies:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -49,12 +50,16 @@ class SimServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
+                headers = {
+                    k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)
+                }
                 body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
                 received = time.monotonic()
                 path = path.split("?", 1)[0].rstrip("/")
                 if method == "GET" and path == "/v1/models":
-                    await self.json(writer, 200, {"object": "list", "data": [{"id": "sim", "object": "model"}]})
+                    await self.json(
+                        writer, 200, {"object": "list", "data": [{"id": "sim", "object": "model"}]}
+                    )
                 elif method == "GET" and path == "/stats":
                     await self.json(writer, 200, {"requests": self.records, "most_open": self.most_open})
                 elif method == "POST" and path == "/v1/chat/completions":
@@ -70,10 +75,8 @@ class SimServer:
 
     async def json(self, writer: asyncio.StreamWriter, status: int, obj: Any) -> None:
         data = json.dumps(obj).encode()
-        writer.write(
-            f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n".encode()
-            + data
-        )
+        head = f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
+        writer.write(head.encode() + data)
         await writer.drain()
 
     async def complete(self, writer: asyncio.StreamWriter, request: dict[str, Any], received: float) -> None:
@@ -88,8 +91,14 @@ class SimServer:
                 await asyncio.sleep(self.ttft + self.interval * (n - 1))
                 text = " ".join(WORDS[i % len(WORDS)] for i in range(n))
                 record["first"] = record["done"] = time.monotonic()
-                choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}
-                await self.json(writer, 200, {"object": "chat.completion", "model": "sim", "choices": [choice]})
+                choice = {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "length",
+                }
+                await self.json(
+                    writer, 200, {"object": "chat.completion", "model": "sim", "choices": [choice]}
+                )
                 return
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
@@ -101,11 +110,17 @@ class SimServer:
                 # on a fixed schedule from the first token: a late wake-up does not slow the rest
                 await asyncio.sleep(max(0.0, start + i * self.interval - time.monotonic()))
                 piece = (" " if i else "") + WORDS[i % len(WORDS)]
-                event = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}}]}
+                event = {
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"content": piece}}],
+                }
                 await self.chunk(writer, f"data: {json.dumps(event)}\n\n".encode())
                 if i == 0:
                     record["first"] = time.monotonic()
-            done = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
+            done = {
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
+            }
             await self.chunk(writer, f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
             writer.write(b"0\r\n\r\n")
             await writer.drain()
@@ -132,7 +147,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099, help="0: any free port (printed).")
     parser.add_argument("--tokens-per-s", type=float, default=20.0, help="Tokens per second of each stream.")
-    parser.add_argument("--ttft-ms", type=float, default=100.0, help="Simulated prefill before the first token.")
+    parser.add_argument(
+        "--ttft-ms", type=float, default=100.0, help="Simulated prefill before the first token."
+    )
     parser.add_argument("--max-tokens", type=int, default=64, help="Longest answer, whatever is asked.")
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -142,10 +159,8 @@ def main() -> None:
     def ready(port: int) -> None:
         print(f"simulated model server on http://{args.host}:{port}/v1", flush=True)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, sim, ready))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
