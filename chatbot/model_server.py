@@ -135,11 +135,12 @@ class LlamaServer:
         )
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            code = self.proc.poll()
+            if code is not None:
                 said = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
                 self.stop()
                 raise ServerError(
-                    f"llama-server exited ({self.proc.returncode}) while loading {self.model.name}: "
+                    f"llama-server exited ({code}) while loading {self.model.name}: "
                     f"{' | '.join(said)[-400:]}: see the full log at {self.log_path}"
                 )
             try:
