@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.medchat-installed
 # torch first and pinned: an unpinned torch makes pip fetch a multi-GB CUDA build
 TORCH  := torch==2.13.0
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint clean llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,32 @@ $(LLAMA_STAMP): | $(BIN)/python
 	if [ "$$(uname -m)" = x86_64 ]; then export CMAKE_ARGS="$(LLAMA_CMAKE)"; fi; \
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install --no-cache-dir --force-reinstall --no-deps '$(LLAMA)'
 	touch $@
+
+# llama.cpp's own HTTP server (N parallel slots, continuous batching) for `medchat serve --model-server N`,
+# compiled from the llama.cpp source vendored in the same llama-cpp-python sdist, with the same portable
+# flags; only the server target. No web UI (its assets would be downloaded), no HTTPS, static libraries.
+LLAMA_SERVER_DIR   := .llama-server
+LLAMA_SERVER       := $(LLAMA_SERVER_DIR)/bin/llama-server
+LLAMA_SDIST        := $(LLAMA_SERVER_DIR)/src/llama_cpp_python-0.3.36.tar.gz
+LLAMA_SERVER_CMAKE := -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_SERVER=ON \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
+	-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF
+JOBS ?= 2
+
+llama-server: $(LLAMA_SERVER)
+
+$(LLAMA_SDIST): | $(BIN)/python
+	mkdir -p $(dir $@)
+	$(BIN)/pip download --no-binary :all: --no-deps -d $(dir $@) '$(LLAMA)'
+
+$(LLAMA_SERVER): $(LLAMA_SDIST)
+	rm -rf $(LLAMA_SERVER_DIR)/build && mkdir -p $(LLAMA_SERVER_DIR)/build $(dir $@)
+	tar xzf $< -C $(LLAMA_SERVER_DIR)/build --strip-components=1 llama_cpp_python-0.3.36/vendor/llama.cpp
+	flags="$(LLAMA_SERVER_CMAKE)"; if [ "$$(uname -m)" = x86_64 ]; then flags="$$flags $(LLAMA_CMAKE)"; fi; \
+	cmake -S $(LLAMA_SERVER_DIR)/build/vendor/llama.cpp -B $(LLAMA_SERVER_DIR)/build/out $$flags
+	cmake --build $(LLAMA_SERVER_DIR)/build/out --target llama-server -j $(JOBS)
+	cp $(LLAMA_SERVER_DIR)/build/out/bin/llama-server $@
+	$@ --version
 
 $(STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
 	$(BIN)/pip install $(TORCH)
@@ -53,4 +79,4 @@ lint: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(LLAMA_SERVER_DIR) *.egg-info .pytest_cache .ruff_cache .mypy_cache

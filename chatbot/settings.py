@@ -144,6 +144,12 @@ class RetrievalSettings(_Section):
     lexical_weight: float = Field(1.0, ge=0.0, description="Weight of the BM25 ranking in the fusion.")
 
 
+LOCAL_PARALLEL = 4  # chatbot.ui.app.CHAT_GENERATIONS
+"""Chat answers that may wait at an in-process engine at once (it writes one at a time)."""
+SERVED_PARALLEL = 256
+"""Chat answers generated at once through a server by default: it batches them."""
+
+
 class GenerationSettings(_Section):
     engine: Literal["llamacpp", "transformers", "openai", "fake"] = Field(
         "llamacpp",
@@ -232,6 +238,39 @@ class GenerationSettings(_Section):
             "turn off for servers that reject unknown fields)."
         ),
     )
+
+    parallel: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description=(
+            "Chat answers generated at once; the rest wait, told so. Default: 4 for the in-process "
+            "engines (`llamacpp`, `transformers`: they still write one answer at a time, not being "
+            "thread-safe) and 256 for `openai`, whose server batches them (docs/serving.md); the "
+            "connections to the server and the app's threads follow it."
+        ),
+    )
+    model_server: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description=(
+            "With N > 0, `medchat serve` starts llama.cpp's own server (`make llama-server`) on "
+            "127.0.0.1 with N parallel slots and continuous batching, on the `llamacpp` engine's GGUF, "
+            "answers with the `openai` engine through it, and stops it on exit (docs/serving.md)."
+        ),
+    )
+    model_server_bin: Path | None = Field(
+        None,
+        description="The `llama-server` program; default: the one `make llama-server` builds, then PATH.",
+    )
+
+    @property
+    def generations_at_once(self) -> int:
+        """How many chat answers may be generated at once (`parallel`, or its engine's default)."""
+        if self.parallel is not None:
+            return self.parallel
+        return SERVED_PARALLEL if self.engine == "openai" else LOCAL_PARALLEL
 
     @field_validator("base_url", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ import click
 from chatbot.cli import PathArg, _settings, _setup_logging, _user_errors, main
 
 if TYPE_CHECKING:
-    pass
+    from chatbot.settings import Settings
 
 from chatbot.cli.ingest import _print_report, run_ingest
 
@@ -38,6 +38,14 @@ from chatbot.cli.ingest import _print_report, run_ingest
     is_flag=True,
     help="Allow --no-login on a non-local address: EVERYONE who can reach it is admin.",
 )
+@click.option(
+    "--model-server",
+    "model_server",
+    default=None,
+    metavar="N|URL",
+    help="N: start llama.cpp's llama-server (`make llama-server`) with N parallel slots on 127.0.0.1 and "
+    "answer through it (stopped on exit); URL: answer through a server already running there.",
+)
 @click.pass_context
 @_user_errors
 def serve(
@@ -48,10 +56,74 @@ def serve(
     users_file: Path | None,
     no_login: bool,
     insecure_open_network: bool,
+    model_server: str | None,
 ) -> None:
     """Start the app (Chat, Compare, Results) in the browser."""
     settings = _settings(**{"ui.host": host, "ui.port": port})
     _setup_logging(settings, ctx.obj["verbose"])
+    slots = settings.generation.model_server
+    if model_server is not None:
+        if model_server.startswith(("http://", "https://")):
+            settings = _settings(
+                **{
+                    "ui.host": host,
+                    "ui.port": port,
+                    "generation.engine": "openai",
+                    "generation.base_url": model_server,
+                }
+            )
+            slots = 0
+        elif model_server.isdigit() and int(model_server) > 0:
+            slots = int(model_server)
+        else:
+            raise click.BadParameter(
+                f"{model_server!r}: give the number of parallel slots (e.g. 8) or the URL of a running "
+                "server (http://127.0.0.1:8080/v1)",
+                param_hint="--model-server",
+            )
+    server = None
+    if slots:
+        from chatbot.model_server import for_settings
+
+        server = for_settings(settings.generation, slots)
+        click.echo(f"starting llama-server with {slots} parallel slots on {server.model.name}…", err=True)
+        server.start()
+        # answers go through it; as many at once as it has slots (the rest wait in the app, told so)
+        settings = _settings(
+            **{
+                "ui.host": host,
+                "ui.port": port,
+                "generation.engine": "openai",
+                "generation.base_url": server.url,
+                "generation.parallel": settings.generation.parallel or slots,
+            }
+        )
+        _stop_on_sigterm()
+    try:
+        _serve(ctx, settings, sample_if_empty, users_file, no_login, insecure_open_network)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends `serve` as Ctrl-C does, so that the model server it started is stopped too."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _serve(
+    ctx: click.Context,
+    settings: Settings,
+    sample_if_empty: bool,
+    users_file: Path | None,
+    no_login: bool,
+    insecure_open_network: bool,
+) -> None:
     if sample_if_empty and not settings.chroma_file.is_file():
         click.echo(f"no index at {settings.chroma_dir}: ingesting the sample corpus first", err=True)
         _print_report(run_ingest(settings, [settings.sample_corpus]))

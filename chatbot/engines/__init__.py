@@ -67,6 +67,7 @@ def create_engine(gen: GenerationSettings, *, models_dir: Path) -> Engine:
             extended_params=gen.extended_params,
             n_ctx=gen.n_ctx,
             health_interval_s=gen.health_interval_s,
+            max_connections=gen.generations_at_once + 8,  # and the health checks beside them
         )
     from chatbot.engines.llamacpp import LlamaCppEngine, gguf_for
 

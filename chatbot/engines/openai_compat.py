@@ -84,6 +84,7 @@ class OpenAICompatEngine:
         extended_params: bool = True,
         n_ctx: int = 4096,
         health_interval_s: float = 30.0,
+        max_connections: int = 256,
     ) -> None:
         try:
             import httpx
@@ -102,8 +103,12 @@ class OpenAICompatEngine:
         self._lock = threading.Lock()
         key = os.environ.get(api_key_env, "") if api_key_env else ""
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # one connection per answer being written: httpx's default pool (100, 20 kept open) made the
+        # 101st answer wait for a free connection, and reopened connections under load
         self._client = httpx.Client(
-            headers=headers, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s)
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
         self._model = model
         self.name = self._name()

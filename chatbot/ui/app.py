@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 History = list[dict[str, Any]]
 
 CHAT_GENERATIONS = 4
-"""Chat answers that may use the model at once (local engines still write one at a time)."""
+"""Chat answers that may use an in-process model at once (it still writes one at a time); a served
+model takes `generation.parallel` (settings: `GenerationSettings.generations_at_once`)."""
 
 # the page's own look: answers and the vote on one 1440x900 screen, long answers scroll in place
 CSS = """
@@ -287,7 +288,7 @@ def build_app(
     stop_flags: dict[str, threading.Event] = {}  # session -> its answer's Stop flag
     # answers that need the model take turns here, not in Gradio's queue: an emergency message needs
     # no model, so it must never wait behind other people's generations (the chat event is unlimited)
-    model_turns = threading.BoundedSemaphore(CHAT_GENERATIONS)
+    model_turns = threading.BoundedSemaphore(settings.generation.generations_at_once)
     # each signed-in person's conversation and sources panel, so that a reload (or a second tab)
     # opens where they were; kept in this process only, never in the browser (shared ward computers)
     conversations: dict[str, tuple[History, str]] = {}

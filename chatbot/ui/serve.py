@@ -212,6 +212,13 @@ def launch_local(app: Any, users: Users) -> str:
 MAX_THREADS = 256
 
 
+def thread_count(settings: Settings) -> int:
+    """Gradio's worker threads: a streamed answer holds one while it waits for its next piece, so
+    every answer generated at once needs its own, with room for the emergency checks and the
+    other events beside them."""
+    return max(MAX_THREADS, settings.generation.generations_at_once + 64)
+
+
 def trust_forwarded_from(proxies: list[str]) -> None:
     """Believe X-Forwarded-For only from these addresses (`ui.trusted_proxies`; none by default).
 
@@ -316,7 +323,7 @@ def serve_app(
         **launch_options(guard, limits=settings.limits),
         # the chat event is unlimited (an emergency is answered at once, chatbot.ui.app): threads enough
         # for everyone waiting for the model and the emergency check beside them
-        max_threads=MAX_THREADS,
+        max_threads=thread_count(settings),
         server_name=settings.ui.host,
         server_port=settings.ui.port,
         share=False,
