@@ -10,6 +10,8 @@ below. ``MEDCHAT_HOME`` is the root of everything the program writes.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -22,7 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from chatbot.errors import MedchatError
+from chatbot.errors import ConfigError, MedchatError
 
 DEFAULT_HOME = Path("~/.medchat")
 CHROMA_FILE = "chroma.sqlite3"
@@ -42,6 +44,28 @@ def bundled(name: str = "") -> Path:
 
 def _default_home() -> Path:
     return Path(os.environ.get("MEDCHAT_HOME", DEFAULT_HOME)).expanduser()
+
+
+BASE_URL_SETTING = "MEDCHAT_GENERATION__BASE_URL"
+
+
+def split_base_urls(value: str | Sequence[str]) -> list[str]:
+    """The endpoints named by a setting: one URL, several separated by commas or spaces, or a list.
+
+    Raises `ConfigError` naming the first one that is not an http(s) URL."""
+    parts = re.split(r"[,\s]+", value) if isinstance(value, str) else [str(v) for v in value]
+    urls = [p.strip().rstrip("/") for p in parts if p.strip()]
+    if not urls:
+        raise ConfigError(f"{BASE_URL_SETTING} names no server: give one or more URLs ending in /v1")
+    for url in urls:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ConfigError(
+                f"{BASE_URL_SETTING}: {url!r} is not an http(s) URL: write it as http://host:port/v1 "
+                "(several separated by commas)"
+            )
+    if len(set(urls)) != len(urls):
+        raise ConfigError(f"{BASE_URL_SETTING} names the same server twice: {', '.join(urls)}")
+    return urls
 
 
 class _Section(BaseModel):
@@ -276,8 +300,6 @@ class GenerationSettings(_Section):
     @classmethod
     def _base_urls(cls, value: object) -> object:
         """A TOML list of servers is kept as one comma-separated string; each must be an http(s) URL."""
-        from chatbot.engines.openai_compat import split_base_urls
-
         if isinstance(value, list | tuple):
             value = ",".join(str(v) for v in value)
         if isinstance(value, str):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,31 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatbot.engines.base import ChatMessage, GenerationParams, StopFilter, approx_prompt_tokens
-from chatbot.errors import ConfigError, DependencyMissingError, ServerError, ServerUnreachableError
+from chatbot.errors import DependencyMissingError, ServerError, ServerUnreachableError
+from chatbot.settings import BASE_URL_SETTING as SETTING
+from chatbot.settings import split_base_urls
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-SETTING = "MEDCHAT_GENERATION__BASE_URL"
-
-
-def split_base_urls(value: str | Sequence[str]) -> list[str]:
-    """The endpoints named by a setting: one URL, several separated by commas or spaces, or a list.
-
-    Raises `ConfigError` naming the first one that is not an http(s) URL."""
-    parts = re.split(r"[,\s]+", value) if isinstance(value, str) else [str(v) for v in value]
-    urls = [p.strip().rstrip("/") for p in parts if p.strip()]
-    if not urls:
-        raise ConfigError(f"{SETTING} names no server: give one or more URLs ending in /v1")
-    for url in urls:
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise ConfigError(
-                f"{SETTING}: {url!r} is not an http(s) URL: write it as http://host:port/v1 "
-                "(several separated by commas)"
-            )
-    if len(set(urls)) != len(urls):
-        raise ConfigError(f"{SETTING} names the same server twice: {', '.join(urls)}")
-    return urls
 
 
 @dataclass

@@ -185,7 +185,8 @@ def test_settings_name_several_endpoints(servers, monkeypatch):
     a, b = _start(servers, "serve"), _start(servers, "serve")
     monkeypatch.setenv("MEDCHAT_GENERATION__ENGINE", "openai")
     monkeypatch.setenv("MEDCHAT_GENERATION__BASE_URL", f" {a.url}/ , {b.url}")
-    engine = create_engine(Settings().generation)
+    settings = Settings()
+    engine = create_engine(settings.generation, models_dir=settings.models_dir)
     assert isinstance(engine, OpenAICompatEngine)
     assert [e.url for e in engine.endpoints] == [a.url, b.url]
     listed = GenerationSettings(engine="openai", base_url=[a.url, b.url])  # type: ignore[arg-type]
