@@ -183,15 +183,19 @@ def get_scorer(merged: Path) -> RewardScorer:
 class BestOfChain(Chain):
     """A chain whose answer is the best of N written to the same prompt (see the module's text)."""
 
-    def __init__(self, *args: Any, best_of: BestOf, scorer: Scorer | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, best_of: BestOf, scorer: Scorer | None = None, name: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.best_of = best_of
+        self.name = name or f"best of {best_of.n}"
+        """The variant's name, for errors."""
         self._scorer = scorer
 
     @property
     def scorer(self) -> Scorer:
         if self._scorer is None:
-            merged = reward_model_dir(self.settings.models_dir, self.best_of, "best_of")
+            merged = reward_model_dir(self.settings.models_dir, self.best_of, self.name)
             self._scorer = get_scorer(merged)
         return self._scorer
 

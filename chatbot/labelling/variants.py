@@ -175,7 +175,7 @@ class VariantRunner:
             if v.best_of:
                 from chatbot.labelling.best_of import BestOfChain
 
-                self._chains[name] = BestOfChain(settings, best_of=v.best_of, **shared)
+                self._chains[name] = BestOfChain(settings, best_of=v.best_of, name=name, **shared)
             else:
                 self._chains[name] = Chain(settings, **shared)
         return self._chains[name]

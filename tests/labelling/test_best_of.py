@@ -205,3 +205,35 @@ def test_the_reward_model_must_exist_and_be_one(settings, tmp_path):
     ]
     with pytest.raises(ConfigError, match="'nope' is not in"):
         VariantRunner(chain, variants)
+
+
+def test_register_best_of_appends_a_checked_variant_like_another(tmp_path):
+    from chatbot.labelling.variants import load_variants
+    from chatbot.training import TrainingError
+    from chatbot.training.register import register_best_of
+
+    path = tmp_path / "variants.yaml"
+    path.write_text(
+        "# kept\nvariants:\n"
+        "  base: {retrieval: {k: 3}, generation: {temperature: 0.0, seed: 2, grounding: free}}\n"
+        "  tuned: {generation: {grounding: checked}, model: {engine: llamacpp, path: /m/t.gguf}}\n"
+        "  quotes: {generation: {grounding: extractive}}\n"
+    )
+    models = tmp_path / "models"
+    spec = {"n": 4, "reward_model": "rm", "temperature": 0.7}
+    with pytest.raises(TrainingError, match="run `medchat train reward --name rm` first"):
+        register_best_of(path, "base+bo4", best_of=spec, models_dir=models, like="base")
+    (models / "rm" / "merged").mkdir(parents=True)
+    (models / "rm" / "merged" / "config.json").write_text(
+        '{"architectures": ["LlamaForSequenceClassification"]}'
+    )
+    with pytest.raises(TrainingError, match="grounding extractive"):
+        register_best_of(path, "q+bo4", best_of=spec, models_dir=models, like="quotes")
+    register_best_of(path, "base+bo4", best_of=spec, models_dir=models, like="base")
+    register_best_of(path, "tuned+bo4", best_of=spec, models_dir=models, like="tuned")
+    text = path.read_text()
+    assert text.startswith("# kept\n") and "added by `medchat train --register base+bo4`" in text
+    found = {v.name: v for v in load_variants(path)}
+    assert found["base+bo4"].best_of == BestOf(4, "rm", 0.7) and found["base+bo4"].k == 3
+    assert not found["base+bo4"].model and found["base+bo4"].generation["seed"] == 2
+    assert found["tuned+bo4"].model == {"engine": "llamacpp", "path": "/m/t.gguf"}  # the model comes along
