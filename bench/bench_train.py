@@ -26,11 +26,23 @@ what is done and continues the stage under way: the queue, `prefs prepare` and `
               -> the trained model's win rate over base with its 95% interval; per variant: answer
               length, abstention rate, share of sentences supported, gold-passage citation, TTFT
 
+With --best-of N (off by default: without it the stages and results are the ones above), after `train`:
+
+  reward      `medchat train reward` on the same judgments (the selection `export` wrote), registered as
+              `base+boN` (`--best-of N --like sample-a`): N answers of the base model, the reward
+              model's favourite served
+  bo-*        after `report`: the held-out questions queued, prepared and judged in a third store whose
+              variants are only base (`sample-a`) and `base+boN`; `bo-report` gives its win rate over
+              base the same way, and the added latency (total seconds per answer against base's, and
+              the `best_of_added_s` each best-of answer records)
+
     nice -n 15 .venv/bin/python bench/bench_train.py --out bench-train-run           # 200 pairs, 60 held out
     nice -n 15 .venv/bin/python bench/bench_train.py --out bench-train-run           # rerun: continues
+    nice -n 15 .venv/bin/python bench/bench_train.py --out bench-bo-run --best-of 4  # with best of 4
     .venv/bin/python bench/bench_train.py --out bench-train-run --redo report        # one stage again
 
-Writes OUT/summary.json, OUT/summary.md and OUT/winrate.png. Needs ../shared/datasets/medquad.
+Writes OUT/summary.json, OUT/summary.md and OUT/winrate.png (and winrate-bo.png with --best-of).
+Needs ../shared/datasets/medquad.
 """
 
 from __future__ import annotations
@@ -56,6 +68,16 @@ MEDQUAD = REPO.parent / "shared" / "datasets" / "medquad" / "medquad_answered.js
 STAGES = (
     "setup", "queue", "pairs", "votes", "export", "train", "held-queue", "held-pairs", "held-votes", "report",
 )  # fmt: skip
+BEST_OF_STAGES = ("reward", "bo-queue", "bo-pairs", "bo-votes", "bo-report")
+"""Only with --best-of N: `reward` right after `train`, the others after `report`."""
+
+
+def stages(best_of: int | None) -> tuple[str, ...]:
+    if not best_of:
+        return STAGES
+    at = STAGES.index("train") + 1
+    return (*STAGES[:at], "reward", *STAGES[at:], *BEST_OF_STAGES[1:])
+
 
 VARIANT = """\
   {name}:
@@ -243,8 +265,17 @@ def stored_votes(env: dict[str, str]) -> dict[str, int]:
     return dict(counts)
 
 
-def report(env: dict[str, str], gold: dict[str, str], out: Path, rounds: int) -> dict[str, Any]:
-    """The app's leaderboard over the held-out store, and per-variant measures of the answers."""
+def report(
+    env: dict[str, str],
+    gold: dict[str, str],
+    out: Path,
+    rounds: int,
+    challenger: str = "trained",
+    label: str = "trained",
+    png: str = "winrate.png",
+) -> dict[str, Any]:
+    """The app's leaderboard over the held-out store, and per-variant measures of the answers:
+    `challenger` (reported as `label`) against base (`sample-a`)."""
     from chatbot.labelling.export import records
     from chatbot.labelling.leaderboard import SCALE, results
     from chatbot.labelling.store.prefs import PreferenceStore
@@ -260,12 +291,12 @@ def report(env: dict[str, str], gold: dict[str, str], out: Path, rounds: int) ->
         for resp in (rec.left, rec.right):
             per[resp.variant].append(assess(resp.answer or {}, gold.get(rec.comparison.question.strip(), "")))
         w = rec.winner
-        outcome["tie" if w is None else ("trained" if w.variant == "trained" else "base")] += 1
+        outcome["tie" if w is None else (label if w.variant == challenger else "base")] += 1
 
     def p(rating: float) -> float:  # two variants: ratings are symmetric around 1000
         return 1 / (1 + math.exp(-2 * (rating - 1000) / SCALE))
 
-    t = ratings.get("trained")
+    t = ratings.get(challenger)
     win = {"rate": p(t.rating), "ci95": [p(t.lower), p(t.upper)]} if t else {}
 
     def measures(xs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -296,16 +327,60 @@ def report(env: dict[str, str], gold: dict[str, str], out: Path, rounds: int) ->
             | {"battles": r.battles, "wins": r.wins}
             for r in res.ratings
         ],
-        "trained_win_rate": win,
+        f"{label}_win_rate": win,
         "base": measures(per.get("sample-a", [])),
-        "trained": measures(per.get("trained", [])),
+        label: measures(per.get(challenger, [])),
     }
     if win:
-        plot(win, len(recs), out / "winrate.png")
+        plot(win, len(recs), out / png, f"{challenger} vs base")
     return result
 
 
-def plot(win: dict[str, Any], n: int, path: Path) -> None:
+def best_of_latency(env: dict[str, str], challenger: str) -> dict[str, Any]:
+    """Seconds per stored answer, base against best of N (one after the other on one model, as
+    `prefs prepare` writes them), and what the best-of answers recorded about their choice."""
+    from chatbot.labelling.export import records
+    from chatbot.labelling.store.prefs import PreferenceStore
+
+    store = PreferenceStore(env["MEDCHAT_PREFS__DB_URL"])
+    seconds: dict[str, list[float]] = defaultdict(list)
+    added, one, scored, chosen, spread = [], [], [], [], []
+    seen = set()
+    for rec in records(store, status="submitted"):
+        for resp in (rec.left, rec.right):
+            if resp.id in seen:
+                continue
+            seen.add(resp.id)
+            if resp.seconds is not None:
+                seconds[resp.variant].append(resp.seconds)
+            answer = resp.answer or {}
+            best, t = answer.get("best_of") or {}, answer.get("timings") or {}
+            if resp.variant == challenger and best:
+                added.append(t.get("best_of_added_s", 0.0))
+                one.append(t.get("best_of_one_s", 0.0))
+                scored.append(t.get("best_of_score_s", 0.0))
+                chosen.append(best["chosen"])
+                spread.append(max(best["scores"]) - min(best["scores"]))
+    store.close()
+
+    def med(xs: list[float]) -> float | None:
+        return round(statistics.median(xs), 2) if xs else None
+
+    base, bo = med(seconds.get("sample-a", [])), med(seconds.get(challenger, []))
+    return {
+        "answers": {k: len(v) for k, v in seconds.items()},
+        "base_median_s": base,
+        "best_of_median_s": bo,
+        "ratio": round(bo / base, 2) if base and bo else None,
+        "best_of_added_median_s": med(added),
+        "best_of_one_answer_median_s": med(one),
+        "best_of_scoring_median_s": med(scored),
+        "chosen_index_counts": {str(i): chosen.count(i) for i in sorted(set(chosen))},
+        "score_spread_median": round(statistics.median(spread), 4) if spread else None,
+    }
+
+
+def plot(win: dict[str, Any], n: int, path: Path, what: str = "trained vs base") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -317,7 +392,7 @@ def plot(win: dict[str, Any], n: int, path: Path) -> None:
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set_xlim(-1, 1)
     ax.set_ylim(0, 1)
-    ax.set_xticks([0], ["trained vs base"])
+    ax.set_xticks([0], [what])
     ax.set_ylabel("Bradley-Terry win rate")
     ax.set_title(f"held-out questions, n = {n} (95% bootstrap interval)", fontsize=9)
     fig.tight_layout()
@@ -336,7 +411,7 @@ def markdown(summary: dict[str, Any]) -> str:
         "| stage | seconds | result |",
         "|---|---|---|",
     ]
-    for stage in STAGES:
+    for stage in stages(summary.get("best_of")):
         d = summary["stages"].get(stage)
         if d:
             rest = {k: v for k, v in d.items() if k != "seconds"}
@@ -350,6 +425,16 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += ["", "| measure | base | trained |", "|---|---|---|"]
         for key in r["base"]:
             lines.append(f"| {key} | {r['base'][key]} | {r['trained'][key]} |")
+    bo = summary.get("best_of_report") or {}
+    bo_win = bo.get("best_of_win_rate") or {}
+    if bo_win:
+        lo, hi = bo_win["ci95"]
+        lines += ["", f"Best of {summary['best_of']} over base: win rate {bo_win['rate']:.3f}, 95% interval "
+                  f"{lo:.3f}-{hi:.3f}, {bo['judgments']} held-out judgments ({bo['outcomes']})."]  # fmt: skip
+        lines += ["", f"Latency: {json.dumps(bo.get('latency'))}"]
+        lines += ["", "| measure | base | best of N |", "|---|---|---|"]
+        for key in bo["base"]:
+            lines.append(f"| {key} | {bo['base'][key]} | {bo['best_of'][key]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -366,9 +451,20 @@ def main() -> None:
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--redo", choices=STAGES, default=None, help="forget this stage and the ones after it")
-    ap.add_argument("--stop-after", choices=STAGES, default=None)
+    ap.add_argument(
+        "--best-of",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also train a reward model after `train` and compare base+boN with base on the held-out "
+        "questions (stages reward, bo-queue, bo-pairs, bo-votes, bo-report); off by default",
+    )
+    every = STAGES + BEST_OF_STAGES
+    ap.add_argument("--redo", choices=every, default=None, help="forget this stage and the ones after it")
+    ap.add_argument("--stop-after", choices=every, default=None)
     args = ap.parse_args()
+    if args.best_of is not None and not 2 <= args.best_of <= 16:
+        raise SystemExit("--best-of must be from 2 to 16")
     if not MEDQUAD.is_file():
         raise SystemExit(f"{MEDQUAD} is missing: this benchmark reads the shared MedQuAD file")
     out = args.out.resolve()
@@ -376,13 +472,19 @@ def main() -> None:
     home.mkdir(parents=True, exist_ok=True)
     state = State(out)
     keep = {k: v for k, v in vars(args).items() if k not in ("out", "redo", "stop_after")}
+    if args.best_of is None:  # a run without the flag keeps the settings it has always recorded
+        del keep["best_of"]
     if state.data.get("args") and state.data["args"] != keep:
         print(f"note: continuing {out} with the settings it started with: {state.data['args']}", flush=True)
         for k, v in state.data["args"].items():
             setattr(args, k, v)
     state.data["args"] = {k: getattr(args, k) for k in keep}
+    order = stages(args.best_of)
+    for flag in ("redo", "stop_after"):
+        if getattr(args, flag) and getattr(args, flag) not in order:
+            raise SystemExit(f"stage {getattr(args, flag)} runs only with --best-of N")
     if args.redo:
-        for stage in STAGES[STAGES.index(args.redo) :]:
+        for stage in order[order.index(args.redo) :]:
             state.data["done"].pop(stage, None)
     state.save()
     variants, held_variants = home / "variants.yaml", home / "heldout-variants.yaml"
@@ -407,8 +509,14 @@ def main() -> None:
         "MEDCHAT_PREFS__VARIANTS_FILE": str(held_variants),
         "MEDCHAT_PREFS__DB_URL": f"sqlite:///{home / 'heldout.sqlite3'}",
     }
+    bo_variants, bo_name = home / "bestof-variants.yaml", f"base+bo{args.best_of}"
+    bo_env = {
+        **env,
+        "MEDCHAT_PREFS__VARIANTS_FILE": str(bo_variants),
+        "MEDCHAT_PREFS__DB_URL": f"sqlite:///{home / 'bestof.sqlite3'}",
+    }
     qfile = out / "questions.json"
-    for stage in STAGES:
+    for stage in order:
         if state.done(stage):
             continue
         t = time.perf_counter()
@@ -427,16 +535,19 @@ def main() -> None:
             state.finish(
                 stage, time.perf_counter() - t, collect=len(qs["collect"]), heldout=len(qs["heldout"])
             )
-        elif stage in ("queue", "held-queue"):
+        elif stage in ("queue", "held-queue", "bo-queue"):
             e, f = (env, out / "collect.txt") if stage == "queue" else (held_env, out / "heldout.txt")
+            e = bo_env if stage == "bo-queue" else e
             said = medchat(e, "prefs", "load-questions", str(f), "--overlap", "1", capture=True)
             state.finish(stage, time.perf_counter() - t, said=said.strip())
-        elif stage in ("pairs", "held-pairs"):
-            medchat(env if stage == "pairs" else held_env, "prefs", "prepare", "--seed", str(args.seed))
+        elif stage in ("pairs", "held-pairs", "bo-pairs"):
+            e = {"pairs": env, "held-pairs": held_env, "bo-pairs": bo_env}[stage]
+            medchat(e, "prefs", "prepare", "--seed", str(args.seed))
             state.finish(stage, time.perf_counter() - t)
-        elif stage in ("votes", "held-votes"):
+        elif stage in ("votes", "held-votes", "bo-votes"):
             gold = json.loads(qfile.read_text(encoding="utf-8"))["gold"]
             e, n = (env, args.pairs) if stage == "votes" else (held_env, args.heldout)
+            e = bo_env if stage == "bo-votes" else e
             judge_through_app(e, gold, out / f"serve-{stage}.log", n)
             state.finish(stage, time.perf_counter() - t, votes=stored_votes(e))
         elif stage == "export":
@@ -475,9 +586,51 @@ def main() -> None:
                 gguf_change_kept=card["files"].get("gguf_change_kept"),
                 variant=card.get("variant"),
             )
+        elif stage == "reward":
+            # the same judgments the DPO run read (the selection `export` wrote), as a reward model,
+            # registered as base+boN: sample-a's settings, N answers, the reward model's favourite
+            cmd = ["train", "reward", "--name", "bench-rm", "--epochs", str(args.epochs)]
+            cmd += [
+                "--seed",
+                str(args.seed),
+                "--min-pairs",
+                "4",
+                "--no-progress",
+                "--max-steps",
+                str(args.max_steps),
+            ]
+            cmd += ["--register", bo_name, "--best-of", str(args.best_of), "--like", "sample-a"]
+            card_path = home / "models" / "bench-rm" / "metrics.json"
+            if not card_path.is_file():
+                medchat(env, *cmd)
+            card = json.loads(card_path.read_text(encoding="utf-8"))
+            import yaml
+
+            spec = yaml.safe_load(variants.read_text(encoding="utf-8"))["variants"]
+            if bo_name not in spec:
+                raise SystemExit(f"{bo_name} is not in {variants}: the reward run did not register it")
+            bo_variants.write_text(
+                yaml.safe_dump({"variants": {k: spec[k] for k in ("sample-a", bo_name)}}, sort_keys=False),
+                encoding="utf-8",
+            )
+            m = card["metrics"]
+            state.finish(
+                stage,
+                time.perf_counter() - t,
+                train_s=m["train_seconds"],
+                steps=m["steps"],
+                heldout_reward=m["heldout"],
+                loss_first=m.get("loss_first"),
+                loss_last=m.get("loss_last"),
+                variant=card.get("variant"),
+            )
         elif stage == "report":
             gold = json.loads(qfile.read_text(encoding="utf-8"))["gold"]
             state.finish(stage, time.perf_counter() - t, **report(held_env, gold, out, args.bootstrap))
+        elif stage == "bo-report":
+            gold = json.loads(qfile.read_text(encoding="utf-8"))["gold"]
+            found = report(bo_env, gold, out, args.bootstrap, bo_name, "best_of", "winrate-bo.png")
+            state.finish(stage, time.perf_counter() - t, **found, latency=best_of_latency(bo_env, bo_name))
         if args.stop_after == stage:
             break
     summary = {
@@ -488,6 +641,8 @@ def main() -> None:
         "stages": state.data["done"],
         "report": state.data["done"].get("report", {}),
     }
+    if args.best_of:
+        summary |= {"best_of": args.best_of, "best_of_report": state.data["done"].get("bo-report", {})}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "summary.md").write_text(markdown(summary), encoding="utf-8")
     print(markdown(summary))

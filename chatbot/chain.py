@@ -91,6 +91,9 @@ class Answer:
     """Sentences a passage contradicts, each shown as what the source says instead."""
     stopped: bool = False
     """The answer was cut short (Stop, or the token limit): `text` is what was written by then."""
+    best_of: dict[str, Any] = field(default_factory=dict)
+    """A best-of-N variant's choice (`chatbot.labelling.best_of`): the candidates, their reward
+    scores and the index chosen; empty for an answer written once."""
 
     @property
     def uncited(self) -> bool:
@@ -129,6 +132,7 @@ class Answer:
             "withheld": self.withheld,
             "corrected": self.corrected,
             "stopped": self.stopped,
+            **({"best_of": self.best_of} if self.best_of else {}),
         }
 
 
@@ -161,6 +165,8 @@ class AnswerStream:
         self.answer: Answer | None = None
         self.emergency = False
         """Triage already answered (before any piece is read): no retrieval, no model, nothing to wait for."""
+        self.status = ""
+        """What to show while nothing is streamed yet, when the answer cannot stream (best of N)."""
         self._pieces = run(self)
 
     def __iter__(self) -> Iterator[str]:

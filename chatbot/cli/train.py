@@ -136,12 +136,25 @@ def check_run_name(name: str, option: str = "--name") -> None:
     help="Type of the trained tensors in the GGUF. A LoRA change is far smaller than 8- or 4-bit "
     "rounding steps: q8_0 kept about 10% of it in a test run, f16 about 90-99%; the card records the share.",
 )
-@click.option("--register", default=None, metavar="NAME", help="Add the trained model to the variants file.")
+@click.option(
+    "--register",
+    default=None,
+    metavar="NAME",
+    help="Add the trained model to the variants file (a reward model: with --best-of N).",
+)
 @click.option(
     "--like",
     default=None,
     metavar="VARIANT",
     help="With --register: copy this variant's prompt, k and generation settings (default: the first).",
+)
+@click.option(
+    "--best-of",
+    type=click.IntRange(2, 16),
+    default=None,
+    metavar="N",
+    help="Reward models, with --register: the variant writes N answers (temperature 0.7, seeds seed.."
+    "seed+N-1) and serves the one this reward model scores best.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @_user_errors

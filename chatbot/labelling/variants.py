@@ -7,7 +7,10 @@ temperature. `VariantRunner` turns a variant into a `Chain` that shares the
 base chain's settings, retriever, triage and engine (one model in memory for all variants);
 its k and generation settings travel with each request (`RetrievalParams`,
 `GenerationParams`), so no settings are copied. A question is admitted (and triaged) once
-by the base chain, and that admission is what every variant answers.
+by the base chain, and that admission is what every variant answers. A variant with
+`best_of: {n, reward_model, temperature}` answers through `best_of.BestOfChain`: N answers to
+one prompt, the reward model's favourite served (its reward model is checked when the runner
+is built, so a missing one stops the app or `prefs prepare` with the command that makes it).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from chatbot.errors import ConfigError
 
 if TYPE_CHECKING:
     from chatbot.chain import Admitted, Answer, AnswerStream, Chain
+    from chatbot.labelling.best_of import BestOf
     from chatbot.retrieval import RetrievalParams
 
 log = logging.getLogger(__name__)
@@ -40,9 +44,14 @@ class Variant:
     generation: dict[str, Any] = field(default_factory=dict)
     model: dict[str, str] = field(default_factory=dict)
     """Optional own model: `engine` (llamacpp or transformers) and `path` (e.g. a `medchat train` result)."""
+    best_of: BestOf | None = None
+    """Optional: write N answers and serve the one this reward model scores highest."""
 
     def params(self, base: GenerationParams) -> GenerationParams:
-        return replace(base, **self.generation)
+        params = replace(base, **self.generation)
+        if self.best_of:  # what the N answers are sampled with (seeds seed .. seed+N-1)
+            params = replace(params, temperature=self.best_of.temperature)
+        return params
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,10 +61,12 @@ class Variant:
             "k": self.k,
             "generation": dict(self.generation),
             **({"model": dict(self.model)} if self.model else {}),
+            **({"best_of": self.best_of.as_dict()} if self.best_of else {}),
         }
 
 
 def parse_variants(data: Any, *, where: str = "variants file") -> list[Variant]:
+    from chatbot.labelling.best_of import parse_best_of
     from prompts import PARTS
 
     if not isinstance(data, dict) or not isinstance(data.get("variants"), dict) or not data["variants"]:
@@ -65,7 +76,7 @@ def parse_variants(data: Any, *, where: str = "variants file") -> list[Variant]:
         spec = spec or {}
         if not isinstance(spec, dict):
             raise ConfigError(f"{where}: variant {name!r} must be a mapping")
-        unknown = set(spec) - {"description", "prompt", "retrieval", "generation", "model"}
+        unknown = set(spec) - {"description", "prompt", "retrieval", "generation", "model", "best_of"}
         if unknown:
             raise ConfigError(f"{where}: variant {name!r} has unknown keys {sorted(unknown)}")
         prompt = dict(spec.get("prompt") or {})
@@ -92,7 +103,16 @@ def parse_variants(data: Any, *, where: str = "variants file") -> list[Variant]:
                 f"{where}: variant {name!r}: `model` needs `engine` (llamacpp or transformers) and `path`"
             )
         own = {key: str(value) for key, value in model.items()}
-        out.append(Variant(str(name), str(spec.get("description", "")), prompt, k, generation, own))
+        best_of = None
+        if spec.get("best_of") is not None:
+            best_of = parse_best_of(spec["best_of"], variant=str(name), where=where)
+            if generation.get("grounding") == "extractive":
+                raise ConfigError(
+                    f"{where}: variant {name!r}: best_of needs a model's answers, and grounding extractive "
+                    "writes none: set generation grounding to free or checked"
+                )
+        description = str(spec.get("description", ""))
+        out.append(Variant(str(name), description, prompt, k, generation, own, best_of))
     return out
 
 
@@ -125,6 +145,11 @@ class VariantRunner:
         self.chain = chain
         self.variants = {v.name: v for v in variants}
         self._chains: dict[str, Chain] = {}
+        for v in variants:
+            if v.best_of:  # said now, not at the first question an annotator is served
+                from chatbot.labelling.best_of import reward_model_dir
+
+                reward_model_dir(chain.settings.models_dir, v.best_of, v.name)
 
     def chain_for(self, name: str) -> Chain:
         from chatbot.chain import Chain
@@ -141,13 +166,18 @@ class VariantRunner:
                     update={"engine": v.model["engine"], "model_path": Path(v.model["path"]).expanduser()}
                 )
                 engine = get_engine(gen, models_dir=settings.models_dir)
-            self._chains[name] = Chain(
-                settings,
-                retriever=base.retriever,
-                engine=engine,
-                variant=replace(base.variant, **v.prompt),
-                triage=base.triage,
-            )
+            shared: dict[str, Any] = {
+                "retriever": base.retriever,
+                "engine": engine,
+                "variant": replace(base.variant, **v.prompt),
+                "triage": base.triage,
+            }
+            if v.best_of:
+                from chatbot.labelling.best_of import BestOfChain
+
+                self._chains[name] = BestOfChain(settings, best_of=v.best_of, name=name, **shared)
+            else:
+                self._chains[name] = Chain(settings, **shared)
         return self._chains[name]
 
     def params_for(self, name: str) -> GenerationParams:

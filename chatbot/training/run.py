@@ -107,6 +107,8 @@ class Options:
     gguf_type: str = "f16"
     register: str | None = None
     like: str | None = None
+    best_of: int | None = None
+    """With `reward` and --register: the variant serves the best of this many answers."""
     progress: bool = True
 
     def validate(self) -> None:
@@ -118,10 +120,24 @@ class Options:
             raise TrainingError(
                 "KTO needs --batch-size 2 or more (its KL term compares answers within a batch)"
             )
-        if self.register and self.kind == "reward":
+        if self.register and self.kind == "reward" and not self.best_of:
             raise TrainingError(
-                "a reward model scores answers, it does not write them: --register works with dpo and kto"
+                "a reward model scores answers, it does not write them: register it as a best-of variant "
+                "with --best-of N (e.g. --register base+bo4 --best-of 4), or --register a dpo or kto run"
             )
+        if self.best_of is not None:
+            from chatbot.labelling.best_of import N_RANGE
+
+            if self.kind != "reward":
+                raise TrainingError(
+                    "--best-of picks answers with a reward model: use it with `medchat train reward`, "
+                    f"not {self.kind}"
+                )
+            if not self.register:
+                raise TrainingError("--best-of N needs --register NAME: the variant serving the best of N")
+            lo, hi = N_RANGE
+            if not lo <= self.best_of <= hi:
+                raise TrainingError(f"--best-of must be from {lo} to {hi}, not {self.best_of}")
         if self.resume and not self.name:
             raise TrainingError("--resume needs --name: the run whose checkpoints to continue from")
 
@@ -677,7 +693,23 @@ def _train_and_save(
             "peft": peft.__version__,
         },
     }
-    if opts.register:
+    if opts.register and opts.kind == "reward":
+        from chatbot.labelling.best_of import DEFAULT_TEMPERATURE
+        from chatbot.training.register import register_best_of
+
+        best_of = {"n": opts.best_of, "reward_model": name, "temperature": DEFAULT_TEMPERATURE}
+        where = register_best_of(
+            settings.prefs.variants_file,
+            opts.register,
+            best_of=best_of,
+            models_dir=settings.models_dir,
+            like=opts.like,
+            description=f"best of {opts.best_of} answers, chosen by reward model {name} "
+            f"(trained on {len(card['data']['train_judgment_ids'])} judgments)",
+        )
+        card["variant"], card["variants_file"] = opts.register, str(where)
+        echo(f"registered variant {opts.register!r} (best of {opts.best_of}, reward model {name}) in {where}")
+    elif opts.register:
         from chatbot.training.register import register_variant
 
         engine, path = ("llamacpp", files["gguf"]) if files.get("gguf") else ("transformers", files["merged"])

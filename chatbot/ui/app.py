@@ -373,7 +373,9 @@ def build_app(
         holding = False
         try:
             text = ""
-            yield "", history, "", "Finding the sources…"
+            # a best-of-N variant (admins only) shows nothing before all N answers are scored: say so
+            writing = (stream.status or "Writing the answer…") + " (Stop ends it)"
+            yield "", history, "", stream.status or "Finding the sources…"
             if not stream.emergency:
                 told = False
                 while not (holding := model_turns.acquire(timeout=0.2)) and not stopped.is_set():
@@ -385,7 +387,7 @@ def build_app(
                     break
                 text += piece
                 history[-1] = {"role": "assistant", "content": markdown_text(text, links=True)}
-                yield "", history, "", "Writing the answer… (Stop ends it)"
+                yield "", history, "", writing
         except MedchatError as e:
             yield failed(e)
             return

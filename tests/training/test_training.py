@@ -430,3 +430,93 @@ def test_ctrl_c_then_kill_mid_training_and_each_rerun_continues_from_the_last_ch
     assert card["metrics"]["steps"] == 10
     (rec,) = runs(filled)
     assert rec.status == "finished"
+
+
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven")
+
+
+class SeededCiting(FakeEngine):
+    """One reply per seed, as sampling gives: even seeds quote the first passage with its citation,
+    odd ones hedge; each names its seed in words (a figure no passage has would be flagged)."""
+
+    def stream(self, messages, params):
+        self.calls.append((list(messages), params))
+        said = self._default(messages) if params.seed % 2 == 0 else HEDGE
+        yield f"Answer {WORDS[params.seed]}. {said}"
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_best_of_variant_from_a_trained_reward_model(filled, settings, tmp_path, monkeypatch, embedder):
+    """`train reward --register base+bo4 --best-of 4`: a tiny reward model on the judgments, registered
+    as a best-of variant that answers through the engine; the answer is the best-scored candidate."""
+    from chatbot.cli import main
+
+    variants = _variants_file(tmp_path, settings)
+    monkeypatch.setenv("MEDCHAT_PREFS__VARIANTS_FILE", str(variants))
+    args = (
+        "train reward --name tiny-rm --max-steps 2 --lr 1e-3 --rank 2 --batch-size 2 --max-length 256 "
+        "--min-pairs 4 --eval-fraction 0.2 --register base+bo4 --best-of 4 --like patient-default "
+        "--no-progress"
+    )
+    result = CliRunner().invoke(main, args.split())
+    assert result.exit_code == 0, result.output
+    assert "registered variant 'base+bo4' (best of 4, reward model tiny-rm)" in result.output
+    (v,) = [v for v in load_variants(variants) if v.name == "base+bo4"]
+    assert v.best_of is not None and v.best_of.as_dict() == {
+        "n": 4,
+        "reward_model": "tiny-rm",
+        "temperature": 0.7,
+    }
+    assert not v.model and v.k == 4 and v.prompt  # patient-default's settings, the base model
+    from chatbot.settings import Settings
+
+    served = Settings()
+    engine = SeededCiting()
+    chain = Chain(served, retriever=open_retriever(served, embedder), engine=engine)
+    runner = VariantRunner(chain, load_variants(variants))
+    run = runner.run("base+bo4", "What INR is the target on warfarin?")
+    assert "Writing 4 answers" in run.stream.status
+    pieces = [p for p in run.stream if p]
+    answer = run.stream.answer
+    assert answer is not None and pieces == [answer.text]
+    best = answer.best_of
+    assert best["seeds"] == [0, 1, 2, 3] and [p.seed for _, p in engine.calls] == [0, 1, 2, 3]
+    assert {p.temperature for _, p in engine.calls} == {0.7}
+    assert len(set(best["candidates"])) == 4 and answer.text in best["candidates"]
+    scores = best["scores"]
+    assert len(scores) == 4 and all(math.isfinite(s) for s in scores) and len(set(scores)) > 1
+    assert best["chosen"] == scores.index(max(scores)) and answer.text == best["candidates"][best["chosen"]]
+    assert answer.timings["best_of_added_s"] > 0 and answer.timings["best_of_score_s"] > 0
+    assert run.params.temperature == 0.7  # what the store records as the variant's generation
+    # the batch (padded) scores each answer as the held-out scoring does, one at a time
+    from chatbot.labelling.best_of import get_scorer
+    from chatbot.training.scoring import reward_score
+
+    scorer = get_scorer(served.models_dir / "tiny-rm" / "merged")
+    assert scorer is get_scorer(served.models_dir / "tiny-rm" / "merged") and scorer.max_length == 256
+    prompt = [{"role": m.role, "content": m.content} for m in engine.calls[0][0]]
+    scorer.max_length = None  # whole prompts, as reward_score takes them
+    try:
+        batched = scorer(prompt, best["candidates"])
+    finally:
+        scorer.max_length = 256
+    one_by_one = [
+        reward_score(scorer.model, scorer.tokenizer, prompt, [{"role": "assistant", "content": c}])
+        for c in best["candidates"]
+    ]
+    assert batched == pytest.approx(one_by_one, abs=1e-4)
+
+
+def test_best_of_needs_a_reward_model_and_register_says_so(settings):
+    from chatbot.cli import main
+
+    for args, said in (
+        ("train reward --register x", "register it as a best-of variant with --best-of N"),
+        ("train dpo --register x --best-of 4", "use it with `medchat train reward`, not dpo"),
+        ("train reward --best-of 4", "--best-of N needs --register NAME"),
+    ):
+        result = CliRunner().invoke(main, [*args.split(), "--no-progress"])
+        assert result.exit_code == 1 and said in result.output and "Traceback" not in result.output, args
+    result = CliRunner().invoke(main, "train reward --register x --best-of 1 --no-progress".split())
+    assert result.exit_code == 2 and "2<=x<=16" in result.output
