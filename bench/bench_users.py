@@ -52,24 +52,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-ROUTINE = [
-    "What blood pressure counts as high?",
-    "How is asthma treated?",
-    "What should I avoid while taking warfarin?",
-    "What is a normal HbA1c for someone with diabetes?",
-    "What helps a migraine?",
-]
-EMERGENCIES = [
-    "My father has crushing chest pain and can't breathe",
-    "my wife's face is drooping and her speech is slurred",
-    "I took a whole bottle of paracetamol an hour ago",
-    "he collapsed and is not breathing",
-]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+# the same routine questions and emergency messages as the emergency-under-load benchmark
+from bench.bench_emergency_load import EMERGENCIES, ROUTINE, percentile  # noqa: E402
 
 
 def summary(values: list[float], scale: float = 1000.0, unit: str = "ms") -> dict[str, float]:
